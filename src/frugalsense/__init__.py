@@ -1,0 +1,1 @@
+"""frugalsense: vision, document and speech AI on a cheap CPU box, with a cost receipt on every answer."""

@@ -1,0 +1,54 @@
+"""One settings object, read from ``FRUGALSENSE_*`` environment variables (and CLI flags) when it is created.
+
+    >>> from frugalsense.settings import Settings
+    >>> s = Settings(data_dir="/tmp/fs-demo")
+    >>> s.model_dir.name
+    'models'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder: ``$XDG_DATA_HOME/frugalsense`` or ``~/.local/share/frugalsense``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "frugalsense"
+
+
+class Settings(BaseSettings):
+    """Everything frugalsense can be told. Created once at start-up and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="FRUGALSENSE_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="folder for the database and files")
+    model_cache: Path | None = Field(
+        default=None, description="folder for converted ONNX models (default: DATA_DIR/models)"
+    )
+    price_per_cpu_hour: float = Field(default=0.05, ge=0, description="USD per CPU-hour used for cost receipts")
+    threads: int = Field(default=1, ge=1, le=64, description="intra-op threads per model session")
+
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=60_000_000, gt=0, description="guard against decompression bombs")
+    max_pdf_pages: int = Field(default=50, gt=0)
+    pdf_dpi: int = Field(default=150, ge=36, le=600)
+    max_audio_seconds: float = Field(default=3 * 3600, gt=0)
+    video_frame_interval_s: float = Field(default=2.0, gt=0, description="seconds between sampled video frames")
+    max_video_frames: int = Field(default=300, gt=0)
+
+    @field_validator("data_dir", "model_cache", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def model_dir(self) -> Path:
+        """Where converted models live."""
+        return self.model_cache if self.model_cache is not None else self.data_dir / "models"
