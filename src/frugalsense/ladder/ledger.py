@@ -1,0 +1,119 @@
+"""The cost ledger: the code that spends CPU writes it into the request's receipt as it goes.
+
+    >>> meter = Meter(price_per_cpu_hour=0.05)
+    >>> with meter.stage("decode"):
+    ...     _ = sum(range(10_000))
+    >>> receipt = meter.receipt
+    >>> receipt.stages[0].stage, receipt.cpu_seconds >= 0
+    ('decode', True)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Clock", "CostReceipt", "Meter", "StageCost"]
+
+#: "thread": CPU time of the calling thread, right when the runtime computes in that thread (ONNX Runtime and
+#: OpenCV with one intra-op thread, dlib, Tesseract). "process": CPU time of the whole process, for runtimes that
+#: compute in threads of their own (CTranslate2); exact when requests do not overlap, an upper bound otherwise.
+Clock = Literal["thread", "process"]
+
+_CLOCKS = {"thread": time.thread_time, "process": time.process_time}
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """One metered stage of one request."""
+
+    stage: str
+    model: str | None
+    cpu_s: float
+    wall_ms: float
+    items: int = 1
+    clock: Clock = "thread"
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "model": self.model,
+            "cpu_s": round(self.cpu_s, 6),
+            "wall_ms": round(self.wall_ms, 3),
+            "items": self.items,
+            "clock": self.clock,
+            "note": self.note,
+        }
+
+
+@dataclass
+class CostReceipt:
+    """What a request cost: every stage, the CPU-seconds they add up to, and the price of those seconds."""
+
+    price_per_cpu_hour: float
+    stages: list[StageCost] = field(default_factory=list)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(s.cpu_s for s in self.stages)
+
+    @property
+    def wall_ms(self) -> float:
+        return sum(s.wall_ms for s in self.stages)
+
+    @property
+    def cost_usd(self) -> float:
+        return self.cpu_seconds / 3600.0 * self.price_per_cpu_hour
+
+    @property
+    def models(self) -> list[str]:
+        """Models used, in the order they first ran."""
+        return list(dict.fromkeys(s.model for s in self.stages if s.model))
+
+    def merge(self, other: CostReceipt) -> None:
+        self.stages.extend(other.stages)
+
+    def summary(self) -> str:
+        """One line, as the CLI prints it and the HTTP layer puts it in a header."""
+        return f"cpu_s={self.cpu_seconds:.4f}; usd={self.cost_usd:.8f}; stages={len(self.stages)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cpu_seconds": round(self.cpu_seconds, 6),
+            "wall_ms": round(self.wall_ms, 3),
+            "cost_usd": self.cost_usd,
+            "price_per_cpu_hour": self.price_per_cpu_hour,
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+
+class Meter:
+    """Measures stages into one receipt. Not shared between requests."""
+
+    def __init__(self, price_per_cpu_hour: float) -> None:
+        self.receipt = CostReceipt(price_per_cpu_hour=price_per_cpu_hour)
+
+    @contextmanager
+    def stage(
+        self, stage: str, model: str | None = None, *, items: int = 1, clock: Clock = "thread", note: str = ""
+    ) -> Iterator[None]:
+        cpu = _CLOCKS[clock]
+        cpu0, wall0 = cpu(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.receipt.stages.append(
+                StageCost(
+                    stage=stage,
+                    model=model,
+                    cpu_s=max(0.0, cpu() - cpu0),
+                    wall_ms=(time.perf_counter() - wall0) * 1000.0,
+                    items=items,
+                    clock=clock,
+                    note=note,
+                )
+            )

