@@ -63,7 +63,9 @@ def test_faces_found_where_the_labels_put_them(analyzer: Analyzer, eval_dir: Pat
         ("faces-detect/images", "dogs.jpg", 1),
     ],
 )
-def test_no_face_on_animals_and_objects(analyzer: Analyzer, eval_dir: Path, folder: str, name: str, most: int) -> None:
+def test_no_face_on_animals_and_objects(
+    analyzer: Analyzer, eval_dir: Path, folder: str, name: str, most: int
+) -> None:
     assert len(_faces(analyzer, eval_dir / folder / name)) <= most
 
 
@@ -89,7 +91,9 @@ def test_lfw_same_pairs_score_above_different_pairs(analyzer: Analyzer, eval_dir
             faces = _faces(analyzer, eval_dir / "faces-lfw" / "images" / file, embed=True)
             assert faces, f"no face found in {file}"
             # LFW's labelled face is the one nearest the centre of the 250x250 crop.
-            face = min(faces, key=lambda fc: abs(fc.box.x + fc.box.w / 2 - 125) + abs(fc.box.y + fc.box.h / 2 - 125))
+            face = min(
+                faces, key=lambda fc: abs(fc.box.x + fc.box.w / 2 - 125) + abs(fc.box.y + fc.box.h / 2 - 125)
+            )
             cache[file] = face.embedding
         return cache[file]
 

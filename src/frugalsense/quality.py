@@ -1,9 +1,11 @@
 """Quality measures shared by the tests, the benchmarks and calibration.
 
-    >>> levenshtein("kitten", "sitting")
-    3
-    >>> round(cer("TOTAL 12.50", "TOTAL 12.5O"), 3)
-    0.1
+>>> levenshtein("kitten", "sitting")
+3
+>>> round(cer("TOTAL 12.50", "TOTAL 12.5O"), 3)
+0.1
+>>> substring_distance("TOTAL", "SUBTOTAL12.50")
+0
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ __all__ = [
     "best_threshold_accuracy",
     "cer",
     "levenshtein",
+    "located_cer",
     "matched_line_cer",
     "normalise_ocr",
+    "substring_distance",
     "wer",
     "word_recall",
 ]
@@ -72,6 +76,55 @@ def matched_line_cer(predicted: Sequence[str], truth: Sequence[str]) -> tuple[in
             if best == 0:
                 break
         errors += best
+    return errors, chars
+
+
+def substring_distance(pattern: str, text: str) -> int:
+    """Fewest edits that turn `pattern` into some substring of `text` (free start and end in `text`)."""
+    if not pattern:
+        return 0
+    previous = [0] * (len(text) + 1)  # matching may start anywhere in text at no cost
+    for i, cp in enumerate(pattern, 1):
+        current = [i]
+        for j, ct in enumerate(text, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (cp != ct)))
+        previous = current
+    return min(previous)
+
+
+Quad = Sequence[tuple[float, float]]
+
+
+def _bounds(quad: Quad) -> tuple[float, float, float, float]:
+    xs = [p[0] for p in quad]
+    ys = [p[1] for p in quad]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def located_cer(predicted: Sequence[tuple[str, Quad]], truth: Sequence[tuple[str, Quad]]) -> tuple[int, int]:
+    """Errors and characters when each true item is read from the predicted lines that overlap its box.
+
+    The overlapping lines are joined left to right and the true text is matched against the best substring
+    of them, so an engine that splits a line into columns, or merges neighbouring words into one line, is
+    judged on what it read rather than on how it grouped it. Text is compared without case or spaces.
+    """
+    boxes = [(normalise_ocr(text), _bounds(quad)) for text, quad in predicted]
+    errors = chars = 0
+    for text, quad in truth:
+        t = normalise_ocr(text)
+        if not t:
+            continue
+        chars += len(t)
+        x0, y0, x1, y1 = _bounds(quad)
+        height = max(1.0, y1 - y0)
+        near = []
+        for p, (px0, py0, px1, py1) in boxes:
+            overlap_y = min(y1, py1) - max(y0, py0)
+            overlap_x = min(x1, px1) - max(x0, px0)
+            if p and overlap_y > 0.4 * min(height, py1 - py0) and overlap_x > 0:
+                near.append((px0, p))
+        joined = "".join(p for _, p in sorted(near))
+        errors += min(len(t), substring_distance(t, joined)) if joined else len(t)
     return errors, chars
 
 

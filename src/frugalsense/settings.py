@@ -1,9 +1,9 @@
 """One settings object, read from ``FRUGALSENSE_*`` environment variables (and CLI flags) when it is created.
 
-    >>> from frugalsense.settings import Settings
-    >>> s = Settings(data_dir="/tmp/fs-demo")
-    >>> s.model_dir.name
-    'models'
+>>> from frugalsense.settings import Settings
+>>> s = Settings(data_dir="/tmp/fs-demo")
+>>> s.model_dir.name
+'models'
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ def prepare_models(settings: Settings) -> Iterator[str]:
     for variant in (0, 1, 2):
         start = time.perf_counter()
         paths = convert_efficientnet_lite(variant, out)
-        yield f"efficientnet-lite{variant}: {', '.join(p.name for p in paths.values())} ({time.perf_counter() - start:.1f}s)"
+        names = ", ".join(p.name for p in paths.values())
+        yield f"efficientnet-lite{variant}: {names} ({time.perf_counter() - start:.1f}s)"
     start = time.perf_counter()
     paths = convert_minilm(out)
     yield f"minilm-l6-v2: {', '.join(p.name for p in paths.values())} ({time.perf_counter() - start:.1f}s)"

@@ -1,11 +1,11 @@
 """The cost ledger: the code that spends CPU writes it into the request's receipt as it goes.
 
-    >>> meter = Meter(price_per_cpu_hour=0.05)
-    >>> with meter.stage("decode"):
-    ...     _ = sum(range(10_000))
-    >>> receipt = meter.receipt
-    >>> receipt.stages[0].stage, receipt.cpu_seconds >= 0
-    ('decode', True)
+>>> meter = Meter(price_per_cpu_hour=0.05)
+>>> with meter.stage("decode"):
+...     _ = sum(range(10_000))
+>>> receipt = meter.receipt
+>>> receipt.stages[0].stage, receipt.cpu_seconds >= 0
+('decode', True)
 """
 
 from __future__ import annotations

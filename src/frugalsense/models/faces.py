@@ -81,8 +81,10 @@ class YuNetDetector(Model[Frame, list[Face]]):
             scale = min(1.0, side / longest)
             if i > 0 and scale >= 1.0 and min(1.0, self.scales[i - 1] / longest) >= 1.0:
                 break  # the earlier pass already saw the picture at full size
-            small = bgr if scale >= 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            rows = self._det.detect(small)
+            small = (
+                bgr if scale >= 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            )
+            rows = np.asarray(self._det.detect(small), np.float32)
             if len(rows):
                 rows = rows.copy()
                 rows[:, :14] /= scale
@@ -191,4 +193,6 @@ def _dlib_rect(dlib: Any, face: Face) -> Any:
     mouth_to_eyes = float(np.linalg.norm((pts[3] + pts[4]) / 2 - (pts[0] + pts[1]) / 2))
     side = max(2.2 * eye_dist, 2.0 * mouth_to_eyes, 8.0)
     half = side / 2
-    return dlib.rectangle(int(centre[0] - half), int(centre[1] - half), int(centre[0] + half), int(centre[1] + half))
+    return dlib.rectangle(
+        int(centre[0] - half), int(centre[1] - half), int(centre[0] + half), int(centre[1] + half)
+    )

@@ -47,7 +47,8 @@ def top_labels(probs: Probs, k: int = 5) -> list[Label]:
 def _softmax(logits: npt.NDArray[np.float32]) -> Probs:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    probs: Probs = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return probs
 
 
 class EfficientNetLite(Model[Frame, Probs]):

@@ -27,7 +27,7 @@ class OpenNSFW(Model[Frame, float]):
         runtime="onnxruntime",
         input_size="224x224 (resize 256, centre crop)",
         weights="open-nsfw.onnx",
-        reference="no public benchmark figure; Yahoo advises thresholds near 0.2 (likely safe) and 0.8 (likely NSFW)",
+        reference="no public benchmark figure; Yahoo suggests < 0.2 likely safe, > 0.8 likely NSFW",
         description="nsfw probability",
     )
 

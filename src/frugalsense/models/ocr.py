@@ -104,7 +104,10 @@ class Tesseract(Model[Frame, list[TextLine]]):
             iterator = self._api.GetIterator()
             if iterator is not None:
                 for item in self._tesserocr.iterate_level(iterator, level):
-                    text = (item.GetUTF8Text(level) or "").strip()
+                    try:
+                        text = (item.GetUTF8Text(level) or "").strip()
+                    except RuntimeError:  # tesserocr raises on a block that holds no text
+                        continue
                     box = item.BoundingBox(level)
                     if not text or box is None:
                         continue
@@ -133,7 +136,7 @@ class TextGate(Model[Frame, float]):
         runtime="onnxruntime",
         input_size="longest side 320 px",
         weights="models/ch_PP-OCRv4_det_infer.onnx",
-        reference="gate quality is measured by bench/models.py (recall on text pictures, share of textless photos)",
+        reference="measured by bench/models.py: recall on receipts and forms, pass rate on portraits",
         description="probability-like score that the picture contains text",
     )
     side = 320
@@ -144,7 +147,9 @@ class TextGate(Model[Frame, float]):
         from frugalsense.models.base import package_file
         from frugalsense.runtimes import open_session
 
-        path = package_file("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", distribution=self.card.package)
+        path = package_file(
+            "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", distribution=self.card.package
+        )
         self._session = open_session("onnxruntime", path, threads=self.settings.threads)
         self._input = self._session.input_names[0]
 
@@ -156,8 +161,8 @@ class TextGate(Model[Frame, float]):
 
         scale = self.side / max(frame.width, frame.height)
         # The detector downsamples by 32: round both sides to a multiple of it.
-        w = max(32, int(round(frame.width * scale / 32)) * 32)
-        h = max(32, int(round(frame.height * scale / 32)) * 32)
+        w = max(32, round(frame.width * scale / 32) * 32)
+        h = max(32, round(frame.height * scale / 32) * 32)
         small = np.asarray(Image.fromarray(frame.pixels).resize((w, h), Image.Resampling.BILINEAR), np.float32)
         x = ((small[:, :, ::-1] / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
         prob = np.asarray(self._session.run({self._input: np.ascontiguousarray(x, np.float32)})[0])[0, 0]

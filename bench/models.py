@@ -1,0 +1,393 @@
+"""Every model in the zoo, measured here: load time, CPU-ms per item, peak RSS, and quality on ../shared/eval.
+
+    python bench/models.py            # the whole table (about 15 minutes on 2 cores)
+    python bench/models.py --quick    # every 4th item of the large sets
+    python bench/models.py --only sface-int8,yunet-int8
+
+Each model runs in a child process of its own, so its load time and peak RSS are its own (the RSS includes the
+Python interpreter and numpy, about 60 MB). CPU-ms is the median over items, measured with the clock the
+model's runtime computes on (thread CPU time, or process CPU time for CTranslate2), one intra-op thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+
+import _data
+from frugalsense.analyze import Analyzer
+from frugalsense.ladder.ledger import Meter
+from frugalsense.media import load
+from frugalsense.models.faces import cosine
+from frugalsense.quality import best_threshold_accuracy, located_cer, wer, word_recall
+from frugalsense.settings import Settings
+
+BORDERLINE = {"bikini", "bra", "one-piece bathing suit", "swim trunks / shorts", "miniskirt", "sarong"}
+
+Result = dict[str, Any]
+
+
+def _stride(quick: bool) -> int:
+    return 4 if quick else 1
+
+
+def _cpu(clock: str) -> Callable[[], float]:
+    return time.process_time if clock == "process" else time.thread_time
+
+
+def _timed(model: Any, batch: list[Any]) -> tuple[list[Any], float]:
+    clock = _cpu(model.clock)
+    start = clock()
+    out = model.predict(batch)
+    return out, (clock() - start) * 1000.0
+
+
+def _central_face(analyzer: Analyzer, path: Path) -> tuple[np.ndarray, Any] | None:
+    frame = load(path, analyzer.settings).frames[0]
+    faces = analyzer.faces(frame, Meter(0.05), embed=False)
+    if not faces:
+        return None
+    cx, cy = frame.width / 2, frame.height / 2
+    face = min(faces, key=lambda f: abs(f.box.x + f.box.w / 2 - cx) + abs(f.box.y + f.box.h / 2 - cy))
+    return frame.bgr(), face
+
+
+def bench_detector(analyzer: Analyzer, name: str, quick: bool) -> Result:
+    model = analyzer.zoo.get(name)
+    found = total = false_alarms = 0
+    times = []
+    for path, boxes in _data.face_boxes().items():
+        frame = load(path, analyzer.settings).frames[0]
+        (faces,), ms = _timed(model, [frame])
+        times.append(ms)
+        used: set[int] = set()
+        for x, y, w, h in boxes:
+            for i, f in enumerate(faces):
+                b = f.box
+                if i not in used and b.x <= x + w / 2 <= b.x + b.w and b.y <= y + h / 2 <= b.y + b.h:
+                    used.add(i)
+                    found += 1
+                    break
+        total += len(boxes)
+        false_alarms += len(faces) - len(used)
+    for pair in _data.lfw_pairs()[:: 6 * _stride(quick)]:
+        frame = load(pair.a, analyzer.settings).frames[0]
+        times.append(_timed(model, [frame])[1])
+    return {
+        "quality": f"faces-detect recall {found}/{total} = {found / total:.3f}, {false_alarms} false alarms",
+        "cpu_ms": statistics.median(times),
+        "items": len(times),
+    }
+
+
+def _verification(analyzer: Analyzer, name: str, pairs: list[_data.Pair]) -> tuple[float, float, int, float]:
+    model = analyzer.zoo.get(name)
+    cache: dict[Path, Any] = {}
+    times = []
+
+    def vec(path: Path) -> Any:
+        if path not in cache:
+            found = _central_face(analyzer, path)
+            if found is None:
+                cache[path] = None
+            else:
+                (v,), ms = _timed(model, [found])
+                times.append(ms)
+                cache[path] = v
+        return cache[path]
+
+    scores, labels, missed = [], [], 0
+    for p in pairs:
+        a, b = vec(p.a), vec(p.b)
+        if a is None or b is None:
+            missed += 1
+            scores.append(-1.0)  # a pair without a face counts as "different"
+        else:
+            scores.append(cosine(a, b))
+        labels.append(p.same)
+    accuracy, threshold = best_threshold_accuracy(scores, labels)
+    return accuracy, threshold, missed, statistics.median(times)
+
+
+def bench_embedder(analyzer: Analyzer, name: str, quick: bool) -> Result:
+    pairs = _data.lfw_pairs()[:: _stride(quick)]
+    accuracy, threshold, missed, ms = _verification(analyzer, name, pairs)
+    out: Result = {
+        "quality": (
+            f"LFW fold 1: {accuracy * 100:.2f}% at cosine {threshold:.3f} "
+            f"({len(pairs)} pairs, {missed} without a face)"
+        ),
+        "cpu_ms": ms,
+        "items": len(pairs),
+    }
+    if name == "sface-int8":
+        detector = analyzer.zoo.get(analyzer.pipeline.face_detector)
+        embedder = analyzer.zoo.get(name)
+        totals = []
+        for pair in pairs[:: max(1, 300 // len(pairs) * 0 + 3)]:
+            frame = load(pair.a, analyzer.settings).frames[0]
+            start = time.thread_time()
+            faces = detector.predict([frame])[0]
+            embedder.predict([(frame.bgr(), f) for f in faces])
+            totals.append((time.thread_time() - start) * 1000.0)
+        out["extra"] = f"detect + align + embed per LFW image: {statistics.median(totals):.1f} CPU-ms"
+    return out
+
+
+def bench_labels(analyzer: Analyzer, name: str, quick: bool) -> Result:
+    model = analyzer.zoo.get(name)
+    top1 = top5 = 0
+    times = []
+    items = _data.imagenet_sample()[:: _stride(quick)]
+    for path, truth in items:
+        frame = load(path, analyzer.settings).frames[0]
+        (probs,), ms = _timed(model, [frame])
+        times.append(ms)
+        order = np.argsort(-probs)[:5]
+        top1 += int(order[0] == truth)
+        top5 += int(truth in order)
+    n = len(items)
+    return {
+        "quality": f"ImageNet sample top-1 {top1 / n * 100:.1f}%, top-5 {top5 / n * 100:.1f}% ({n} images)",
+        "cpu_ms": statistics.median(times),
+        "items": n,
+    }
+
+
+def bench_moderation(analyzer: Analyzer, name: str, quick: bool) -> Result:
+    from frugalsense.models.labels import imagenet_names
+
+    model = analyzer.zoo.get(name)
+    names = imagenet_names()
+    threshold = analyzer.pipeline.nsfw_threshold
+    benign = flagged_benign = borderline = flagged_borderline = 0
+    times = []
+    for path, truth in _data.imagenet_sample()[:: _stride(quick)]:
+        frame = load(path, analyzer.settings).frames[0]
+        (score,), ms = _timed(model, [frame])
+        times.append(ms)
+        if names[truth] in BORDERLINE:
+            borderline += 1
+            flagged_borderline += score >= threshold
+        else:
+            benign += 1
+            flagged_benign += score >= threshold
+    return {
+        "quality": (
+            f"false positives on benign ImageNet photos {flagged_benign}/{benign}; "
+            f"borderline (swimwear, underwear) flagged {flagged_borderline}/{borderline} at {threshold}"
+        ),
+        "cpu_ms": statistics.median(times),
+        "items": benign + borderline,
+    }
+
+
+def bench_text_gate(analyzer: Analyzer, name: str, quick: bool) -> Result:
+    model = analyzer.zoo.get(name)
+    threshold = analyzer.pipeline.text_gate_threshold
+    times = []
+    text_open = text_total = 0
+    for image, _, _ in list(_data.sroie())[:: 2 * _stride(quick)]:
+        (score,), ms = _timed(model, load(image, analyzer.settings).frames)
+        times.append(ms)
+        text_total += 1
+        text_open += score >= threshold
+    for image, _, _ in list(_data.funsd())[:: 4 * _stride(quick)]:
+        (score,), ms = _timed(model, load(image, analyzer.settings).frames)
+        times.append(ms)
+        text_total += 1
+        text_open += score >= threshold
+    photo_open = photo_total = 0
+    for pair in _data.lfw_pairs()[:: 3 * _stride(quick)]:
+        (score,), ms = _timed(model, load(pair.a, analyzer.settings).frames)
+        times.append(ms)
+        photo_total += 1
+        photo_open += score >= threshold
+    return {
+        "quality": (
+            f"opens on {text_open}/{text_total} receipts and forms; on {photo_open}/{photo_total} LFW portraits "
+            f"(threshold {threshold})"
+        ),
+        "cpu_ms": statistics.median(times),
+        "items": len(times),
+    }
+
+
+def bench_ocr(analyzer: Analyzer, name: str, quick: bool) -> Result:
+    model = analyzer.zoo.get(name)
+    parts = []
+    times = []
+    for label, rows in (("SROIE lines", list(_data.sroie())), ("FUNSD words", list(_data.funsd()))):
+        errors = chars = found = words = 0
+        for image, truth, _ in rows[:: 2 * _stride(quick)]:
+            (lines,), ms = _timed(model, load(image, analyzer.settings).frames)
+            times.append(ms)
+            e, c = located_cer([(line.text, line.quad) for line in lines], truth)
+            errors, chars = errors + e, chars + c
+            f, w = word_recall(" ".join(line.text for line in lines), [t for t, _ in truth])
+            found, words = found + f, words + w
+        n = len(rows[:: 2 * _stride(quick)])
+        parts.append(f"{label}: CER {errors / chars:.3f}, word recall {found / words:.3f} ({n} pages)")
+    return {"quality": "; ".join(parts), "cpu_ms": statistics.median(times), "items": len(times)}
+
+
+def bench_text_embedding(analyzer: Analyzer, name: str, quick: bool) -> Result:
+    model = analyzer.zoo.get(name)
+    lines = [text for _, truth, _ in list(_data.sroie())[:10] for text, _ in truth][:: _stride(quick)]
+    times = [_timed(model, [line])[1] for line in lines]
+    a, b, c = model.predict(["a receipt from a hardware store", "invoice from the tool shop", "a cat on a sofa"])
+    return {
+        "quality": f"cos(receipt, invoice) {float(a @ b):.2f} vs cos(receipt, cat) {float(a @ c):.2f}",
+        "cpu_ms": statistics.median(times),
+        "items": len(times),
+    }
+
+
+SENTENCES = (
+    "Please send the invoice for the blue chairs before Monday.",
+    "The delivery van will arrive at the back door around ten o'clock.",
+    "We need three more boxes of printer paper and some black ink.",
+    "Call the plumber about the leaking pipe in the kitchen.",
+    "The customer asked for a refund on the broken lamp.",
+    "Our shop opens at nine in the morning and closes at six.",
+)
+
+
+def bench_speech(analyzer: Analyzer, name: str, quick: bool) -> Result:
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        return {"quality": "espeak-ng missing: no clips to transcribe", "cpu_ms": float("nan"), "items": 0}
+    model = analyzer.zoo.get(name)
+    errors, per_second = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, sentence in enumerate(SENTENCES):
+            clip = Path(tmp) / f"{i}.wav"
+            subprocess.run([espeak, "-v", "en-us", "-s", "150", "-w", str(clip), sentence], check=True)
+            audio = load(clip, analyzer.settings).audio
+            assert audio is not None
+            (transcript,), ms = _timed(model, [audio])
+            errors.append(wer(transcript.text, sentence))
+            per_second.append(ms / audio.duration_s)
+    return {
+        "quality": f"WER {statistics.mean(errors):.3f} on {len(SENTENCES)} espeak-ng sentences",
+        "cpu_ms": statistics.median(per_second),
+        "unit": "per audio second",
+        "items": len(SENTENCES),
+    }
+
+
+BENCHES: dict[str, Callable[[Analyzer, str, bool], Result]] = {
+    "yunet-int8": bench_detector,
+    "sface-int8": bench_embedder,
+    "dlib-resnet": bench_embedder,
+    **{f"efficientnet-lite{v}-{p}": bench_labels for v in (0, 1, 2) for p in ("fp32", "int8")},
+    "opennsfw": bench_moderation,
+    "text-gate": bench_text_gate,
+    "ppocr-v4": bench_ocr,
+    "tesseract-eng": bench_ocr,
+    "minilm-l6-v2": bench_text_embedding,
+    "whisper-tiny-en": bench_speech,
+}
+
+PHOTO_FEATURES = ("faces", "labels", "moderation")
+
+
+def bench_analyze_photo(analyzer: Analyzer, quick: bool) -> Result:
+    """`analyze` of one photo with faces, labels and moderation: median receipt CPU after warm-up."""
+    photos = [p.a for p in _data.lfw_pairs()[:: 10 * _stride(quick)]] + [
+        p for p, _ in _data.imagenet_sample()[:: 10 * _stride(quick)]
+    ]
+    analyzer.analyze(photos[0], PHOTO_FEATURES)
+    cpu = [analyzer.analyze(p, PHOTO_FEATURES).receipt.cpu_seconds * 1000 for p in photos]
+    return {"cpu_ms": statistics.median(cpu), "p95_ms": float(np.percentile(cpu, 95)), "items": len(cpu)}
+
+
+def worker(name: str, quick: bool) -> Result:
+    settings = Settings()
+    analyzer = Analyzer(settings)
+    if name == "analyze-photo":
+        return bench_analyze_photo(analyzer, quick) | {"rss_mb": _rss_mb()}
+    if name == "all-image-models":
+        for model in (
+            "yunet-int8", "sface-int8", "dlib-resnet", "opennsfw", "text-gate", "ppocr-v4", "tesseract-eng",
+            *(f"efficientnet-lite{v}-{p}" for v in (0, 1, 2) for p in ("fp32", "int8")),
+        ):  # fmt: skip
+            analyzer.zoo.get(model).load()
+        return {"rss_mb": _rss_mb(), "models": analyzer.zoo.loaded()}
+    model = analyzer.zoo.get(name)
+    start = time.perf_counter()
+    model.load()
+    load_s = time.perf_counter() - start
+    result = BENCHES[name](analyzer, name, quick)
+    return result | {"load_s": load_s, "rss_mb": _rss_mb()}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _run_child(name: str, quick: bool) -> Result:
+    command = [sys.executable, __file__, "--worker", name] + (["--quick"] if quick else [])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", help="comma-separated model names")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.quick)))
+        return
+    names = args.only.split(",") if args.only else list(BENCHES)
+    results: dict[str, Result] = {}
+    print("| model | load s | CPU-ms / item | peak RSS MB | quality on ../shared/eval |")
+    print("|---|---:|---:|---:|---|")
+    for name in names:
+        r = _run_child(name, args.quick)
+        results[name] = r
+        if "error" in r:
+            print(f"| {name} | - | - | - | ERROR {r['error']} |", flush=True)
+            continue
+        unit = f" {r['unit']}" if "unit" in r else ""
+        quality = r["quality"] + (f"; {r['extra']}" if "extra" in r else "")
+        print(
+            f"| {name} | {r['load_s']:.2f} | {r['cpu_ms']:.1f}{unit} | {r['rss_mb']:.0f} | {quality} |", flush=True
+        )
+    if not args.only:
+        photo = _run_child("analyze-photo", args.quick)
+        everything = _run_child("all-image-models", args.quick)
+        results["analyze-photo"], results["all-image-models"] = photo, everything
+        print()
+        if "error" not in photo:
+            print(
+                f"analyze (faces + labels + moderation) of one photo: median {photo['cpu_ms']:.1f} CPU-ms, "
+                f"p95 {photo['p95_ms']:.1f} over {photo['items']} photos after warm-up"
+            )
+        if "error" not in everything:
+            print(f"all image models loaded in one process: peak RSS {everything['rss_mb']:.0f} MB")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
