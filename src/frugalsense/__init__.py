@@ -13,17 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Analyzer", "Settings", "__version__", "analyze", "errors"]
+__all__ = ["Analyzer", "AsyncClient", "Client", "Settings", "__version__", "analyze", "errors"]
 
 if TYPE_CHECKING:
     from frugalsense import errors
     from frugalsense.analyze import Analyzer, analyze
+    from frugalsense.client import AsyncClient, Client
     from frugalsense.settings import Settings
 
 _LAZY = {
     "Analyzer": ("frugalsense.analyze", "Analyzer"),
     "analyze": ("frugalsense.analyze", "analyze"),
     "Settings": ("frugalsense.settings", "Settings"),
+    "Client": ("frugalsense.client", "Client"),
+    "AsyncClient": ("frugalsense.client", "AsyncClient"),
     "errors": ("frugalsense.errors", None),
 }
 

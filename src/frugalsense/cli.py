@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from frugalsense.errors import FrugalsenseError, InputError
+from frugalsense.errors import FrugalsenseError, InputError, InvalidRequestError
 
 __all__ = ["main"]
 
@@ -87,6 +87,74 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(args: argparse.Namespace) -> Any:
+    from frugalsense.store import DB_FILENAME, SQLiteStore
+
+    return SQLiteStore(_settings(args).data_dir / DB_FILENAME)
+
+
+def first_admin_key(store: Any) -> str | None:
+    """On a store with no keys at all: make tenant "default" and an admin key, and return it (shown once)."""
+    tenants = store.list_tenants()
+    if any(store.list_api_keys(t.id) for t in tenants):
+        return None
+    tenant = next((t for t in tenants if t.name == "default"), None) or store.create_tenant("default")
+    return str(store.create_api_key(tenant.id, "first admin key", "admin").key)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from frugalsense.api import create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v}
+    settings = _settings(args).model_copy(update=overrides)
+    store = _store(args)
+    try:
+        key = first_admin_key(store)
+    finally:
+        store.close()
+    print(f"frugalsense {__import__('frugalsense').__version__}: data in {settings.data_dir}")
+    if key:
+        print("First start: an admin key for tenant 'default' was created. It is shown once; keep it safe:")
+        print(f"    {key}")
+    else:
+        print("Make an API key with: frugalsense keys create NAME [--tenant TENANT] [--admin]")
+    print(f"Listening on http://{settings.host}:{settings.port}  (API docs at /docs)", flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        tenants = {t.name: t for t in store.list_tenants()}
+        if args.action == "create":
+            tenant = tenants.get(args.tenant) or store.create_tenant(args.tenant)
+            new = store.create_api_key(tenant.id, args.name or "key", "admin" if args.admin else "user")
+            print(json.dumps(new.to_dict(), indent=2) if args.json else new.key)
+        elif args.action == "list":
+            rows = [k.to_dict() | {"tenant": t.name} for t in tenants.values() for k in store.list_api_keys(t.id)]
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            for row in [] if args.json else rows:
+                state = "revoked" if row.get("revoked_at") else "active"
+                print(f"{row['id']:<24} {row['tenant']:<16} {row['role']:<6} {state:<8} {row['name']}")
+        else:
+            if not args.name:
+                raise InvalidRequestError("say which key: frugalsense keys revoke KEY_ID")
+            for tenant in tenants.values():
+                if any(k.id == args.name for k in store.list_api_keys(tenant.id)):
+                    store.revoke_api_key(tenant.id, args.name)
+                    print(f"revoked {args.name}")
+                    break
+            else:
+                raise InvalidRequestError(f"no key with id {args.name}; see frugalsense keys list")
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frugalsense", description=__doc__)
     parser.add_argument("--data-dir", help="data folder (FRUGALSENSE_DATA_DIR)")
@@ -106,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["list", "prepare"], default="list")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("serve", help="run the HTTP API (FastAPI on uvicorn)")
+    p.add_argument("--host", help="address (FRUGALSENSE_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (FRUGALSENSE_PORT, default 8000)")
+    p.add_argument("--workers", type=int, help="inference threads (FRUGALSENSE_WORKERS)")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("keys", help="create, list or revoke API keys")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?", help="key name (create) or key id (revoke)")
+    p.add_argument("--tenant", default="default", help="tenant name (created if new)")
+    p.add_argument("--admin", action="store_true", help="an admin key (can manage the tenant's keys)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_keys)
 
     p = sub.add_parser("samples", help="write sample inputs (a photo, a receipt, a PDF, a voice note)")
     p.add_argument("folder", nargs="?", default="samples")

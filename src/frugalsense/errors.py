@@ -14,12 +14,17 @@ Every message says what went wrong and what to do about it.
     ├── ModelError                  a model cannot be used (HTTP 503, CLI exit 3)
     │   ├── ModelUnavailableError   its package is not installed or its weights are missing
     │   └── ModelConversionError    converting shipped weights to ONNX failed its reference check
-    └── ConfigurationError          a setting or profile is invalid (CLI exit 3)
+    ├── ConfigurationError          a setting or profile is invalid (CLI exit 3)
+    └── ServiceError                the HTTP client's view of faults at the service's edge
+        ├── AuthenticationError     no key, an unknown or revoked key, or not an admin key (401, 403)
+        ├── RateLimitedError        over the key's request rate (429)
+        └── OverloadedError         the server is busy or not ready (503), retry shortly
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
     "CorruptInputError",
     "EmptyInputError",
@@ -31,6 +36,9 @@ __all__ = [
     "ModelError",
     "ModelUnavailableError",
     "NotFoundError",
+    "OverloadedError",
+    "RateLimitedError",
+    "ServiceError",
     "UnsupportedFormatError",
 ]
 
@@ -86,3 +94,35 @@ class ModelConversionError(ModelError):
 
 class ConfigurationError(FrugalsenseError):
     code = "configuration_error"
+
+
+class ServiceError(FrugalsenseError):
+    code = "service_error"
+
+    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class AuthenticationError(ServiceError):
+    code = "unauthorized"
+
+
+class RateLimitedError(ServiceError):
+    code = "rate_limited"
+
+
+class OverloadedError(ServiceError):
+    code = "overloaded"
+
+
+def error_for_code(code: str) -> type[FrugalsenseError]:
+    """The error class the service meant by a problem's `code` (used by the HTTP client)."""
+    stack: list[type[FrugalsenseError]] = [FrugalsenseError]
+    while stack:
+        cls = stack.pop()
+        if cls.code == code:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return {"forbidden": AuthenticationError, "not_ready": OverloadedError}.get(code, FrugalsenseError)

@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(default=3 * 3600, gt=0)
     video_frame_interval_s: float = Field(default=2.0, gt=0, description="seconds between sampled video frames")
     max_video_frames: int = Field(default=300, gt=0)
+    keep_face_crops: bool = Field(
+        default=True, description="store a small JPEG of each stored face next to its embedding (DATA_DIR/crops)"
+    )
+
+    host: str = Field(default="127.0.0.1", description="address `frugalsense serve` listens on")
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=2, ge=1, le=64, description="inference threads of the server")
+    queue: int = Field(default=64, ge=0, description="requests that may wait for a worker before 503")
+    rate_per_key: float = Field(default=20.0, ge=0, description="requests per second per API key (0: no limit)")
+    rate_burst: int = Field(default=40, ge=1)
+    batch_window_ms: float = Field(default=0.0, ge=0, le=100, description="wait this long to batch requests")
+    max_batch: int = Field(default=8, ge=1, le=256)
 
     @field_validator("data_dir", "model_cache", mode="after")
     @classmethod

