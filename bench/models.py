@@ -2,7 +2,7 @@
 
     python bench/models.py            # the whole table (about 15 minutes on 2 cores)
     python bench/models.py --quick    # every 4th item of the large sets
-    python bench/models.py --only sface-int8,yunet-int8
+    python bench/models.py --only sface,yunet-int8
 
 Each model runs in a child process of its own, so its load time and peak RSS are its own (the RSS includes the
 Python interpreter and numpy, about 60 MB). CPU-ms is the median over items, measured with the clock the
@@ -134,7 +134,7 @@ def bench_embedder(analyzer: Analyzer, name: str, quick: bool) -> Result:
         "cpu_ms": ms,
         "items": len(pairs),
     }
-    if name == "sface-int8":
+    if name == "sface":
         detector = analyzer.zoo.get(analyzer.pipeline.face_detector)
         embedder = analyzer.zoo.get(name)
         totals = []
@@ -292,7 +292,7 @@ def bench_speech(analyzer: Analyzer, name: str, quick: bool) -> Result:
 
 BENCHES: dict[str, Callable[[Analyzer, str, bool], Result]] = {
     "yunet-int8": bench_detector,
-    "sface-int8": bench_embedder,
+    "sface": bench_embedder,
     "dlib-resnet": bench_embedder,
     **{f"efficientnet-lite{v}-{p}": bench_labels for v in (0, 1, 2) for p in ("fp32", "int8")},
     "opennsfw": bench_moderation,
@@ -323,7 +323,7 @@ def worker(name: str, quick: bool) -> Result:
         return bench_analyze_photo(analyzer, quick) | {"rss_mb": _rss_mb()}
     if name == "all-image-models":
         for model in (
-            "yunet-int8", "sface-int8", "dlib-resnet", "opennsfw", "text-gate", "ppocr-v4", "tesseract-eng",
+            "yunet-int8", "sface", "dlib-resnet", "opennsfw", "text-gate", "ppocr-v4", "tesseract-eng",
             *(f"efficientnet-lite{v}-{p}" for v in (0, 1, 2) for p in ("fp32", "int8")),
         ):  # fmt: skip
             analyzer.zoo.get(model).load()

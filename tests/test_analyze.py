@@ -127,7 +127,7 @@ def test_models_list_shows_every_card(tmp_path: Path, model_dir: Path) -> None:
     done = _cli("models", "--json", data_dir=tmp_path, model_dir=model_dir)
     cards = json.loads(done.stdout)
     names = {c["name"] for c in cards}
-    assert {"yunet-int8", "sface-int8", "dlib-resnet", "opennsfw", "ppocr-v4", "tesseract-eng"} <= names
+    assert {"yunet-int8", "sface", "dlib-resnet", "opennsfw", "ppocr-v4", "tesseract-eng"} <= names
     assert {"whisper-tiny-en", "minilm-l6-v2", "efficientnet-lite0-int8", "efficientnet-lite2-fp32"} <= names
     for card in cards:
         assert card["package_version"], f"{card['name']}: weights package {card['package']} not installed"

@@ -52,7 +52,8 @@ def test_the_whole_story_through_the_client(server: Server, photos: dict[str, Pa
         assert found["faces"][0]["candidates"][0]["similarity"] > found["threshold"]
 
         two = fs.identify(staff["id"], photos["both"])
-        assert sorted(f["decision"] for f in two["faces"]) == sorted([obama["id"], biden["id"]])
+        decisions = [f["decision"] for f in two["faces"]]  # a third face in the background stays unknown
+        assert obama["id"] in decisions and biden["id"] in decisions
 
         stranger = fs.identify(staff["id"], photos["stranger"])
         assert [f["decision"] for f in stranger["faces"]] == ["unknown"]
@@ -74,12 +75,12 @@ def test_the_whole_story_through_the_client(server: Server, photos: dict[str, Pa
 
         # Search back finds sightings; deleting Biden erases his faces everywhere.
         hits = fs.search_faces(photos["biden2"])
-        assert any(m["person_id"] == biden["id"] for face in hits["faces"] for m in face["matches"])
+        assert any(m["person_id"] == biden["id"] for m in hits["matches"])
         fs.delete_person(biden["id"])
         with pytest.raises(NotFoundError):
             fs.get_person(biden["id"])
         hits = fs.search_faces(photos["biden2"])
-        assert not any(m["person_id"] == biden["id"] for face in hits["faces"] for m in face["matches"])
+        assert not any(m["person_id"] == biden["id"] for m in hits["matches"])
         who = fs.identify(staff["id"], photos["biden2"], keep=False)
         assert all(f["decision"] != biden["id"] for f in who["faces"])
 
@@ -141,7 +142,7 @@ def test_tenants_cannot_see_or_touch_each_other(server: Server, photos: dict[str
     assert b.get("/v1/clusters", params={"min_size": 1}).json()["clusters"] == []
     assert all(k["name"] != "a-user" for k in b.get("/v1/keys").json()["keys"])
     searched = b.post("/v1/faces/search", **upload).json()  # type: ignore[arg-type]
-    assert all(face["matches"] == [] for face in searched["faces"])
+    assert searched["matches"] == []
     # Tenant A still has everything.
     assert a.get(f"/v1/persons/{person['id']}").status_code == 200
     assert a.get(f"/v1/faces/{face['id']}").status_code == 200

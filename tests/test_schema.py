@@ -20,16 +20,19 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterato
 
 
 def test_no_server_errors_for_any_generated_request(server: Server) -> None:
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, given, settings
 
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     failures: list[str] = []
+    calls = 0
     for operation in schema.get_all_operations():
         op = operation.ok()
 
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        @schemathesis.given(case=op.as_strategy())
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=op.as_strategy())
         def check(case: object) -> None:
+            nonlocal calls
+            calls += 1
             response = case.call(headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=60)  # type: ignore[attr-defined]
             if response.status_code >= 500:
                 failures.append(
@@ -37,4 +40,5 @@ def test_no_server_errors_for_any_generated_request(server: Server) -> None:
                 )  # type: ignore[attr-defined]
 
         check()
+    assert calls >= 100, f"only {calls} generated requests were sent"
     assert not failures, "\n".join(failures[:20])

@@ -41,7 +41,7 @@ class Pipeline:
     """Which model serves each step. The cost engine's profiles choose these; here are the defaults."""
 
     face_detector: str = "yunet-int8"
-    face_embedder: str = "sface-int8"
+    face_embedder: str = "sface"
     labeler: str = "efficientnet-lite0-int8"
     moderator: str = "opennsfw"
     text_gate: str = "text-gate"

@@ -71,7 +71,10 @@ class MetricsMiddleware:
 
 
 def _route_template(scope: dict[str, Any] | Any) -> str:
-    """The route's path template (`/v1/persons/{person_id}`), so ids do not explode the label set."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"
+    """The matched route's path with ids put back as `{name}`, so ids do not explode the label set."""
+    if scope.get("route") is None:
+        return "unmatched"
+    path = str(scope.get("path", ""))
+    for name, value in (scope.get("path_params") or {}).items():
+        path = path.replace(f"/{value}", f"/{{{name}}}", 1)
+    return path

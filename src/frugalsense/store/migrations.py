@@ -1,0 +1,143 @@
+"""Schema migrations: plain functions, applied in order at open and recorded in the ``migrations`` table.
+
+Add a migration by appending a function decorated with ``@migration``; never edit one that has shipped.
+
+    >>> import sqlite3
+    >>> conn = sqlite3.connect(":memory:", isolation_level=None)
+    >>> apply_migrations(conn)
+    ['m001_initial']
+    >>> apply_migrations(conn)
+    []
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+__all__ = ["MIGRATIONS", "applied_migrations", "apply_migrations", "migration"]
+
+Migration = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register a migration; they run in the order they are declared."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    return [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY rowid")]
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet recorded, each in its own transaction; returns the names applied.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) so the transactions here are the only ones.
+    """
+    done = set(applied_migrations(conn))
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        # IMMEDIATE takes the write lock first, so two processes opening a new file do not both migrate it.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (fn.__name__,)).fetchone() is None:
+                fn(conn)
+                conn.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                    (fn.__name__, datetime.now(UTC).isoformat(timespec="seconds")),
+                )
+                applied.append(fn.__name__)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return applied
+
+
+@migration
+def m001_initial(conn: sqlite3.Connection) -> None:
+    # Child tables reference (tenant_id, id) pairs rather than bare ids, so the database itself refuses a row
+    # that points at another tenant's collection, person or face.
+    statements = [
+        """CREATE TABLE tenants (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL UNIQUE,
+            key_hash TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        "CREATE INDEX api_keys_tenant ON api_keys(tenant_id)",
+        """CREATE TABLE collections (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (tenant_id, name),
+            UNIQUE (tenant_id, id)
+        )""",
+        """CREATE TABLE persons (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            collection_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            UNIQUE (tenant_id, id),
+            FOREIGN KEY (tenant_id, collection_id) REFERENCES collections(tenant_id, id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX persons_collection ON persons(tenant_id, collection_id)",
+        """CREATE TABLE faces (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            collection_id TEXT,
+            person_id TEXT,
+            enrolled INTEGER NOT NULL DEFAULT 0 CHECK (enrolled IN (0, 1)),
+            source_sha256 TEXT NOT NULL,
+            source_name TEXT NOT NULL,
+            box TEXT NOT NULL,
+            landmarks TEXT NOT NULL,
+            det_score REAL NOT NULL,
+            embedding BLOB NOT NULL,
+            model TEXT NOT NULL,
+            crop_path TEXT,
+            cluster_id TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (tenant_id, id),
+            CHECK (enrolled = 0 OR person_id IS NOT NULL),
+            FOREIGN KEY (tenant_id, collection_id) REFERENCES collections(tenant_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (tenant_id, person_id) REFERENCES persons(tenant_id, id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX faces_tenant_model ON faces(tenant_id, model)",
+        "CREATE INDEX faces_person ON faces(tenant_id, person_id)",
+        "CREATE INDEX faces_collection ON faces(tenant_id, collection_id)",
+        "CREATE INDEX faces_cluster ON faces(tenant_id, cluster_id)",
+        """CREATE TABLE corrections (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            face_id TEXT NOT NULL,
+            person_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('is', 'is_not')),
+            created_at TEXT NOT NULL,
+            FOREIGN KEY (tenant_id, face_id) REFERENCES faces(tenant_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (tenant_id, person_id) REFERENCES persons(tenant_id, id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX corrections_face ON corrections(tenant_id, face_id)",
+        "CREATE INDEX corrections_person ON corrections(tenant_id, person_id)",
+    ]
+    for statement in statements:
+        conn.execute(statement)

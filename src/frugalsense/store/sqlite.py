@@ -1,0 +1,635 @@
+"""The SQLite backend: one file, WAL, full fsync on commit, foreign keys on, deleted bytes overwritten.
+
+One connection per store, guarded by a lock: the HTTP server calls in from worker threads, every call is short,
+and one connection keeps ``PRAGMA data_version`` meaningful (it changes only for commits by other processes).
+
+    >>> store = SQLiteStore(":memory:")
+    >>> tenant = store.create_tenant("acme")
+    >>> new = store.create_api_key(tenant.id, "ci")
+    >>> new.key.startswith("fs_"), store.verify_api_key(new.key).tenant_id == tenant.id
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalsense.errors import InvalidRequestError, NotFoundError
+from frugalsense.results import Box
+from frugalsense.settings import Settings
+from frugalsense.store.base import (
+    ApiKey,
+    Collection,
+    Correction,
+    CorrectionKind,
+    Erased,
+    FaceRecord,
+    FaceVectors,
+    NewApiKey,
+    NewFace,
+    Person,
+    Role,
+    Tenant,
+)
+from frugalsense.store.migrations import apply_migrations
+
+__all__ = ["DB_FILENAME", "SQLiteStore", "new_id"]
+
+DB_FILENAME = "frugalsense.db"
+
+# Lower-case letters and digits without look-alikes (i, l, o, u): ids survive being read aloud or retyped.
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_KEY_RE = re.compile(r"^fs_([0-9a-z]{8})_([0-9a-z]{40})$")
+_MAX_NAME = 200
+_WHAT = {"tenants": "tenant", "collections": "collection", "persons": "person", "faces": "face", "api_keys": "key"}
+
+
+def new_id(prefix: str, length: int = 12) -> str:
+    """A random public id such as ``per_3k9x...``: 5 bits per character, never guessable across tenants."""
+    return f"{prefix}_{''.join(secrets.choice(_ALPHABET) for _ in range(length))}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _hash_key(key: str) -> str:
+    # The secret has 200 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _name(value: str, what: str) -> str:
+    name = value.strip()
+    if not name or len(name) > _MAX_NAME:
+        raise InvalidRequestError(f"a {what} name must be 1 to {_MAX_NAME} characters; got {len(name)}")
+    return name
+
+
+class SQLiteStore:
+    """A `Store` in one SQLite file (``":memory:"`` for a throw-away one)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        for pragma in (
+            "journal_mode = WAL",
+            # FULL: the write-ahead log is synced on every commit, so an acknowledged write survives kill -9
+            # and power loss; NORMAL would only survive a crash of the process.
+            "synchronous = FULL",
+            "foreign_keys = ON",
+            f"busy_timeout = {int(busy_timeout_ms)}",
+            # Embeddings are biometric data: deleted rows are overwritten with zeros, not just unlinked.
+            "secure_delete = ON",
+            "journal_size_limit = 67108864",
+        ):
+            self._conn.execute(f"PRAGMA {pragma}")
+        with self._lock:
+            self.migrated = apply_migrations(self._conn)
+
+    @classmethod
+    def open(cls, settings: Settings) -> SQLiteStore:
+        """The service's database: ``DATA_DIR/frugalsense.db`` (folders created)."""
+        return cls(settings.data_dir / DB_FILENAME)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed before the caller's method returns."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: Sequence[Any], missing: str) -> sqlite3.Row:
+        rows = self._rows(sql, params)
+        if not rows:
+            raise NotFoundError(missing)
+        return rows[0]
+
+    def data_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def checkpoint(self) -> None:
+        # TRUNCATE empties the log file too, so old page images with deleted embeddings do not linger in it.
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+    # -- tenants and keys -----------------------------------------------------------------------------------
+
+    def create_tenant(self, name: str) -> Tenant:
+        tenant = Tenant(id=new_id("ten"), name=_name(name, "tenant"), created_at=_now())
+        with self._write() as conn:
+            conn.execute("INSERT INTO tenants VALUES (?, ?, ?)", (tenant.id, tenant.name, tenant.created_at))
+        return tenant
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        row = self._one("SELECT * FROM tenants WHERE id = ?", (tenant_id,), f"no tenant {tenant_id!r}")
+        return Tenant(id=row["id"], name=row["name"], created_at=row["created_at"])
+
+    def list_tenants(self) -> list[Tenant]:
+        rows = self._rows("SELECT * FROM tenants ORDER BY rowid")
+        return [Tenant(id=r["id"], name=r["name"], created_at=r["created_at"]) for r in rows]
+
+    def delete_tenant(self, tenant_id: str) -> Erased:
+        with self._write() as conn:
+            self._require(conn, "tenants", tenant_id, None)
+            erased = self._erase(conn, "tenant_id = ?", (tenant_id,), tenant_id)
+            counts = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM persons WHERE tenant_id = ?),"
+                " (SELECT COUNT(*) FROM collections WHERE tenant_id = ?)",
+                (tenant_id, tenant_id),
+            ).fetchone()
+            conn.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
+        self.checkpoint()
+        return Erased(erased.face_ids, erased.crop_paths, counts[0], counts[1], erased.corrections)
+
+    def create_api_key(self, tenant_id: str, name: str, role: Role = "user") -> NewApiKey:
+        if role not in ("admin", "user"):
+            raise InvalidRequestError(f"role must be 'admin' or 'user', got {role!r}")
+        prefix = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+        key = f"fs_{prefix}_{''.join(secrets.choice(_ALPHABET) for _ in range(40))}"
+        record = ApiKey(
+            id=new_id("key"),
+            tenant_id=tenant_id,
+            name=_name(name, "key"),
+            prefix=prefix,
+            role=role,
+            created_at=_now(),
+        )
+        with self._write() as conn:
+            self._require(conn, "tenants", tenant_id, None)
+            conn.execute(
+                "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, role, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.id, tenant_id, record.name, prefix, _hash_key(key), role, record.created_at),
+            )
+        return NewApiKey(record=record, key=key)
+
+    def verify_api_key(self, key: str) -> ApiKey | None:
+        """The active key's record, or None for a malformed, unknown or revoked key."""
+        match = _KEY_RE.match(key.strip())
+        rows = self._rows("SELECT * FROM api_keys WHERE prefix = ?", (match.group(1),)) if match else []
+        # Compare even when nothing matched, so a miss takes as long as a wrong secret.
+        stored = rows[0]["key_hash"] if rows else "0" * 64
+        if not hmac.compare_digest(stored, _hash_key(key.strip())) or not rows:
+            return None
+        record = _api_key(rows[0])
+        return record if record.active else None
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
+        rows = self._rows("SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY rowid", (tenant_id,))
+        return [_api_key(r) for r in rows]
+
+    def revoke_api_key(self, tenant_id: str, key_id: str) -> ApiKey:
+        with self._write() as conn:
+            self._require(conn, "api_keys", key_id, tenant_id)
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND tenant_id = ?",
+                (_now(), key_id, tenant_id),
+            )
+            row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        return _api_key(row)
+
+    # -- collections and persons ----------------------------------------------------------------------------
+
+    def create_collection(self, tenant_id: str, name: str) -> Collection:
+        collection = Collection(
+            id=new_id("col"), tenant_id=tenant_id, name=_name(name, "collection"), created_at=_now()
+        )
+        with self._write() as conn:
+            self._require(conn, "tenants", tenant_id, None)
+            taken = conn.execute(
+                "SELECT 1 FROM collections WHERE tenant_id = ? AND name = ?", (tenant_id, collection.name)
+            ).fetchone()
+            if taken:
+                raise InvalidRequestError(f"a collection named {collection.name!r} exists; choose another name")
+            conn.execute(
+                "INSERT INTO collections VALUES (?, ?, ?, ?)",
+                (collection.id, tenant_id, collection.name, collection.created_at),
+            )
+        return collection
+
+    def get_collection(self, tenant_id: str, collection_id: str) -> Collection:
+        row = self._one(
+            "SELECT * FROM collections WHERE id = ? AND tenant_id = ?",
+            (collection_id, tenant_id),
+            f"no collection {collection_id!r}; list collections to see their ids",
+        )
+        return _collection(row)
+
+    def list_collections(self, tenant_id: str) -> list[Collection]:
+        rows = self._rows("SELECT * FROM collections WHERE tenant_id = ? ORDER BY rowid", (tenant_id,))
+        return [_collection(r) for r in rows]
+
+    def delete_collection(self, tenant_id: str, collection_id: str) -> Erased:
+        with self._write() as conn:
+            self._require(conn, "collections", collection_id, tenant_id)
+            where = (
+                "tenant_id = ? AND (collection_id = ? OR person_id IN"
+                " (SELECT id FROM persons WHERE tenant_id = ? AND collection_id = ?))"
+            )
+            erased = self._erase(conn, where, (tenant_id, collection_id, tenant_id, collection_id), tenant_id)
+            persons = conn.execute(
+                "SELECT COUNT(*) FROM persons WHERE tenant_id = ? AND collection_id = ?",
+                (tenant_id, collection_id),
+            ).fetchone()[0]
+            conn.execute("DELETE FROM collections WHERE id = ? AND tenant_id = ?", (collection_id, tenant_id))
+        self.checkpoint()
+        return Erased(erased.face_ids, erased.crop_paths, persons, 1, erased.corrections)
+
+    def create_person(
+        self, tenant_id: str, collection_id: str, name: str, metadata: Mapping[str, Any] | None = None
+    ) -> Person:
+        try:
+            meta_json = json.dumps(dict(metadata or {}), ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(f"person metadata must be JSON-serialisable ({exc})") from exc
+        if len(meta_json) > 16_384:
+            raise InvalidRequestError("person metadata is over 16 KiB of JSON; keep it to a few fields")
+        person = Person(
+            id=new_id("per"),
+            tenant_id=tenant_id,
+            collection_id=collection_id,
+            name=_name(name, "person"),
+            metadata=json.loads(meta_json),
+            created_at=_now(),
+        )
+        with self._write() as conn:
+            self._require(conn, "collections", collection_id, tenant_id)
+            conn.execute(
+                "INSERT INTO persons VALUES (?, ?, ?, ?, ?, ?)",
+                (person.id, tenant_id, collection_id, person.name, meta_json, person.created_at),
+            )
+        return person
+
+    _PERSON_SQL = (
+        "SELECT p.*, (SELECT COUNT(*) FROM faces f WHERE f.tenant_id = p.tenant_id AND f.person_id = p.id"
+        " AND f.enrolled = 1) AS face_count FROM persons p"
+    )
+
+    def get_person(self, tenant_id: str, person_id: str) -> Person:
+        row = self._one(
+            f"{self._PERSON_SQL} WHERE p.id = ? AND p.tenant_id = ?",
+            (person_id, tenant_id),
+            f"no person {person_id!r}; list persons to see their ids",
+        )
+        return _person(row)
+
+    def get_persons(self, tenant_id: str, person_ids: Sequence[str]) -> dict[str, Person]:
+        ids = list(dict.fromkeys(person_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"{self._PERSON_SQL} WHERE p.tenant_id = ? AND p.id IN ({marks})", (tenant_id, *ids))
+        return {r["id"]: _person(r) for r in rows}
+
+    def list_persons(self, tenant_id: str, collection_id: str | None = None) -> list[Person]:
+        if collection_id is None:
+            rows = self._rows(f"{self._PERSON_SQL} WHERE p.tenant_id = ? ORDER BY p.rowid", (tenant_id,))
+        else:
+            self.get_collection(tenant_id, collection_id)
+            rows = self._rows(
+                f"{self._PERSON_SQL} WHERE p.tenant_id = ? AND p.collection_id = ? ORDER BY p.rowid",
+                (tenant_id, collection_id),
+            )
+        return [_person(r) for r in rows]
+
+    def delete_person(self, tenant_id: str, person_id: str) -> Erased:
+        with self._write() as conn:
+            self._require(conn, "persons", person_id, tenant_id)
+            erased = self._erase(conn, "tenant_id = ? AND person_id = ?", (tenant_id, person_id), tenant_id)
+            # Corrections naming this person on faces that stay (e.g. "this stranger is not X") go as well.
+            corrections = conn.execute(
+                "SELECT COUNT(*) FROM corrections WHERE tenant_id = ? AND person_id = ?"
+                " AND face_id NOT IN (SELECT id FROM faces WHERE tenant_id = ? AND person_id = ?)",
+                (tenant_id, person_id, tenant_id, person_id),
+            ).fetchone()[0]
+            conn.execute("DELETE FROM persons WHERE id = ? AND tenant_id = ?", (person_id, tenant_id))
+        self.checkpoint()
+        return Erased(erased.face_ids, erased.crop_paths, 1, 0, erased.corrections + corrections)
+
+    # -- faces ----------------------------------------------------------------------------------------------
+
+    def add_face(self, tenant_id: str, face: NewFace) -> FaceRecord:
+        if face.enrolled and face.person_id is None:
+            raise InvalidRequestError("an enrolled face needs a person")
+        embedding = np.ascontiguousarray(face.embedding, dtype="<f4").reshape(-1)
+        record = FaceRecord(
+            id=face.id or new_id("face", 16),
+            tenant_id=tenant_id,
+            collection_id=face.collection_id,
+            person_id=face.person_id,
+            enrolled=face.enrolled,
+            source_sha256=face.source_sha256,
+            source_name=face.source_name,
+            box=face.box,
+            landmarks=[(float(x), float(y)) for x, y in face.landmarks],
+            det_score=float(face.det_score),
+            embedding=embedding.astype(np.float32),
+            model=face.model,
+            crop_path=face.crop_path,
+            cluster_id=face.cluster_id,
+            created_at=_now(),
+        )
+        with self._write() as conn:
+            self._require(conn, "tenants", tenant_id, None)
+            if face.collection_id is not None:
+                self._require(conn, "collections", face.collection_id, tenant_id)
+            if face.person_id is not None:
+                self._require(conn, "persons", face.person_id, tenant_id)
+            conn.execute(
+                "INSERT INTO faces (id, tenant_id, collection_id, person_id, enrolled, source_sha256, source_name,"
+                " box, landmarks, det_score, embedding, model, crop_path, cluster_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    tenant_id,
+                    record.collection_id,
+                    record.person_id,
+                    int(record.enrolled),
+                    record.source_sha256,
+                    record.source_name[:_MAX_NAME],
+                    json.dumps([face.box.x, face.box.y, face.box.w, face.box.h]),
+                    json.dumps(record.landmarks),
+                    record.det_score,
+                    embedding.tobytes(),
+                    record.model,
+                    record.crop_path,
+                    record.cluster_id,
+                    record.created_at,
+                ),
+            )
+        return record
+
+    def get_face(self, tenant_id: str, face_id: str) -> FaceRecord:
+        row = self._one(
+            "SELECT * FROM faces WHERE id = ? AND tenant_id = ?", (face_id, tenant_id), f"no face {face_id!r}"
+        )
+        return _face(row)
+
+    def get_faces(self, tenant_id: str, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
+        ids = list(dict.fromkeys(face_ids))
+        out: dict[str, FaceRecord] = {}
+        # SQLite caps bound parameters per statement; a search returns far fewer ids than one chunk anyway.
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._rows(
+                f"SELECT * FROM faces WHERE tenant_id = ? AND id IN ({marks})", (tenant_id, *chunk)
+            ):
+                out[row["id"]] = _face(row)
+        return out
+
+    def list_faces(
+        self,
+        tenant_id: str,
+        *,
+        person_id: str | None = None,
+        collection_id: str | None = None,
+        cluster_id: str | None = None,
+        unknown_only: bool = False,
+    ) -> list[FaceRecord]:
+        where, params = ["tenant_id = ?"], [tenant_id]
+        for column, value in (
+            ("person_id", person_id),
+            ("collection_id", collection_id),
+            ("cluster_id", cluster_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if unknown_only:
+            where.append("person_id IS NULL")
+        rows = self._rows(f"SELECT * FROM faces WHERE {' AND '.join(where)} ORDER BY rowid", params)
+        return [_face(r) for r in rows]
+
+    def face_vectors(self, tenant_id: str, model: str) -> FaceVectors:
+        rows = self._rows(
+            "SELECT id, collection_id, person_id, enrolled, cluster_id, embedding FROM faces"
+            " WHERE tenant_id = ? AND model = ? ORDER BY rowid",
+            (tenant_id, model),
+        )
+        blobs = b"".join(r["embedding"] for r in rows)
+        dim = len(rows[0]["embedding"]) // 4 if rows else 0
+        matrix = np.frombuffer(blobs, dtype="<f4").astype(np.float32).reshape(len(rows), dim)
+        return FaceVectors(
+            ids=[r["id"] for r in rows],
+            collection_ids=[r["collection_id"] for r in rows],
+            person_ids=[r["person_id"] for r in rows],
+            enrolled=[bool(r["enrolled"]) for r in rows],
+            cluster_ids=[r["cluster_id"] for r in rows],
+            matrix=matrix,
+        )
+
+    def delete_face(self, tenant_id: str, face_id: str) -> Erased:
+        with self._write() as conn:
+            self._require(conn, "faces", face_id, tenant_id)
+            erased = self._erase(conn, "tenant_id = ? AND id = ?", (tenant_id, face_id), tenant_id)
+        self.checkpoint()
+        return erased
+
+    def set_clusters(self, tenant_id: str, assignments: Mapping[str, str | None]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE faces SET cluster_id = ? WHERE id = ? AND tenant_id = ?",
+                [(cluster, face_id, tenant_id) for face_id, cluster in assignments.items()],
+            )
+
+    def correct_face(self, tenant_id: str, face_id: str, person_id: str, kind: CorrectionKind) -> Correction:
+        if kind not in ("is", "is_not"):
+            raise InvalidRequestError(f"a correction is 'is' or 'is_not', got {kind!r}")
+        correction = Correction(
+            id=new_id("cor"),
+            tenant_id=tenant_id,
+            face_id=face_id,
+            person_id=person_id,
+            kind=kind,
+            created_at=_now(),
+        )
+        with self._write() as conn:
+            self._require(conn, "faces", face_id, tenant_id)
+            self._require(conn, "persons", person_id, tenant_id)
+            # The latest word on a (face, person) pair wins: drop what it contradicts.
+            conn.execute(
+                "DELETE FROM corrections WHERE tenant_id = ? AND face_id = ? AND person_id = ?",
+                (tenant_id, face_id, person_id),
+            )
+            if kind == "is":
+                conn.execute(
+                    "UPDATE faces SET person_id = ?, enrolled = 1, cluster_id = NULL,"
+                    " collection_id = (SELECT collection_id FROM persons WHERE id = ? AND tenant_id = ?)"
+                    " WHERE id = ? AND tenant_id = ?",
+                    (person_id, person_id, tenant_id, face_id, tenant_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE faces SET person_id = NULL, enrolled = 0"
+                    " WHERE id = ? AND tenant_id = ? AND person_id = ?",
+                    (face_id, tenant_id, person_id),
+                )
+            conn.execute(
+                "INSERT INTO corrections VALUES (?, ?, ?, ?, ?, ?)",
+                (correction.id, tenant_id, face_id, person_id, kind, correction.created_at),
+            )
+        return correction
+
+    def list_corrections(self, tenant_id: str, kind: CorrectionKind | None = None) -> list[Correction]:
+        sql, params = "SELECT * FROM corrections WHERE tenant_id = ?", [tenant_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        return [_correction(r) for r in self._rows(sql + " ORDER BY rowid", params)]
+
+    def promote_cluster(self, tenant_id: str, cluster_id: str, collection_id: str, name: str) -> Person:
+        person = Person(
+            id=new_id("per"),
+            tenant_id=tenant_id,
+            collection_id=collection_id,
+            name=_name(name, "person"),
+            metadata={},
+            created_at=_now(),
+        )
+        with self._write() as conn:
+            self._require(conn, "collections", collection_id, tenant_id)
+            members = conn.execute(
+                "SELECT COUNT(*) FROM faces WHERE tenant_id = ? AND cluster_id = ? AND person_id IS NULL",
+                (tenant_id, cluster_id),
+            ).fetchone()[0]
+            if not members:
+                raise NotFoundError(f"no cluster {cluster_id!r}; list clusters to see their ids")
+            conn.execute(
+                "INSERT INTO persons VALUES (?, ?, ?, ?, '{}', ?)",
+                (person.id, tenant_id, collection_id, person.name, person.created_at),
+            )
+            conn.execute(
+                "UPDATE faces SET person_id = ?, enrolled = 1, collection_id = ?, cluster_id = NULL"
+                " WHERE tenant_id = ? AND cluster_id = ? AND person_id IS NULL",
+                (person.id, collection_id, tenant_id, cluster_id),
+            )
+        return Person(**{**person.__dict__, "face_count": members})
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    def _require(self, conn: sqlite3.Connection, table: str, object_id: str, tenant_id: str | None) -> None:
+        """Raise NotFoundError unless the object exists and (for tenant data) belongs to ``tenant_id``."""
+        if tenant_id is None:
+            found = conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (object_id,)).fetchone()
+        else:
+            found = conn.execute(
+                f"SELECT 1 FROM {table} WHERE id = ? AND tenant_id = ?", (object_id, tenant_id)
+            ).fetchone()
+        if found is None:
+            raise NotFoundError(f"no {_WHAT[table]} {object_id!r}")
+
+    def _erase(self, conn: sqlite3.Connection, where: str, params: Sequence[Any], tenant_id: str) -> Erased:
+        """Delete the faces matching ``where`` (and their corrections) inside the caller's transaction."""
+        rows = conn.execute(f"SELECT id, crop_path FROM faces WHERE {where}", params).fetchall()
+        ids = [r["id"] for r in rows]
+        corrections = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            corrections += conn.execute(
+                f"DELETE FROM corrections WHERE tenant_id = ? AND face_id IN ({marks})", (tenant_id, *chunk)
+            ).rowcount
+        conn.execute(f"DELETE FROM faces WHERE {where}", params)
+        return Erased(
+            face_ids=ids, crop_paths=[r["crop_path"] for r in rows if r["crop_path"]], corrections=corrections
+        )
+
+
+def _api_key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        role=row["role"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def _collection(row: sqlite3.Row) -> Collection:
+    return Collection(id=row["id"], tenant_id=row["tenant_id"], name=row["name"], created_at=row["created_at"])
+
+
+def _person(row: sqlite3.Row) -> Person:
+    return Person(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        collection_id=row["collection_id"],
+        name=row["name"],
+        metadata=json.loads(row["metadata"]),
+        created_at=row["created_at"],
+        face_count=int(row["face_count"]),
+    )
+
+
+def _face(row: sqlite3.Row) -> FaceRecord:
+    x, y, w, h = json.loads(row["box"])
+    return FaceRecord(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        collection_id=row["collection_id"],
+        person_id=row["person_id"],
+        enrolled=bool(row["enrolled"]),
+        source_sha256=row["source_sha256"],
+        source_name=row["source_name"],
+        box=Box(x, y, w, h),
+        landmarks=[(float(a), float(b)) for a, b in json.loads(row["landmarks"])],
+        det_score=float(row["det_score"]),
+        embedding=np.frombuffer(row["embedding"], dtype="<f4").astype(np.float32),
+        model=row["model"],
+        crop_path=row["crop_path"],
+        cluster_id=row["cluster_id"],
+        created_at=row["created_at"],
+    )
+
+
+def _correction(row: sqlite3.Row) -> Correction:
+    return Correction(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        face_id=row["face_id"],
+        person_id=row["person_id"],
+        kind=row["kind"],
+        created_at=row["created_at"],
+    )

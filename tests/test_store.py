@@ -1,0 +1,243 @@
+"""The SQLite store on real files: migrations, durability settings, hashed keys, tenant walls, erasure bytes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from frugalsense.errors import InvalidRequestError, NotFoundError
+from frugalsense.results import Box
+from frugalsense.settings import Settings
+from frugalsense.store import DB_FILENAME, NewFace, SQLiteStore, Store
+from frugalsense.store.migrations import MIGRATIONS
+
+
+def _face(seed: int, **fields: Any) -> NewFace:
+    vector = np.random.default_rng(seed).standard_normal(128).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    return NewFace(
+        embedding=vector,
+        model="sface",
+        box=Box(10, 20, 30, 40),
+        landmarks=[(1.0, 2.0)] * 5,
+        det_score=0.9,
+        source_sha256="0" * 64,
+        source_name=f"photo{seed}.jpg",
+        **fields,
+    )
+
+
+def _file_bytes(db: Path) -> bytes:
+    """Everything SQLite keeps on disk for this database: the file and its write-ahead log."""
+    wal = db.with_name(db.name + "-wal")
+    return db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+@pytest.fixture()
+def db(settings: Settings) -> Path:
+    return settings.data_dir / DB_FILENAME
+
+
+@pytest.fixture()
+def store(settings: Settings) -> SQLiteStore:
+    return SQLiteStore.open(settings)
+
+
+def test_open_creates_folders_and_sets_durable_pragmas(store: SQLiteStore, db: Path) -> None:
+    assert db.is_file()
+    conn = store._conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+
+
+def test_migrations_apply_once_and_are_recorded(settings: Settings, db: Path) -> None:
+    first = SQLiteStore.open(settings)
+    assert first.migrated == [m.__name__ for m in MIGRATIONS]
+    first.close()
+    second = SQLiteStore.open(settings)
+    assert second.migrated == []
+    names = [r[0] for r in second._conn.execute("SELECT name FROM migrations")]
+    assert names == [m.__name__ for m in MIGRATIONS]
+
+
+def test_reopening_keeps_the_data(settings: Settings) -> None:
+    store = SQLiteStore.open(settings)
+    tenant = store.create_tenant("acme")
+    collection = store.create_collection(tenant.id, "staff")
+    person = store.create_person(tenant.id, collection.id, "Ada", {"badge": 7})
+    face = store.add_face(tenant.id, _face(1, collection_id=collection.id, person_id=person.id, enrolled=True))
+    store.close()
+
+    reopened = SQLiteStore.open(settings)
+    assert reopened.get_person(tenant.id, person.id).metadata == {"badge": 7}
+    assert reopened.get_person(tenant.id, person.id).face_count == 1
+    stored = reopened.get_face(tenant.id, face.id)
+    assert np.array_equal(stored.embedding, face.embedding)
+    assert stored.box == Box(10, 20, 30, 40)
+
+
+def test_api_keys_are_stored_hashed_verified_and_revoked(store: SQLiteStore, db: Path) -> None:
+    tenant = store.create_tenant("acme")
+    new = store.create_api_key(tenant.id, "ci", role="admin")
+    prefix, secret = new.key.split("_")[1:]
+    store.checkpoint()
+    data = _file_bytes(db)
+    assert secret.encode() not in data and new.key.encode() not in data
+    assert prefix.encode() in data  # the lookup prefix is stored; the secret never is
+
+    verified = store.verify_api_key(new.key)
+    assert verified is not None and verified.tenant_id == tenant.id and verified.role == "admin"
+    assert store.verify_api_key(new.key[:-1] + ("a" if new.key[-1] != "a" else "b")) is None
+    assert store.verify_api_key(f"fs_{prefix}_") is None
+    assert store.verify_api_key("") is None
+    assert store.verify_api_key("Bearer nonsense") is None
+
+    other = store.create_tenant("globex")
+    with pytest.raises(NotFoundError):
+        store.revoke_api_key(other.id, new.record.id)
+    assert store.verify_api_key(new.key) is not None
+    revoked = store.revoke_api_key(tenant.id, new.record.id)
+    assert revoked.revoked_at is not None
+    assert store.verify_api_key(new.key) is None
+
+
+def test_names_are_checked(store: SQLiteStore) -> None:
+    tenant = store.create_tenant("acme")
+    store.create_collection(tenant.id, "staff")
+    with pytest.raises(InvalidRequestError, match="exists"):
+        store.create_collection(tenant.id, "staff")
+    with pytest.raises(InvalidRequestError):
+        store.create_collection(tenant.id, "   ")
+    with pytest.raises(NotFoundError):
+        store.create_collection("ten_missing", "staff")
+
+
+def _seed(store: Store) -> dict[str, str]:
+    a = store.create_tenant("a")
+    collection = store.create_collection(a.id, "staff")
+    person = store.create_person(a.id, collection.id, "Ada")
+    face = store.add_face(a.id, _face(2, collection_id=collection.id, person_id=person.id, enrolled=True))
+    seen = store.add_face(a.id, _face(3, collection_id=collection.id, cluster_id="clu_x"))
+    key = store.create_api_key(a.id, "k")
+    b = store.create_tenant("b")
+    b_collection = store.create_collection(b.id, "staff")
+    b_person = store.create_person(b.id, b_collection.id, "Bob")
+    return {
+        "a": a.id,
+        "collection": collection.id,
+        "person": person.id,
+        "face": face.id,
+        "seen": seen.id,
+        "key": key.record.id,
+        "b": b.id,
+        "b_collection": b_collection.id,
+        "b_person": b_person.id,
+    }
+
+
+FOREIGN_CALLS: list[tuple[str, Callable[[Store, dict[str, str]], object]]] = [
+    ("get_collection", lambda s, ids: s.get_collection(ids["b"], ids["collection"])),
+    ("delete_collection", lambda s, ids: s.delete_collection(ids["b"], ids["collection"])),
+    ("create_person in A's collection", lambda s, ids: s.create_person(ids["b"], ids["collection"], "Eve")),
+    ("get_person", lambda s, ids: s.get_person(ids["b"], ids["person"])),
+    ("list_persons of A's collection", lambda s, ids: s.list_persons(ids["b"], ids["collection"])),
+    ("delete_person", lambda s, ids: s.delete_person(ids["b"], ids["person"])),
+    ("get_face", lambda s, ids: s.get_face(ids["b"], ids["face"])),
+    ("delete_face", lambda s, ids: s.delete_face(ids["b"], ids["face"])),
+    ("correct A's face", lambda s, ids: s.correct_face(ids["b"], ids["seen"], ids["b_person"], "is")),
+    ("correct with A's person", lambda s, ids: s.correct_face(ids["a"], ids["seen"], ids["b_person"], "is")),
+    ("add face to A's person", lambda s, ids: s.add_face(ids["b"], _face(4, person_id=ids["person"]))),
+    ("promote A's cluster", lambda s, ids: s.promote_cluster(ids["b"], "clu_x", ids["b_collection"], "Eve")),
+    ("revoke A's key", lambda s, ids: s.revoke_api_key(ids["b"], ids["key"])),
+]
+
+
+@pytest.mark.parametrize(("what", "call"), FOREIGN_CALLS, ids=[w for w, _ in FOREIGN_CALLS])
+def test_tenant_b_cannot_touch_tenant_a(store: SQLiteStore, what: str, call: Callable[..., object]) -> None:
+    ids = _seed(store)
+    with pytest.raises(NotFoundError):
+        call(store, ids)
+    # A's data is untouched and B sees none of it.
+    assert store.get_person(ids["a"], ids["person"]).face_count == 1
+    assert store.get_face(ids["a"], ids["seen"]).cluster_id == "clu_x"
+    assert store.list_collections(ids["b"]) == [store.get_collection(ids["b"], ids["b_collection"])]
+    assert [p.id for p in store.list_persons(ids["b"])] == [ids["b_person"]]
+    assert store.list_faces(ids["b"]) == []
+    assert len(store.face_vectors(ids["b"], "sface").ids) == 0
+    assert store.get_persons(ids["b"], [ids["person"]]) == {}
+    assert store.get_faces(ids["b"], [ids["face"]]) == {}
+    assert store.list_corrections(ids["b"]) == []
+
+
+def test_the_schema_itself_refuses_cross_tenant_rows(store: SQLiteStore) -> None:
+    """Defence in depth: even SQL that skips the checks cannot point B's row at A's collection."""
+    ids = _seed(store)
+    with pytest.raises(sqlite3.IntegrityError):
+        store._conn.execute(
+            "INSERT INTO persons VALUES ('per_evil', ?, ?, 'Eve', '{}', 'now')", (ids["b"], ids["collection"])
+        )
+
+
+def test_corrections_move_a_face_between_known_and_unknown(store: SQLiteStore) -> None:
+    ids = _seed(store)
+    store.correct_face(ids["a"], ids["seen"], ids["person"], "is")
+    face = store.get_face(ids["a"], ids["seen"])
+    assert (face.person_id, face.enrolled, face.cluster_id) == (ids["person"], True, None)
+    store.correct_face(ids["a"], ids["seen"], ids["person"], "is_not")
+    face = store.get_face(ids["a"], ids["seen"])
+    assert (face.person_id, face.enrolled) == (None, False)
+    # The later word replaced the earlier one.
+    assert [c.kind for c in store.list_corrections(ids["a"])] == ["is_not"]
+
+
+def test_erasing_a_face_overwrites_its_embedding_in_the_file(store: SQLiteStore, db: Path) -> None:
+    ids = _seed(store)
+    embedding = store.get_face(ids["a"], ids["face"]).embedding.tobytes()
+    store.checkpoint()
+    assert embedding in _file_bytes(db)  # so the check below can fail
+    erased = store.delete_person(ids["a"], ids["person"])
+    assert erased.face_ids == [ids["face"]]
+    assert embedding not in _file_bytes(db)
+    with pytest.raises(NotFoundError):
+        store.get_face(ids["a"], ids["face"])
+
+
+def test_delete_tenant_erases_everything_it_owns(store: SQLiteStore) -> None:
+    ids = _seed(store)
+    erased = store.delete_tenant(ids["a"])
+    assert sorted(erased.face_ids) == sorted([ids["face"], ids["seen"]])
+    assert (erased.persons, erased.collections) == (1, 1)
+    assert [t.id for t in store.list_tenants()] == [ids["b"]]
+    count = store._conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+    assert count == 0
+
+
+def test_concurrent_writers_from_threads(store: SQLiteStore) -> None:
+    tenant = store.create_tenant("acme")
+    collection = store.create_collection(tenant.id, "staff")
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for i in range(20):
+                person = store.create_person(tenant.id, collection.id, f"p{worker}-{i}")
+                store.add_face(tenant.id, _face(worker * 100 + i, person_id=person.id, enrolled=True))
+        except BaseException as exc:  # surfaced below: a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.list_persons(tenant.id)) == 80
+    assert len(store.face_vectors(tenant.id, "sface").ids) == 80
