@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     batch_window_ms: float = Field(default=0.0, ge=0, le=100, description="wait this long to batch requests")
     max_batch: int = Field(default=8, ge=1, le=256)
 
-    @field_validator("data_dir", "model_cache", mode="after")
+    profile_dir: Path | None = Field(
+        default=None, description="folder of calibrated ladder profiles that override the shipped ones"
+    )
+
+    @field_validator("data_dir", "model_cache", "profile_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
