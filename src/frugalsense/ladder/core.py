@@ -75,7 +75,8 @@ class Ladder(Generic[In]):
             raise ConfigurationError(f"ladder {task!r} has no rungs")
         if len(thresholds) != len(rungs) - 1:
             raise ConfigurationError(
-                f"ladder {task!r} has {len(rungs)} rungs and needs {len(rungs) - 1} thresholds, got {len(thresholds)}"
+                f"ladder {task!r} has {len(rungs)} rungs, so it needs {len(rungs) - 1} thresholds, "
+                f"not {len(thresholds)}"
             )
         self.task = task
         self.rungs = list(rungs)
