@@ -273,7 +273,11 @@ class FaceGallery:
         """Score persons for one face, drop those its corrections rule out, and decide."""
         assert face.embedding is not None
         vector = face.embedding
-        scores = index.person_scores(vector, collection_id=collection_id)
+        # Only the best few persons matter (top_k, and the runner-up for the margin), plus room for persons
+        # that "is not" corrections may strike out; scoring every person would cost O(persons) Python.
+        ruled_out_persons = {p for persons in index.negatives.values() for p in persons}
+        limit = max(top_k, 2) + len(ruled_out_persons)
+        scores = index.person_scores(vector, collection_id=collection_id, limit=limit)
         excluded = set(self._ruled_out(index, vector, dict(scores), threshold))
         kept = [(p, s) for p, s in scores if p not in excluded]
         decision, _ = decide(kept, threshold=threshold, margin=self.profile.margin)

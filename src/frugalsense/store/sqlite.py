@@ -299,6 +299,28 @@ class SQLiteStore:
             )
         return person
 
+    def create_persons(self, tenant_id: str, collection_id: str, names: Sequence[str]) -> list[Person]:
+        """Create several persons in one transaction (imports)."""
+        created = _now()
+        persons = [
+            Person(
+                id=new_id("per"),
+                tenant_id=tenant_id,
+                collection_id=collection_id,
+                name=_name(n, "person"),
+                metadata={},
+                created_at=created,
+            )
+            for n in names
+        ]
+        with self._write() as conn:
+            self._require(conn, "collections", collection_id, tenant_id)
+            conn.executemany(
+                "INSERT INTO persons VALUES (?, ?, ?, ?, ?, ?)",
+                [(p.id, tenant_id, collection_id, p.name, "{}", created) for p in persons],
+            )
+        return persons
+
     _PERSON_SQL = (
         "SELECT p.*, (SELECT COUNT(*) FROM faces f WHERE f.tenant_id = p.tenant_id AND f.person_id = p.id"
         " AND f.enrolled = 1) AS face_count FROM persons p"
@@ -348,36 +370,35 @@ class SQLiteStore:
     # -- faces ----------------------------------------------------------------------------------------------
 
     def add_face(self, tenant_id: str, face: NewFace) -> FaceRecord:
-        if face.enrolled and face.person_id is None:
-            raise InvalidRequestError("an enrolled face needs a person")
-        embedding = np.ascontiguousarray(face.embedding, dtype="<f4").reshape(-1)
-        record = FaceRecord(
-            id=face.id or new_id("face", 16),
-            tenant_id=tenant_id,
-            collection_id=face.collection_id,
-            person_id=face.person_id,
-            enrolled=face.enrolled,
-            source_sha256=face.source_sha256,
-            source_name=face.source_name,
-            box=face.box,
-            landmarks=[(float(x), float(y)) for x, y in face.landmarks],
-            det_score=float(face.det_score),
-            embedding=embedding.astype(np.float32),
-            model=face.model,
-            crop_path=face.crop_path,
-            cluster_id=face.cluster_id,
-            created_at=_now(),
-        )
-        with self._write() as conn:
-            self._require(conn, "tenants", tenant_id, None)
-            if face.collection_id is not None:
-                self._require(conn, "collections", face.collection_id, tenant_id)
-            if face.person_id is not None:
-                self._require(conn, "persons", face.person_id, tenant_id)
-            conn.execute(
-                "INSERT INTO faces (id, tenant_id, collection_id, person_id, enrolled, source_sha256, source_name,"
-                " box, landmarks, det_score, embedding, model, crop_path, cluster_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        return self.add_faces(tenant_id, [face])[0]
+
+    def add_faces(self, tenant_id: str, faces: Sequence[NewFace]) -> list[FaceRecord]:
+        """Store several faces in one transaction (all or none): imports and bulk enrolment."""
+        records: list[FaceRecord] = []
+        rows: list[tuple[Any, ...]] = []
+        for face in faces:
+            if face.enrolled and face.person_id is None:
+                raise InvalidRequestError("an enrolled face needs a person")
+            embedding = np.ascontiguousarray(face.embedding, dtype="<f4").reshape(-1)
+            record = FaceRecord(
+                id=face.id or new_id("face", 16),
+                tenant_id=tenant_id,
+                collection_id=face.collection_id,
+                person_id=face.person_id,
+                enrolled=face.enrolled,
+                source_sha256=face.source_sha256,
+                source_name=face.source_name,
+                box=face.box,
+                landmarks=[(float(x), float(y)) for x, y in face.landmarks],
+                det_score=float(face.det_score),
+                embedding=embedding.astype(np.float32),
+                model=face.model,
+                crop_path=face.crop_path,
+                cluster_id=face.cluster_id,
+                created_at=_now(),
+            )
+            records.append(record)
+            rows.append(
                 (
                     record.id,
                     tenant_id,
@@ -394,9 +415,21 @@ class SQLiteStore:
                     record.crop_path,
                     record.cluster_id,
                     record.created_at,
-                ),
+                )
             )
-        return record
+        with self._write() as conn:
+            self._require(conn, "tenants", tenant_id, None)
+            for collection_id in {f.collection_id for f in faces if f.collection_id is not None}:
+                self._require(conn, "collections", collection_id, tenant_id)
+            for person_id in {f.person_id for f in faces if f.person_id is not None}:
+                self._require(conn, "persons", person_id, tenant_id)
+            conn.executemany(
+                "INSERT INTO faces (id, tenant_id, collection_id, person_id, enrolled, source_sha256, source_name,"
+                " box, landmarks, det_score, embedding, model, crop_path, cluster_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return records
 
     def get_face(self, tenant_id: str, face_id: str) -> FaceRecord:
         row = self._one(
