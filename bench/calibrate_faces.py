@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 import statistics
 import sys
@@ -34,6 +33,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _data import eval_dir
 from frugalsense.analyze import Analyzer, Pipeline
 from frugalsense.faces.calibration import FaceProfile, OperatingPoint, operating_point
 from frugalsense.faces.gallery import decide
@@ -54,14 +56,6 @@ MARGIN = 0.05
 NEAR_DUPLICATE = 0.9
 
 Vector = npt.NDArray[np.float32]
-
-
-def eval_dir() -> Path:
-    configured = os.environ.get("FRUGALSENSE_EVAL_DIR")
-    path = Path(configured) if configured else ROOT.parent / "shared" / "eval"
-    if not path.is_dir():
-        raise SystemExit(f"evaluation data not found at {path}; set FRUGALSENSE_EVAL_DIR")
-    return path
 
 
 def embed_all(analyzer: Analyzer, paths: list[Path], *, centre: bool) -> tuple[dict[Path, Vector], list[float]]:
