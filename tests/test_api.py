@@ -171,4 +171,5 @@ def test_metrics_count_requests_and_cpu(server: Server, http: httpx.Client, samp
     http.post("/v1/analyze", files={"file": ("p.jpg", samples[0].read_bytes())}, data={"features": "faces"})
     text = httpx.get(f"{server.url}/metrics").text
     assert 'route="/v1/analyze"' in text
-    assert 'frugalsense_cpu_seconds_total{stage="face-detection"}' in text
+    assert 'frugalsense_cpu_seconds_total{stage="decode"}' in text
+    assert 'frugalsense_cpu_seconds_total{stage="face-embedding"}' in text

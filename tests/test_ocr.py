@@ -64,7 +64,11 @@ def test_tesseract_reads_its_own_test_page(analyzer: Analyzer, eval_dir: Path) -
     truth = (pages / "phototest.txt").read_text().splitlines()
     errors, chars = matched_line_cer([line.text for line in lines], truth)
     assert errors / chars < 0.02
-    assert lines[0].engine == "tesseract-eng"
+    # Scans go to the first document engine of the shipped text profile: PP-OCR since Tesseract could not be
+    # certified at the profile's target (bench/cost_quality.py); PP-OCR reads this page under 0.02 too.
+    from frugalsense.ladder.profiles import load_profile
+
+    assert lines[0].engine == load_profile("text").rungs[1]
 
 
 def test_photo_without_text_stops_at_the_gate(analyzer: Analyzer, eval_dir: Path) -> None:

@@ -10,15 +10,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from frugalsense.errors import InvalidRequestError
+from frugalsense.ladder.cache import ResultCache
 from frugalsense.ladder.ledger import Meter
 from frugalsense.media.types import Decoded, Frame
 from frugalsense.models.registry import ModelZoo
-from frugalsense.results import AnalysisResult, Face, Moderation, PageResult, TextLine
+from frugalsense.results import AnalysisResult, Face, Label, Moderation, PageResult, TextLine
 from frugalsense.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from frugalsense.ladder.core import Ladder
+    from frugalsense.ladder.text import TextPage
 
 __all__ = ["FEATURES", "Analyzer", "Pipeline", "analyze", "default_features"]
 
@@ -43,6 +51,8 @@ class Pipeline:
     face_detector: str = "yunet-int8"
     face_embedder: str = "sface"
     labeler: str = "efficientnet-lite0-int8"
+    #: labels climb the calibrated ladder of the "labels" profile; False runs `labeler` alone
+    labels_ladder: bool = True
     moderator: str = "opennsfw"
     text_gate: str = "text-gate"
     scene_ocr: str = "ppocr-v4"
@@ -61,6 +71,11 @@ class Analyzer:
         self.settings = settings or Settings()
         self.pipeline = pipeline or Pipeline()
         self.zoo = ModelZoo(self.settings)
+        self._labels_ladder: Ladder[Frame] | None = None
+        # Ladders are built on first use from the calibrated profiles (settings.profile_dir or shipped ones).
+        self._text_ladder: Ladder[TextPage] | None = None
+        self._detect_ladder: Ladder[npt.NDArray[np.uint8]] | None = None
+        self.cache = ResultCache.from_settings(self.settings)
 
     def analyze(
         self,
@@ -74,9 +89,22 @@ class Analyzer:
 
         requested = _check_features(features)
         meter = Meter(self.settings.price_per_cpu_hour)
-        with meter.stage("decode"):
-            decoded = load(source, self.settings, name=name)
-        return self.analyze_decoded(decoded, requested, meter)
+        if self.cache is not None:
+            result = self.cache.analyze(
+                source,
+                requested,
+                meter,
+                fingerprint=self.cache.fingerprint(self.pipeline, self.settings),
+                decode=lambda: load(source, self.settings, name=name),
+                run=lambda decoded: self.analyze_decoded(decoded, requested, meter),
+                name=name,
+            )
+        else:
+            with meter.stage("decode"):
+                decoded = load(source, self.settings, name=name)
+            result = self.analyze_decoded(decoded, requested, meter)
+        meter.finish()
+        return result
 
     def analyze_decoded(self, decoded: Decoded, features: Sequence[str] | None, meter: Meter) -> AnalysisResult:
         chosen = list(features) if features else list(default_features(decoded.kind))
@@ -100,10 +128,7 @@ class Analyzer:
         if "faces" in features:
             page.faces = self.faces(frame, meter)
         if "labels" in features:
-            from frugalsense.models.labels import top_labels
-
-            probs = self.zoo.get(self.pipeline.labeler).predict([frame], meter)[0]
-            page.labels = top_labels(probs, self.pipeline.top_k)
+            page.labels = self.labels(frame, meter)
         if "moderation" in features:
             nsfw = self.zoo.get(self.pipeline.moderator).predict([frame], meter)[0]
             threshold = self.pipeline.nsfw_threshold
@@ -112,12 +137,31 @@ class Analyzer:
             page.text = self.text(frame, kind, meter)
         return page
 
+    def labels(self, frame: Frame, meter: Meter) -> list[Label]:
+        """ImageNet labels from the labels ladder: a cheap EfficientNet-Lite first, stronger ones when unsure."""
+        from frugalsense.models.labels import top_labels
+
+        if not self.pipeline.labels_ladder:
+            probs = self.zoo.get(self.pipeline.labeler).predict([frame], meter)[0]
+            return top_labels(probs, self.pipeline.top_k)
+        from frugalsense.ladder.labels import labels_ladder, run_labels
+
+        if self._labels_ladder is None:
+            from frugalsense.ladder.profiles import load_profile
+
+            self._labels_ladder = labels_ladder(self.zoo, load_profile("labels", self.settings.profile_dir))
+        return top_labels(run_labels(self._labels_ladder, frame, meter), self.pipeline.top_k)
+
     def faces(self, frame: Frame, meter: Meter, *, embed: bool = True) -> list[Face]:
-        """Detect faces and (by default) attach each one's identity embedding."""
-        faces: list[Face] = self.zoo.get(self.pipeline.face_detector).predict([frame], meter)[0]
+        """Detect faces (the face-detect ladder: small copy first) and by default attach identity embeddings."""
+        from frugalsense.ladder.detect import detect_faces, face_detect_ladder
+
+        if self._detect_ladder is None:
+            self._detect_ladder = face_detect_ladder(self.zoo)
+        bgr = frame.bgr()
+        faces = detect_faces(self._detect_ladder, bgr, meter)
         if embed and faces:
             embedder = self.zoo.get(self.pipeline.face_embedder)
-            bgr = frame.bgr()
             vectors = embedder.predict([(bgr, f) for f in faces], meter)
             for face, vector in zip(faces, vectors, strict=True):
                 face.embedding = vector
@@ -125,35 +169,19 @@ class Analyzer:
         return faces
 
     def text(self, frame: Frame, kind: str, meter: Meter) -> list[TextLine]:
-        """Read text. Photos pass the cheap text gate first; scans go to the document engine, photos of
-        scenes to the scene engine, and a low-confidence reading climbs to the other engine."""
-        is_scan = kind == "document"
-        if not is_scan:
-            with meter.stage("route"):
-                is_scan = looks_like_scan(frame)
-            if not is_scan:
-                score = self.zoo.get(self.pipeline.text_gate).predict([frame], meter)[0]
-                if score < self.pipeline.text_gate_threshold:
-                    return []
-        order = [self.pipeline.document_ocr, self.pipeline.scene_ocr]
-        if not is_scan:
-            order.reverse()
-        best: list[TextLine] = []
-        best_confidence = -1.0
-        for engine in order:
-            lines: list[TextLine] = self.zoo.get(engine).predict([frame], meter)[0]
-            confidence = mean_confidence(lines)
-            if confidence > best_confidence:
-                best, best_confidence = lines, confidence
-            if confidence >= self.pipeline.ocr_confidence_threshold:
-                break
-        return best
+        """Read text with the text ladder: photos pass the cheap text gate first; scans go to Tesseract, whose
+        unsure lines PP-OCR reads again, and only then to full PP-OCR; photos of scenes go to PP-OCR."""
+        from frugalsense.ladder.text import TextPage, read_text, text_ladder
+
+        if self._text_ladder is None:
+            self._text_ladder = text_ladder(self.zoo)
+        return read_text(self._text_ladder, TextPage(frame, kind), meter)
 
     def warm_up(self, features: Iterable[str] = FEATURES) -> None:
         """Load the models behind `features` now rather than on the first request."""
         names = {
             "faces": [self.pipeline.face_detector, self.pipeline.face_embedder],
-            "labels": [self.pipeline.labeler],
+            "labels": self._label_models(),
             "moderation": [self.pipeline.moderator],
             "text": [self.pipeline.text_gate, self.pipeline.scene_ocr, self.pipeline.document_ocr],
             "speech": [self.pipeline.speech],
@@ -162,21 +190,20 @@ class Analyzer:
             for model in names[feature]:
                 self.zoo.get(model).load()
 
+    def _label_models(self) -> list[str]:
+        if not self.pipeline.labels_ladder:
+            return [self.pipeline.labeler]
+        from frugalsense.ladder.labels import ENSEMBLE
+        from frugalsense.ladder.profiles import load_profile
 
-def mean_confidence(lines: Sequence[TextLine]) -> float:
-    """Character-weighted mean confidence; no text at all counts as no confidence."""
-    chars = sum(len(line.text) for line in lines)
-    if chars == 0:
-        return 0.0
-    return sum(line.confidence * len(line.text) for line in lines) / chars
+        return [r for r in load_profile("labels", self.settings.profile_dir).rungs if r != ENSEMBLE]
 
 
 def looks_like_scan(frame: Frame) -> bool:
-    """A scan or screenshot of a document: mostly near-white paper and almost no colour."""
-    small = frame.pixels[:: max(1, frame.height // 128), :: max(1, frame.width // 128)].astype(np.int16)
-    spread = small.max(axis=2) - small.min(axis=2)
-    luminance = small.mean(axis=2)
-    return bool((luminance > 190).mean() > 0.5 and (spread < 40).mean() > 0.9)
+    """A scan or screenshot of a document (the text ladder's routing rule, kept here for callers)."""
+    from frugalsense.ladder.text import looks_like_scan as rule
+
+    return rule(frame)
 
 
 def _check_features(features: Iterable[str] | None) -> list[str] | None:

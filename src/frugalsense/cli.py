@@ -79,6 +79,52 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+#: calibrated ladders: task -> "module:function" with the signature of frugalsense.ladder.labels.calibrate_labels
+CALIBRATORS = {
+    "labels": "frugalsense.ladder.labels:calibrate_labels",
+    "faces-verify": "frugalsense.ladder.faces:calibrate_faces",
+}
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import importlib
+
+    settings = _settings(args)
+    if args.task not in CALIBRATORS:
+        raise InvalidRequestError(f"no ladder called {args.task!r}; choose from {', '.join(sorted(CALIBRATORS))}")
+    module, function = CALIBRATORS[args.task].split(":")
+    data = [Path(d) for d in args.data]
+    result, profile, held_out = getattr(importlib.import_module(module), function)(
+        settings,
+        data[0] if len(data) == 1 else data,
+        target=args.target,
+        risk=args.risk,
+        cache_dir=settings.data_dir / "calibration",
+        holdout=args.holdout,
+        seed=args.seed,
+        command="frugalsense " + " ".join(sys.argv[1:]),
+    )
+    out = Path(args.out) if args.out else (settings.profile_dir or settings.data_dir / "profiles")
+    path = profile.save(out / f"{args.task}.json" if out.suffix != ".json" else out)
+    print(f"{'rung':<28} {'threshold':>9} {'answers':>8}")
+    for rung, threshold, share in zip(
+        result.rungs, [*result.thresholds, None], result.share_per_rung, strict=True
+    ):
+        shown = "-" if threshold is None else f"{threshold:.4f}"
+        print(f"{rung:<28} {shown:>9} {share:>8.3f}")
+    print(
+        f"quality {result.quality:.4f} vs {result.reference_quality:.4f} always-strongest "
+        f"({result.relative_quality:.4f}, target {args.target}, risk {args.risk}, {result.method}, n={result.n})"
+    )
+    print(f"CPU {result.cpu * 1000:.1f} ms/item vs {result.reference_cpu * 1000:.1f} ({result.relative_cpu:.3f})")
+    if result.fallback:
+        print("nothing certified at this target and risk: the ladder always climbs to the strongest rung")
+    if held_out:
+        print(f"held out: {json.dumps(held_out)}")
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_samples(args: argparse.Namespace) -> int:
     from frugalsense.samples import write_samples
 
@@ -125,6 +171,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from frugalsense.ladder.report import report
+
+    settings = _settings(args)
+    plot_path = Path(args.plot) if args.plot else None
+    print(report(Path(args.tables), price_per_cpu_hour=settings.price_per_cpu_hour, plot_path=plot_path))
+    return 0
+
+
 def _cmd_keys(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
@@ -153,6 +208,158 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+# -- search: index, search, items ---------------------------------------------------------------------------
+
+
+def _search_service(args: argparse.Namespace) -> Any:
+    from frugalsense.search import SearchService
+
+    return SearchService.open(_settings(args))
+
+
+def _tenant_id(service: Any, name: str, *, create: bool) -> str:
+    found = next((t for t in service.store.list_tenants() if t.name == name), None)
+    if found is None:
+        if not create:
+            raise InvalidRequestError(f"no tenant {name!r} has indexed anything; run frugalsense index first")
+        found = service.store.create_tenant(name)
+    return str(found.id)
+
+
+def _collection_id(service: Any, tenant_id: str, name: str | None) -> str | None:
+    if not name:
+        return None
+    found = next((c for c in service.gallery.list_collections(tenant_id) if c.name == name), None)
+    return str((found or service.gallery.create_collection(tenant_id, name)).id)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from frugalsense.search.ingest import walk
+
+    with _search_service(args) as service:
+        tenant = _tenant_id(service, args.tenant, create=True)
+        total = sum(1 for _ in walk(args.paths))
+        bar = tqdm(total=total, unit="file", disable=args.quiet or args.json, file=sys.stderr)
+
+        def progress(outcome: Any) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"{outcome.status}: {Path(outcome.source).name[:30]}")
+            if outcome.status == "failed" and not args.json:
+                tqdm.write(f"{outcome.source}: error: {outcome.error}", file=sys.stderr)
+
+        summary = service.index_paths(
+            tenant,
+            list(args.paths),
+            workers=args.workers,
+            prune=args.prune,
+            force=args.force,
+            collection_id=_collection_id(service, tenant, args.collection),
+            progress=progress,
+        )
+        bar.close()
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
+        rate = summary.cpu_seconds / max(1, summary.counts["added"] + summary.counts["updated"])
+        cpu = f"{summary.cpu_seconds:.1f} CPU-s, {rate:.2f} per file"
+        print(f"{counts or 'nothing to index'} in {summary.wall_s:.1f} s ({cpu})")
+    return 2 if summary.counts["failed"] else 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    with _search_service(args) as service:
+        tenant = _tenant_id(service, args.tenant, create=False)
+        filters = service.filters(
+            tenant,
+            person=args.person,
+            label=args.label,
+            modality=args.modality,
+            since=args.since,
+            until=args.until,
+            max_nsfw=args.max_nsfw,
+            safe=args.safe,
+        )
+        if args.image:
+            results = service.search_image(tenant, args.image, filters=filters, top_k=args.top_k)
+        else:
+            results = service.search(tenant, args.query or "", filters=filters, top_k=args.top_k, mode=args.mode)
+    if args.json:
+        print(json.dumps(results.to_dict(), indent=2))
+        return 0
+    for rank, hit in enumerate(results.hits, start=1):
+        print(f"{rank:>3}. {hit.item.source}  [{hit.item.modality}, {hit.item.id}]")
+        for reason in hit.reasons:
+            print(f"       {reason.kind} ({reason.field}): {reason.detail}")
+    if not results.hits:
+        print("no match")
+    return 0
+
+
+def _cmd_items(args: argparse.Namespace) -> int:
+    with _search_service(args) as service:
+        tenant = _tenant_id(service, args.tenant, create=False)
+        out: Any
+        if args.action == "list":
+            out = [i.to_dict() for i in service.list_items(tenant, limit=args.limit)]
+            lines = [f"{i['id']}  {i['modality']:<8} {i['captured_at']}  {i['source']}" for i in out]
+        elif args.action == "duplicates":
+            out = [[i.to_dict() for i in g] for g in service.near_duplicates(tenant)]
+            lines = ["  ".join(i["source"] for i in group) for group in out]
+        else:
+            if not args.target:
+                raise InvalidRequestError(f"say which item: frugalsense items {args.action} ITEM_ID_OR_PATH")
+            is_id = args.target.startswith("item_") and not Path(args.target).exists()
+            item_id = args.target if is_id else service.item_id_for(tenant, args.target)
+            if args.action == "show":
+                out = service.get_item(tenant, item_id)
+                lines = [json.dumps(out, indent=2)]
+            else:
+                out = service.delete_item(tenant, item_id)
+                lines = [f"deleted {out['deleted']} ({out['faces']} faces)"]
+    print(json.dumps(out, indent=2) if args.json else "\n".join(lines))
+    return 0
+
+
+def _add_search_commands(sub: Any) -> None:
+    p = sub.add_parser("index", help="index files and folders for search (incremental, resumable)")
+    p.add_argument("paths", nargs="+", help="files and folders (walked recursively)")
+    p.add_argument("--tenant", default="default", help="tenant name (created if new)")
+    p.add_argument("--workers", type=int, help="files analysed at once (FRUGALSENSE_INDEX_WORKERS)")
+    p.add_argument("--collection", help="collection to identify faces against (default: 'people')")
+    p.add_argument("--prune", action="store_true", help="delete items of files gone from these folders")
+    p.add_argument("--force", action="store_true", help="re-analyse files even when unchanged")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("search", help="search indexed items by meaning, words, people and look")
+    p.add_argument("query", nargs="?", help="what to look for (may be empty with a filter or --image)")
+    p.add_argument("--image", help="search by an example picture instead")
+    p.add_argument("--tenant", default="default")
+    p.add_argument("--person", help="person id, person name or cluster id")
+    p.add_argument("--label", help="comma-separated labels")
+    p.add_argument("--modality", help="comma-separated: image, document, audio, video")
+    p.add_argument("--since", help="ISO date: captured at or after")
+    p.add_argument("--until", help="ISO date: captured at or before")
+    p.add_argument("--max-nsfw", type=float, help="leave out items with a higher moderation score")
+    p.add_argument("--safe", action="store_true", help="leave out flagged items")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--mode", default="hybrid", choices=["hybrid", "semantic", "keyword"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("items", help="list, show or delete indexed items; list near-duplicate groups")
+    p.add_argument("action", choices=["list", "show", "delete", "duplicates"])
+    p.add_argument("target", nargs="?", help="item id or file path (show, delete)")
+    p.add_argument("--tenant", default="default")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_items)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,9 +396,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_keys)
 
+    p = sub.add_parser("calibrate", help="choose a ladder's thresholds on labelled data, with a guarantee")
+    p.add_argument("task", help=f"the ladder: {', '.join(CALIBRATORS)}")
+    p.add_argument("--data", required=True, action="append", help="labelled data folder (repeat to pool)")
+    p.add_argument("--target", type=float, default=0.99, help="quality as a share of the strongest rung's")
+    p.add_argument("--risk", type=float, default=0.1, help="allowed probability of missing the target")
+    p.add_argument("--holdout", type=float, default=0.0, help="share of items kept out to check the result")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="profile file or folder (default: FRUGALSENSE_PROFILE_DIR or DATA_DIR/profiles)")
+    p.set_defaults(func=_cmd_calibrate)
+
+    p = sub.add_parser("bench", help="cost-quality tables (and a plot) from recorded ladder tables")
+    p.add_argument("--tables", default="bench/out/tables", help="folder of recorded tables (.npz)")
+    p.add_argument("--plot", help="write the cost-quality plot (PNG) here")
+    p.add_argument("--price", type=float, help="USD per CPU-hour (default: FRUGALSENSE_PRICE_PER_CPU_HOUR)")
+    p.set_defaults(func=_cmd_bench)
+
     p = sub.add_parser("samples", help="write sample inputs (a photo, a receipt, a PDF, a voice note)")
     p.add_argument("folder", nargs="?", default="samples")
     p.set_defaults(func=_cmd_samples)
+    _add_search_commands(sub)
     return parser
 
 

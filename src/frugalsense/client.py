@@ -182,6 +182,43 @@ class _Api:
         body = {"collection_id": collection_id, "name": name}
         return self._send(_Call("POST", f"/v1/clusters/{cluster_id}/promote", json=body))
 
+    # search (index, search, items)
+    def index(
+        self,
+        source: Source,
+        *,
+        name: str | None = None,
+        source_key: str | None = None,
+        captured_at: str | None = None,
+        collection_id: str | None = None,
+    ) -> Any:
+        """Index a file for search; ``source_key`` names the item (a later upload with it replaces it)."""
+        fields = _form(source=source_key, captured_at=captured_at, collection_id=collection_id)
+        return self._send(_Call("POST", "/v1/index", files={"file": _file(source, name)}, data=fields))
+
+    def search(self, query: str = "", *, top_k: int = 20, mode: str = "hybrid", **filters: Any) -> Any:
+        """Hybrid search; ``filters``: person, label, modality, since, until, max_nsfw, safe."""
+        params = {"q": query, "top_k": top_k, "mode": mode, **_form(**filters)}
+        return self._send(_Call("GET", "/v1/search", params=params))
+
+    def search_image(self, source: Source, *, top_k: int = 20, **filters: Any) -> Any:
+        """Items like a picture: near-duplicates first, then close in meaning."""
+        fields = _form(top_k=top_k, **filters)
+        return self._send(_Call("POST", "/v1/search/image", files={"file": _file(source)}, data=fields))
+
+    def near_duplicates(self, max_distance: int | None = None) -> Any:
+        params = _form(max_distance=max_distance)
+        return self._send(_Call("GET", "/v1/search/duplicates", params=params))
+
+    def list_items(self, *, limit: int = 100, offset: int = 0) -> Any:
+        return self._send(_Call("GET", "/v1/items", params={"limit": limit, "offset": offset}))
+
+    def get_item(self, item_id: str) -> Any:
+        return self._send(_Call("GET", f"/v1/items/{item_id}"))
+
+    def delete_item(self, item_id: str) -> Any:
+        return self._send(_Call("DELETE", f"/v1/items/{item_id}"))
+
     # keys and operations
     def create_key(self, name: str, role: str = "user") -> Any:
         return self._send(_Call("POST", "/v1/keys", json={"name": name, "role": role}))

@@ -55,11 +55,39 @@ class Settings(BaseSettings):
     batch_window_ms: float = Field(default=0.0, ge=0, le=100, description="wait this long to batch requests")
     max_batch: int = Field(default=8, ge=1, le=256)
 
+    cache_entries: int = Field(
+        default=1024, ge=0, description="results kept in the in-memory LRU result cache (0: no cache)"
+    )
+    near_duplicate: bool = Field(
+        default=True, description="serve re-encoded, resized or lightly cropped copies of a photo from the cache"
+    )
+
     profile_dir: Path | None = Field(
         default=None, description="folder of calibrated ladder profiles that override the shipped ones"
     )
 
-    @field_validator("data_dir", "model_cache", "profile_dir", mode="after")
+    # -- search (frugalsense.search) --
+    search_encoder: str = Field(
+        default="conse", description="image encoder of the search space: 'conse' (built in) or 'onnx-clip'"
+    )
+    clip_image_model: Path | None = Field(default=None, description="ONNX image encoder for 'onnx-clip'")
+    clip_text_model: Path | None = Field(default=None, description="ONNX text encoder for 'onnx-clip'")
+    clip_tokenizer: Path | None = Field(default=None, description="tokenizer.json (Hugging Face) for 'onnx-clip'")
+    clip_image_size: int = Field(default=224, ge=8, le=1024, description="square input side of the image encoder")
+    search_collection: str = Field(
+        default="people", description="collection that indexed faces are identified against (created if missing)"
+    )
+    index_workers: int = Field(default=2, ge=1, le=64, description="files analysed at once by `frugalsense index`")
+
+    @field_validator(
+        "data_dir",
+        "model_cache",
+        "profile_dir",
+        "clip_image_model",
+        "clip_text_model",
+        "clip_tokenizer",
+        mode="after",
+    )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

@@ -67,10 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
-    from frugalsense.api.routes import analyze, faces, gallery, health, keys
+    from frugalsense.api.routes import analyze, faces, gallery, health, keys, search
 
     app.include_router(health.router)
-    for module in (analyze, faces, gallery, keys):
+    for module in (analyze, faces, gallery, keys, search):
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

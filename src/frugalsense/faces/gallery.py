@@ -45,6 +45,7 @@ from frugalsense.faces.results import (
     IdentifyResult,
     SearchResult,
 )
+from frugalsense.ladder.faces import RUNGS, FaceFusion, load_fusion
 from frugalsense.ladder.ledger import Meter
 from frugalsense.media.types import Frame
 from frugalsense.results import Box, Face
@@ -94,6 +95,10 @@ class FaceGallery:
         self.analyzer = analyzer
         self.settings = analyzer.settings
         self.profile = profile or FaceProfile.load()
+        # SFace -> dlib verification ladder (faces-verify profile); only for the embedder it was calibrated on.
+        self.fusion: FaceFusion | None = load_fusion(self.settings.profile_dir)
+        if analyzer.pipeline.face_embedder != RUNGS[0]:
+            self.fusion = None
         self.model = analyzer.pipeline.face_embedder
         if self.profile.model != self.model:
             raise ConfigurationError(
@@ -312,14 +317,22 @@ class FaceGallery:
         """Are the largest faces of two pictures the same person? Nothing is stored."""
         limit = _check_threshold(threshold, self.profile.compare_threshold)
         meter = Meter(self.settings.price_per_cpu_hour)
-        chosen = []
+        chosen, frames = [], []
         for label, source in (("the first picture", source_a), ("the second picture", source_b)):
             frame, decoded_name, _ = self._decode(source, meter, None)
+            frames.append(frame)
             chosen.append(_pick_face(self._faces(frame, meter), None, decoded_name, largest=True, label=label))
         a, b = chosen
         assert a.embedding is not None and b.embedding is not None
         similarity = float(np.dot(a.embedding, b.embedding))
-        return CompareResult(similarity, similarity >= limit, limit, a.box, b.box, meter.receipt)
+        same = similarity >= limit
+        # The verification ladder: only a pair SFace is unsure of (inside the calibrated band) climbs to dlib,
+        # and then the fused score decides. A caller's own threshold means SFace alone, as asked.
+        if threshold is None and self.fusion is not None and self.fusion.climbs(similarity):
+            dlib = self.analyzer.zoo.get("dlib-resnet")
+            first, second = dlib.predict([(frames[0].bgr(), a), (frames[1].bgr(), b)], meter)
+            same = self.fusion.decide(similarity, float(np.dot(first, second)))
+        return CompareResult(similarity, same, limit, a.box, b.box, meter.receipt)
 
     def search_faces(
         self,

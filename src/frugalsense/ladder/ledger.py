@@ -87,33 +87,66 @@ class CostReceipt:
             "wall_ms": round(self.wall_ms, 3),
             "cost_usd": self.cost_usd,
             "price_per_cpu_hour": self.price_per_cpu_hour,
+            "models": self.models,  # the rungs climbed, in order: why the request cost what it did
             "stages": [s.to_dict() for s in self.stages],
         }
 
 
 class Meter:
-    """Measures stages into one receipt. Not shared between requests."""
+    """Measures stages into one receipt. Not shared between requests.
+
+    Work between stages (dispatching features, assembling the result, garbage collection) is CPU the request
+    used too: `finish` bills whatever the calling thread spent outside every stage as one "overhead" stage, so
+    the receipt adds up to the thread's CPU time from the meter's creation.
+
+    >>> meter = Meter(price_per_cpu_hour=0.05)
+    >>> with meter.stage("decode"):
+    ...     _ = sum(range(10_000))
+    >>> _ = [str(i) for i in range(10_000)]  # unmetered glue
+    >>> [s.stage for s in meter.finish().stages]
+    ['decode', 'overhead']
+    """
 
     def __init__(self, price_per_cpu_hour: float) -> None:
         self.receipt = CostReceipt(price_per_cpu_hour=price_per_cpu_hour)
+        self._thread0 = time.thread_time()
+        self._covered = 0.0  # calling-thread CPU spent inside outermost stages
+        self._depth = 0
+        self._finished = False
 
     @contextmanager
     def stage(
         self, stage: str, model: str | None = None, *, items: int = 1, clock: Clock = "thread", note: str = ""
     ) -> Iterator[None]:
         cpu = _CLOCKS[clock]
-        cpu0, wall0 = cpu(), time.perf_counter()
+        thread0, cpu0, wall0 = time.thread_time(), cpu(), time.perf_counter()
+        self._depth += 1
         try:
             yield
         finally:
-            self.receipt.stages.append(
-                StageCost(
-                    stage=stage,
-                    model=model,
-                    cpu_s=max(0.0, cpu() - cpu0),
-                    wall_ms=(time.perf_counter() - wall0) * 1000.0,
-                    items=items,
-                    clock=clock,
-                    note=note,
-                )
+            self._depth -= 1
+            cost = StageCost(
+                stage=stage,
+                model=model,
+                cpu_s=max(0.0, cpu() - cpu0),
+                wall_ms=(time.perf_counter() - wall0) * 1000.0,
+                items=items,
+                clock=clock,
+                note=note,
             )
+            self.record(cost, covered_thread_s=time.thread_time() - thread0)
+
+    def record(self, cost: StageCost, *, covered_thread_s: float) -> None:
+        """Add a stage measured elsewhere (e.g. a batch's share); `covered_thread_s` is this thread's CPU in it."""
+        self.receipt.stages.append(cost)
+        if self._depth == 0:
+            self._covered += max(0.0, covered_thread_s)
+
+    def finish(self, stage: str = "overhead") -> CostReceipt:
+        """Bill the calling thread's CPU outside every stage (once) and return the receipt."""
+        if not self._finished:
+            self._finished = True
+            unmetered = time.thread_time() - self._thread0 - self._covered
+            note = "between stages: feature dispatch, result assembly, garbage collection"
+            self.receipt.stages.append(StageCost(stage, None, max(0.0, unmetered), 0.0, note=note))
+        return self.receipt

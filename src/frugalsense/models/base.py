@@ -114,17 +114,20 @@ class Model(ABC, Generic[In, Out]):
         if not batch:
             return []
         if self._batcher is not None and len(batch) == 1 and self.clock == "thread":
-            wall0 = time.perf_counter()
+            wall0, thread0 = time.perf_counter(), time.thread_time()
             output, cpu_share, size = self._batcher.submit(batch[0])
             if meter:
-                meter.receipt.stages.append(
+                # The receipt bills this request's share; the thread's own time here (the whole batch, when
+                # it led) is covered so the meter does not bill it again as overhead.
+                meter.record(
                     StageCost(
                         stage or self.card.task,
                         self.name,
                         cpu_s=cpu_share,
                         wall_ms=(time.perf_counter() - wall0) * 1000.0,
                         note=f"batched x{size}",
-                    )
+                    ),
+                    covered_thread_s=time.thread_time() - thread0,
                 )
             return [output]
         metered = (

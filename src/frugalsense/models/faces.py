@@ -72,23 +72,37 @@ class YuNetDetector(Model[Frame, list[Face]]):
         with self._run_lock:
             return self._detect(bgr)
 
-    def _detect(self, bgr: npt.NDArray[np.uint8]) -> list[Face]:
+    def detect_at(self, bgr: npt.NDArray[np.uint8], max_side: int) -> list[Face]:
+        """One pass on a copy whose longest side is at most `max_side` (never enlarged); boxes in `bgr` pixels.
+
+        The face-detection ladder (`frugalsense.ladder.detect`) climbs through these passes one scale at a time.
+        """
+        self.load()
+        height, width = bgr.shape[:2]
+        with self._run_lock:
+            rows = self._rows_at(bgr, max_side)
+        return [_face_from_row(row, width, height) for row in rows]
+
+    def _rows_at(self, bgr: npt.NDArray[np.uint8], max_side: int) -> npt.NDArray[np.float32]:
         import cv2
 
+        scale = min(1.0, max_side / max(bgr.shape[:2]))
+        small = bgr if scale >= 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        rows = np.asarray(self._det.detect(small), np.float32)
+        if len(rows):
+            rows = rows.copy()
+            rows[:, :14] /= scale
+        return rows
+
+    def _detect(self, bgr: npt.NDArray[np.uint8]) -> list[Face]:
         height, width = bgr.shape[:2]
         longest = max(height, width)
         rows = np.zeros((0, 15), np.float32)
         for i, side in enumerate(self.scales):
-            scale = min(1.0, side / longest)
-            if i > 0 and scale >= 1.0 and min(1.0, self.scales[i - 1] / longest) >= 1.0:
+            if i > 0 and min(1.0, side / longest) >= 1.0 and min(1.0, self.scales[i - 1] / longest) >= 1.0:
                 break  # the earlier pass already saw the picture at full size
-            small = (
-                bgr if scale >= 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            )
-            rows = np.asarray(self._det.detect(small), np.float32)
+            rows = self._rows_at(bgr, side)
             if len(rows):
-                rows = rows.copy()
-                rows[:, :14] /= scale
                 break
         return [_face_from_row(row, width, height) for row in rows]
 

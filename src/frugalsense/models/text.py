@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from importlib import resources
 
 import numpy as np
 import numpy.typing as npt
@@ -10,9 +12,20 @@ import numpy.typing as npt
 from frugalsense.models.base import Model, ModelCard
 from frugalsense.models.registry import register
 
-__all__ = ["MiniLM"]
+__all__ = ["MiniLM", "int8_gate_choice"]
 
 Vector = npt.NDArray[np.float32]
+
+
+def int8_gate_choice(model: str) -> str:
+    """The precision the int8 gate chose for `model` ("fp32" when the gate has no word on it).
+
+    >>> int8_gate_choice("no-such-model")
+    'fp32'
+    """
+    text = resources.files("frugalsense.data").joinpath("profiles", "int8-gate.json").read_text("utf-8")
+    choice = json.loads(text).get("models", {}).get(model, {}).get("use", "fp32")
+    return "int8" if choice == "int8" else "fp32"
 
 
 @register
@@ -24,11 +37,15 @@ class MiniLM(Model[str, Vector]):
         licence="Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
         runtime="onnxruntime",
         input_size="up to 256 word pieces",
-        weights="minilm-l6-v2-fp32.onnx (converted into the model cache)",
+        weights="minilm-l6-v2-{fp32,int8}.onnx (converted into the model cache; the int8 gate picks one)",
         reference="average 68.06 over 14 sentence-embedding tasks (sbert.net pretrained-models table)",
         description="384-d sentence embedding, unit length",
     )
-    precision = "fp32"
+
+    @property
+    def precision(self) -> str:
+        """fp32 or int8, as the int8 accuracy gate (data/profiles/int8-gate.json) decided for this model."""
+        return int8_gate_choice(self.card.name)
 
     def _load(self) -> None:
         from frugalsense.convert.minilm import convert_minilm
@@ -36,7 +53,9 @@ class MiniLM(Model[str, Vector]):
 
         path = self.settings.model_dir / f"minilm-l6-v2-{self.precision}.onnx"
         if not path.is_file():
-            convert_minilm(self.settings.model_dir)
+            converted = convert_minilm(self.settings.model_dir)
+            # The converter drops an int8 graph that strays from fp32; fp32 then serves.
+            path = converted.get(self.precision, converted["fp32"])
         self._session = open_session("onnxruntime", path, threads=self.settings.threads)
         self._names = set(self._session.input_names)
 

@@ -4,8 +4,8 @@ Add a migration by appending a function decorated with ``@migration``; never edi
 
     >>> import sqlite3
     >>> conn = sqlite3.connect(":memory:", isolation_level=None)
-    >>> apply_migrations(conn)
-    ['m001_initial']
+    >>> apply_migrations(conn)[0]
+    'm001_initial'
     >>> apply_migrations(conn)
     []
 """
@@ -138,6 +138,93 @@ def m001_initial(conn: sqlite3.Connection) -> None:
         )""",
         "CREATE INDEX corrections_face ON corrections(tenant_id, face_id)",
         "CREATE INDEX corrections_person ON corrections(tenant_id, person_id)",
+    ]
+    for statement in statements:
+        conn.execute(statement)
+
+
+@migration
+def m002_search_items(conn: sqlite3.Connection) -> None:
+    # The search index (frugalsense.search): one row per indexed file or upload, what was found in it, its
+    # semantic vectors and a full-text table. Faces stay in `faces`; `item_faces` links them, and its foreign key
+    # drops the link when a person or face is erased through the gallery.
+    statements = [
+        """CREATE TABLE items (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            modality TEXT NOT NULL CHECK (modality IN ('image', 'document', 'audio', 'video')),
+            mime TEXT NOT NULL,
+            byte_size INTEGER NOT NULL,
+            pages INTEGER NOT NULL,
+            duration_s REAL,
+            captured_at TEXT NOT NULL,
+            indexed_at TEXT NOT NULL,
+            nsfw REAL,
+            flagged INTEGER NOT NULL DEFAULT 0 CHECK (flagged IN (0, 1)),
+            phash INTEGER,
+            encoder TEXT NOT NULL,
+            result TEXT NOT NULL,
+            UNIQUE (tenant_id, source),
+            UNIQUE (tenant_id, id)
+        )""",
+        "CREATE INDEX items_sha ON items(tenant_id, sha256)",
+        "CREATE INDEX items_captured ON items(tenant_id, captured_at)",
+        "CREATE INDEX items_modality ON items(tenant_id, modality)",
+        """CREATE TABLE item_labels (
+            tenant_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            score REAL NOT NULL,
+            PRIMARY KEY (item_id, name),
+            FOREIGN KEY (tenant_id, item_id) REFERENCES items(tenant_id, id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX item_labels_name ON item_labels(tenant_id, name)",
+        """CREATE TABLE item_faces (
+            tenant_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            face_id TEXT NOT NULL,
+            page INTEGER NOT NULL,
+            PRIMARY KEY (item_id, face_id),
+            FOREIGN KEY (tenant_id, item_id) REFERENCES items(tenant_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (tenant_id, face_id) REFERENCES faces(tenant_id, id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX item_faces_face ON item_faces(tenant_id, face_id)",
+        """CREATE TABLE item_vectors (
+            row INTEGER PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            encoder TEXT NOT NULL,
+            part TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            FOREIGN KEY (tenant_id, item_id) REFERENCES items(tenant_id, id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX item_vectors_item ON item_vectors(tenant_id, item_id)",
+        "CREATE INDEX item_vectors_encoder ON item_vectors(tenant_id, encoder)",
+        # Bumped by every change to a tenant's vectors: the vector file and in-memory copies compare against it.
+        """CREATE TABLE search_state (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            encoder TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, encoder)
+        )""",
+        # rowid = items.rowid; the tenant column is only read back, never searched on its own.
+        """CREATE VIRTUAL TABLE item_text USING fts5(
+            text, transcript, labels, tenant_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+        )""",
+        # OCR often runs words together ("SOONHUATMACHINERY"): trigrams of the text without spaces let a query
+        # word match inside such a run.
+        """CREATE VIRTUAL TABLE item_grams USING fts5(text, tenant_id UNINDEXED, tokenize = 'trigram')""",
+        # A cascade from a deleted tenant reaches items through its foreign key; the text follows by trigger.
+        """CREATE TRIGGER items_text_cleanup AFTER DELETE ON items BEGIN
+            DELETE FROM item_text WHERE rowid = old.rowid;
+            DELETE FROM item_grams WHERE rowid = old.rowid;
+        END""",
+        """CREATE TRIGGER item_vectors_version AFTER DELETE ON item_vectors BEGIN
+            UPDATE search_state SET version = version + 1
+            WHERE tenant_id = old.tenant_id AND encoder = old.encoder;
+        END""",
     ]
     for statement in statements:
         conn.execute(statement)

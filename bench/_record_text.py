@@ -1,0 +1,256 @@
+"""Run every text rung once on every labelled page and photo; cache what each one read and what it cost.
+
+    python bench/_record_text.py                # all parts, resumes from bench/out/text_raw/*.json
+    python bench/_record_text.py --part sroie   # one part: sroie, funsd, scene, photos
+
+The raw records (lines, confidences, CPU-seconds) are kept so that the ladder's parameters (the line confidence
+below which a Tesseract line is re-read, the page-confidence signal) can be swept without running OCR again;
+`tables()` turns them into the two `CalibrationTable`s the text ladder is calibrated on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+
+import _data
+from frugalsense.analyze import Analyzer, looks_like_scan
+from frugalsense.ladder.calibrate import CalibrationTable
+from frugalsense.ladder.text import page_confidence, reread_crops
+from frugalsense.media import load
+from frugalsense.quality import located_cer
+from frugalsense.settings import Settings
+
+OUT = Path(__file__).resolve().parent / "out" / "text_raw"
+PARTS = ("sroie", "funsd", "scene", "photos", "funsd-reverse")
+
+Quad = list[tuple[float, float]]
+Item = tuple[str, Path, list[tuple[str, Quad]] | None]  # id, image, true text items (None: a photo, no labels)
+
+
+def _icdar() -> Iterator[Item]:
+    base = _data.eval_dir() / "ocr-icdar2015"
+    for gt in sorted((base / "det_gt").glob("gt_img_*.txt")):
+        truth = []
+        for raw in gt.read_text(encoding="utf-8-sig").splitlines():
+            parts = raw.split(",", 8)
+            if len(parts) == 9 and parts[8].strip() != "###":
+                c = [float(v) for v in parts[:8]]
+                truth.append((parts[8].strip(), [(c[0], c[1]), (c[2], c[3]), (c[4], c[5]), (c[6], c[7])]))
+        yield f"icdar/{gt.stem}", base / "det_images" / f"{gt.stem[3:]}.jpg", truth
+    folder = base / "receipts_wildreceipt"
+    for raw in (folder / "data.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(raw)
+        name = Path(record["file_name"]).name
+        truth = []
+        for ann in record["annotations"]:
+            c = ann["box"]
+            truth.append((ann["text"], [(c[0], c[1]), (c[2], c[3]), (c[4], c[5]), (c[6], c[7])]))
+        yield f"wildreceipt/{name}", folder / name, truth
+
+
+def _photos() -> Iterator[Item]:
+    """Photos that are not documents: portraits, ImageNet objects, COCO scenes (some show a little text)."""
+    seen: set[Path] = set()
+    for pair in _data.lfw_pairs()[::6]:
+        if pair.a not in seen:
+            seen.add(pair.a)
+            yield f"lfw/{pair.a.name}", pair.a, None
+    for path, _ in _data.imagenet_sample()[::5]:
+        yield f"imagenet/{path.name}", path, None
+    for path in sorted((_data.eval_dir() / "detect-coco-tiny").rglob("*.jpg")):
+        yield f"coco/{path.name}", path, None
+
+
+def items(part: str) -> Iterator[Item]:
+    if part == "sroie":
+        for image, lines, _ in _data.sroie():
+            yield f"sroie/{image.stem}", image, [(t, list(q)) for t, q in lines]
+    elif part == "funsd":
+        for image, words, _ in _data.funsd():
+            yield f"funsd/{image.stem}", image, [(t, list(q)) for t, q in words]
+    elif part == "funsd-reverse":  # a second worker from the other end, merged into "funsd" by load_raw
+        yield from reversed(list(items("funsd")))
+    elif part == "scene":
+        yield from _icdar()
+    elif part == "photos":
+        yield from _photos()
+    else:
+        raise SystemExit(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
+
+
+def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    start = time.thread_time()
+    out = fn(*args)
+    return out, time.thread_time() - start
+
+
+def record_one(analyzer: Analyzer, image: Path, truth: list[tuple[str, Quad]] | None) -> dict[str, Any]:
+    zoo = analyzer.zoo
+    frame = load(image, analyzer.settings).frames[0]
+    scan, scan_cpu = _timed(looks_like_scan, frame)
+    (gate,), gate_cpu = _timed(zoo.get("text-gate").predict, [frame])
+    (pp_lines,), pp_cpu = _timed(zoo.get("ppocr-v4").predict, [frame])
+    record: dict[str, Any] = {
+        "width": frame.width,
+        "height": frame.height,
+        "scan": scan,
+        "scan_cpu": scan_cpu,
+        "gate": gate,
+        "gate_cpu": gate_cpu,
+        "ppocr": [[ln.text, [list(p) for p in ln.quad], ln.confidence] for ln in pp_lines],
+        "ppocr_cpu": pp_cpu,
+        "truth": truth,
+    }
+    if truth is None:
+        return record
+    (tess_lines,), tess_cpu = _timed(zoo.get("tesseract-eng").predict, [frame])
+    # Every Tesseract line re-read by PP-OCR's recogniser alone, one at a time, so that any line threshold can
+    # be replayed later with the exact CPU it would cost.
+    engine = zoo.get("ppocr-v4")
+    rereads = []
+    bgr = frame.bgr()
+    for line in tess_lines:
+        start = time.thread_time()
+        with engine._run_lock:
+            ((text, score),) = reread_crops(engine._engine, bgr, [line.quad])
+        rereads.append([text, score, time.thread_time() - start])
+    record["tesseract"] = [[ln.text, [list(p) for p in ln.quad], ln.confidence] for ln in tess_lines]
+    record["tesseract_cpu"] = tess_cpu
+    record["rereads"] = rereads
+    return record
+
+
+def record(parts: list[str]) -> None:
+    analyzer = Analyzer(Settings())
+    for part in parts:
+        path = OUT / f"{part}.json"
+        done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        todo = [it for it in items(part) if it[0] not in done]
+        # The first item of a part also pays for model loading: load everything before measuring.
+        for name in ("text-gate", "ppocr-v4", "tesseract-eng"):
+            analyzer.zoo.get(name).load()
+        for i, (key, image, truth) in enumerate(todo):
+            done[key] = record_one(analyzer, image, truth)
+            if i % 10 == 9 or i == len(todo) - 1:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(done))
+                print(f"{part}: {len(done)} recorded", file=sys.stderr)
+
+
+GATE_SIDES = (320, 480, 640, 960)
+
+
+def record_gate_sides() -> None:
+    """The gate's score and CPU at every candidate copy size, on the photos and scene pages (scans skip it)."""
+    analyzer = Analyzer(Settings())
+    gate = analyzer.zoo.get("text-gate")
+    gate.load()
+    path = OUT / "gate_sides.json"
+    done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    for part in ("scene", "photos"):
+        for key, image, _ in items(part):
+            if key in done:
+                continue
+            frame = load(image, analyzer.settings).frames[0]
+            scores = {}
+            for side in GATE_SIDES:
+                gate.side = side  # type: ignore[attr-defined]  # the bench sweeps the copy size of one instance
+                (score,), cpu = _timed(gate.predict, [frame])
+                scores[str(side)] = [score, cpu]
+            done[key] = scores
+    path.write_text(json.dumps(done))
+
+
+def load_raw(part: str) -> dict[str, Any]:
+    path = OUT / f"{part}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} missing: run python bench/_record_text.py --part {part}")
+    data: dict[str, Any] = json.loads(path.read_text())
+    extra = OUT / f"{part}-reverse.json"
+    if extra.is_file():
+        data.update(json.loads(extra.read_text()))
+    order = [key for key, _, _ in items(part)]  # the data set's own order, whichever worker recorded an item
+    return {key: data[key] for key in order if key in data}
+
+
+# -- from raw records to calibration tables -----------------------------------------------------------------
+
+
+def _quality(lines: list[tuple[str, Any]], truth: list[tuple[str, Quad]]) -> float:
+    """1 - located CER, clipped to [0, 1]."""
+    errors, chars = located_cer(lines, truth)
+    return float(np.clip(1.0 - errors / max(1, chars), 0.0, 1.0))
+
+
+def corrected_lines(rec: dict[str, Any], line_confidence: float) -> tuple[list[tuple[str, Any]], float]:
+    """Tesseract's lines with those below `line_confidence` replaced by PP-OCR's reading (when it is surer)."""
+    lines: list[tuple[str, Any]] = []
+    cpu = 0.0
+    for (text, quad, conf), (pp_text, pp_score, pp_cpu) in zip(rec["tesseract"], rec["rereads"], strict=True):
+        if conf < line_confidence:
+            cpu += pp_cpu
+            if pp_text and pp_score > conf:
+                text = pp_text
+        lines.append((text, quad))
+    return lines, cpu
+
+
+def document_table(records: list[dict[str, Any]], line_confidence: float) -> CalibrationTable:
+    """Rungs tesseract -> tesseract + re-read lines -> PP-OCR, on labelled pages (the text behind the gate)."""
+    conf, qual, cpu = [], [], []
+    for rec in records:
+        tess = [(t, q) for t, q, _ in rec["tesseract"]]
+        fixed, fix_cpu = corrected_lines(rec, line_confidence)
+        pp = [(t, q) for t, q, _ in rec["ppocr"]]
+        lines = [(t, c) for t, _, c in rec["tesseract"]]
+        fixed_conf = page_confidence(
+            [
+                (t, max(c, r[1]) if c < line_confidence else c)
+                for (t, _, c), r in zip(rec["tesseract"], rec["rereads"], strict=True)
+            ],
+            line_confidence,
+        )
+        conf.append([page_confidence(lines, line_confidence), fixed_conf, 1.0])
+        truth = rec["truth"]
+        qual.append([_quality(tess, truth), _quality(fixed, truth), _quality(pp, truth)])
+        cpu.append([rec["scan_cpu"] + rec["tesseract_cpu"], fix_cpu, rec["ppocr_cpu"]])
+    return CalibrationTable(
+        ["tesseract-eng", "reread-lines", "ppocr-v4"], np.array(conf), np.array(qual), np.array(cpu)
+    )
+
+
+def gate_table(records: list[dict[str, Any]]) -> CalibrationTable:
+    """Rungs text-gate -> OCR, on pages with text (quality 0 if the gate stops them) and photos (always 1)."""
+    conf, qual, cpu = [], [], []
+    for rec in records:
+        has_text = rec["truth"] is not None
+        # Scans skip the gate (confidence 0: always climb), exactly as GateRung does.
+        conf.append([0.0 if rec["scan"] else 1.0 - rec["gate"], 1.0])
+        qual.append([0.0 if has_text else 1.0, 1.0])
+        cpu.append([rec["scan_cpu"] + (0.0 if rec["scan"] else rec["gate_cpu"]), rec["ppocr_cpu"]])
+    return CalibrationTable(["text-gate", "ocr"], np.array(conf), np.array(qual), np.array(cpu))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", action="append", choices=PARTS, help="record only these parts")
+    parser.add_argument("--gate-sides", action="store_true", help="record the gate at every candidate size")
+    args = parser.parse_args()
+    if args.gate_sides:
+        record_gate_sides()
+        return
+    record(args.part or [p for p in PARTS if p != "funsd-reverse"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,458 @@
+"""Cost against quality, per task: every single model, always-strongest, and the calibrated ladder.
+
+    python bench/_record_text.py && python bench/_record_detect.py   # once: run every rung on every item
+    python bench/cost_quality.py                     # tables + plots (bench/out/, docs/img/)
+    python bench/cost_quality.py --write-profiles    # also recalibrate the shipped text and face-detect profiles
+    python bench/cost_quality.py --no-measure        # skip the live speech and photo-analysis measurements
+
+Items are split once (seeded) into a calibration half and a held-out half: thresholds (and the ladders' free
+parameters) are chosen on the first, every number printed is measured on the second. CPU-seconds are thread
+CPU time with one intra-op thread, recorded once per rung per item by the `_record_*` scripts; the machine is
+shared, so compare ratios within a table rather than absolute seconds across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+
+import _data
+import _record_detect as rd
+import _record_text as rt
+from frugalsense.ladder.calibrate import CalibrationTable, calibrate, simulate
+from frugalsense.ladder.report import (
+    CLOUD_PRICES,
+    CostRow,
+    TaskData,
+    cloud_ratio,
+    cost_quality,
+    floor_thresholds,
+    markdown,
+    plot,
+    save_task,
+    split_rows,
+    usd_per_1000,
+)
+from frugalsense.settings import Settings
+
+OUT = Path(__file__).resolve().parent / "out"
+DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+PROFILES = Path(__file__).resolve().parents[1] / "src" / "frugalsense" / "data" / "profiles"
+SEED = 0
+FRACTION = 0.5
+PROFILE_TARGET = 0.98
+RISK = 0.1
+#: the gate stops a photo when 1 - score reaches this (score 0.2): see write_text_profile
+GATE_CONFIDENCE = 0.8
+#: shipped thresholds are at least this: a rung reporting 0 (did not run, found nothing) never answers
+FLOOR = 1e-6
+
+LINE_CONFIDENCES = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+DETECT_LADDERS: tuple[tuple[int, ...], ...] = (
+    (320, 640, 1280),
+    (240, 640, 1280),
+    (320, 960),
+    (160, 320, 640, 1280),
+    (480, 1280),
+    (320, 640, 960, 1280),
+    (320, 1280),
+    (240, 960),
+)
+FULL_SIZES = (24.0, 32.0, 48.0, 64.0, 96.0)
+
+
+# -- text ----------------------------------------------------------------------------------------------------
+
+
+def _text_records() -> tuple[list[dict[str, Any]], list[str]]:
+    records, sets = [], []
+    for part in ("sroie", "funsd", "scene"):
+        for rec in rt.load_raw(part).values():
+            if rec.get("tesseract") is not None:
+                records.append(rec)
+                sets.append(part)
+    return records, sets
+
+
+def _choose_on_calibration(build: Any, options: Sequence[Any], n: int) -> tuple[Any, list[tuple[Any, float]]]:
+    """The option whose ladder, calibrated at the profile target on the calibration rows, costs least there."""
+    cal_rows, _ = split_rows(n, FRACTION, SEED)
+    scores = []
+    for option in options:
+        table: CalibrationTable = build(option).subset(cal_rows)
+        result = calibrate(table, target=PROFILE_TARGET, risk=RISK, seed=SEED)
+        cpu = simulate(table, floor_thresholds(result.thresholds, FLOOR)).cpu
+        scores.append((option, cpu if not result.fallback else float("inf")))
+    best = min(scores, key=lambda s: s[1])[0]
+    return best, scores
+
+
+def text_documents() -> tuple[TaskData, float, list[str], dict[str, Any]]:
+    records, sets = _text_records()
+    line_conf, sweep = _choose_on_calibration(
+        lambda c: rt.document_table(records, c), LINE_CONFIDENCES, len(records)
+    )
+    table = rt.document_table(records, line_conf)
+    both_cpu = table.cpu[:, 0] + table.cpu[:, 2]
+    better = np.maximum(table.quality[:, 0], table.quality[:, 2])
+    singles = {
+        "tesseract-eng": (table.quality[:, 0], table.cpu[:, 0]),
+        "ppocr-v4": (table.quality[:, 2], table.cpu[:, 2]),
+        "both engines (better of the two, oracle)": (better, both_cpu),
+    }
+    data = TaskData("text: documents (1 - CER)", table, singles, "ppocr-v4", "1 - located CER", "ppocr-v4")
+    info = {"line_confidence_sweep": [(c, round(s, 4)) for c, s in sweep], "sets": sets}
+    return data, line_conf, sets, info
+
+
+def text_gate() -> TaskData:
+    # Only pictures that reach the gate: scans and document pages skip it.
+    records = [r for part in ("scene", "photos") for r in rt.load_raw(part).values() if not r["scan"]]
+    table = rt.gate_table(records)
+    singles = {
+        "no gate (OCR every photo)": (table.quality[:, 1], table.cpu[:, 1]),
+        "text-gate alone": (table.quality[:, 0], table.cpu[:, 0]),
+    }
+    return TaskData(
+        "text: gate (page with text read)", table, singles, "no gate (OCR every photo)", "text pages kept"
+    )
+
+
+def text_targets(data: TaskData, sets: list[str], price: float) -> list[str]:
+    """The issue's targets on the held-out pages: CER per set against the better engine, CPU against both."""
+    _, test_rows = split_rows(len(data.table), FRACTION, SEED)
+    cal = data.table.subset(split_rows(len(data.table), FRACTION, SEED)[0])
+    lines = [
+        "| set | pages | target | ladder CER | Tesseract CER | PP-OCR CER | ladder CPU-s | both CPU-s | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for target in (0.98, 0.99, 1.0):
+        result = calibrate(cal, target=target, risk=RISK, seed=SEED)
+        thresholds = _floor(result.thresholds)
+        for name in ("sroie", "funsd", "scene"):
+            rows = np.array([i for i in test_rows if sets[i] == name])
+            if len(rows) == 0:
+                continue
+            sub = data.table.subset(rows)
+            run = simulate(sub, thresholds)
+            ladder_q, ladder_cpu = run.quality, run.cpu
+            if result.fallback:  # shipped as PP-OCR alone
+                ladder_q, ladder_cpu = float(sub.quality[:, 2].mean()), float(sub.cpu[:, 2].mean())
+            both = float(np.mean(sub.cpu[:, 0] + sub.cpu[:, 2]))
+            tess_cer, pp_cer = 1 - sub.quality[:, 0].mean(), 1 - sub.quality[:, 2].mean()
+            lines.append(
+                f"| {name} | {len(rows)} | {target:g} | {1 - ladder_q:.4f} | {tess_cer:.4f} | {pp_cer:.4f} | "
+                f"{ladder_cpu:.3f} | {both:.3f} | {ladder_cpu / both:.0%} |"
+            )
+    return lines
+
+
+def gate_costs() -> list[str]:
+    photos = list(rt.load_raw("photos").values())
+    docs = [r for p in ("sroie", "funsd") for r in rt.load_raw(p).values()]
+    gate = statistics.median(r["scan_cpu"] + r["gate_cpu"] for r in photos)
+    pp = statistics.median(r["ppocr_cpu"] for r in docs)
+    tess = statistics.median(r["tesseract_cpu"] for r in docs)
+    return [
+        f"- photo without text, route + gate: median {gate * 1000:.1f} CPU-ms ({len(photos)} photos)",
+        f"- full OCR pass on a document page: PP-OCR median {pp:.3f} CPU-s, Tesseract {tess:.3f} CPU-s",
+        f"- gate / PP-OCR pass = {gate / pp:.1%}; gate / Tesseract pass = {gate / tess:.1%} (target <= 10%)",
+    ]
+
+
+# -- face detection ------------------------------------------------------------------------------------------
+
+
+def detect_data() -> tuple[TaskData, tuple[tuple[int, ...], float], dict[str, Any]]:
+    records = rd.load_raw()
+    keys = list(records)
+    options = [(sides, full) for sides in DETECT_LADDERS for full in FULL_SIZES]
+    best, sweep = _choose_on_calibration(lambda o: rd.table(records, o[0], o[1]), options, len(keys))
+    sides, full = best
+    table = rd.table(records, sides, full)
+    singles = {}
+    for side in (320, 640, 1280):
+        one = rd.table(records, (side,), full)
+        singles[f"yunet@{side} alone"] = (one.quality[:, 0], one.cpu[:, 0])
+    fixed = rd.table(records, (640, 1280), full)
+    # Today's rule: 640, then 1280 only when nothing was found (confidence 0 climbs, anything else stops).
+    today = simulate(fixed, [1e-9])
+    singles["640 then 1280 if none (before)"] = (today.item_quality, today.item_cpu)
+    every = rd.table(records, rd.SIDES, full)
+    singles["every scale merged (strongest)"] = (every.quality[:, -1], every.cpu.sum(axis=1))
+    data = TaskData("face detection (recall)", table, singles, "every scale merged (strongest)", "face recall")
+    info = {"keys": keys, "sweep": sorted(sweep, key=lambda s: s[1])[:5]}
+    return data, best, info
+
+
+def detect_breakdown(data: TaskData, keys: list[str], thresholds: list[float]) -> list[str]:
+    """Per source on the held-out photos: faces found and CPU, ladder against the single scales."""
+    _, test_rows = split_rows(len(keys), FRACTION, SEED)
+    lines = ["| source | photos | ladder recall | ladder CPU-ms | " + " | ".join(
+        f"{n} recall | {n} CPU-ms" for n in data.singles if "before" in n or "640 alone" in n) + " |"]  # fmt: skip
+    chosen = [n for n in data.singles if "before" in n or "640 alone" in n]
+    lines.append("|---|---:|---:|---:|" + "---:|---:|" * len(chosen))
+    run = simulate(data.table, thresholds)
+    for source in ("detect", "deepface", "gallery", "lfw", "imagenet", "coco", "skimage"):
+        rows = np.array([i for i in test_rows if keys[i].startswith(source + "/")])
+        if len(rows) == 0:
+            continue
+        cells = [f"{run.item_quality[rows].mean():.3f}", f"{run.item_cpu[rows].mean() * 1000:.1f}"]
+        for name in chosen:
+            q, c = data.singles[name]
+            cells += [f"{q[rows].mean():.3f}", f"{c[rows].mean() * 1000:.1f}"]
+        lines.append(f"| {source} | {len(rows)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+# -- profiles ------------------------------------------------------------------------------------------------
+
+
+def _floor(thresholds: Sequence[float]) -> list[float]:
+    return floor_thresholds(thresholds, FLOOR)
+
+
+COMMON = {
+    "command": "python bench/_record_text.py && python bench/_record_detect.py && "
+    "python bench/cost_quality.py --write-profiles",
+    "split": f"seeded half (seed {SEED}) for calibration; the other half is held out for bench/cost_quality.py",
+    "floor": f"thresholds raised to at least {FLOOR}: a rung reporting confidence 0 never answers",
+}
+
+
+def write_profiles(text: TaskData, line_conf: float, gate: TaskData, det: TaskData, det_best: Any) -> list[str]:
+    return [write_text_profile(text, line_conf, gate), write_detect_profile(det, det_best)]
+
+
+def write_text_profile(text: TaskData, line_conf: float, gate: TaskData) -> str:
+    cal_text = text.table.subset(split_rows(len(text.table), FRACTION, SEED)[0])
+    cal_gate = gate.table.subset(split_rows(len(gate.table), FRACTION, SEED)[0])
+    doc = calibrate(cal_text, target=PROFILE_TARGET, risk=RISK, seed=SEED)
+    # The gate is not calibrated: 12 photos with text (10 of them ICDAR's small, blurred words, which the gate
+    # cannot see at any copy size) against 212 without. A mean-quality target is met by a gate that closes on
+    # nearly everything, since textless photos dominate, while 0.95 certifies nothing. Its threshold stays the
+    # measured operating point of bench/models.py (score 0.2) until labelled photos with text exist.
+    gat = calibrate(cal_gate, target=0.9, risk=RISK, seed=SEED)
+    gate_target = None
+    common = COMMON
+    text_profile = doc.to_profile(
+        "text",
+        params={"line_confidence": line_conf, "gate": "text-gate"},
+        provenance={
+            **common,
+            "data": "../shared/eval: ocr-sroie (94 receipts), ocr-funsd (forms recorded so far), ocr-icdar2015 "
+            "(10 scene photos, 2 WildReceipt receipts); gate negatives: faces-lfw, zeroshot-imagenet, "
+            "detect-coco-tiny photos",
+            "quality_measure": "1 - located CER (frugalsense.quality.located_cer), clipped to [0, 1]",
+            "gate": {
+                "calibrated": gate_target,
+                "threshold": GATE_CONFIDENCE,
+                "why": "uncalibrated: score 0.2, the operating point measured by bench/models.py; at target 0.9 "
+                f"LTT would certify confidence {gat.thresholds[0]:.3f}, closing on nearly every photo with text",
+                "items": len(cal_gate),
+            },
+        },
+    )
+    # With nothing certified the document rungs below PP-OCR would only add CPU: the profile drops them.
+    rungs, thresholds = (["ppocr-v4"], []) if doc.fallback else (doc.rungs, doc.thresholds)
+    profile = type(text_profile)(
+        task="text",
+        rungs=["text-gate", *rungs],
+        thresholds=_floor([GATE_CONFIDENCE, *thresholds]),
+        target=PROFILE_TARGET,
+        risk=RISK,
+        params=text_profile.params,
+        calibration=text_profile.calibration,
+    )
+    profile.save(PROFILES / "text.json")
+    return f"- text.json: rungs {profile.rungs}, thresholds {profile.thresholds}, line_confidence {line_conf}"
+
+
+def write_detect_profile(det: TaskData, det_best: Any) -> str:
+    cal_det = det.table.subset(split_rows(len(det.table), FRACTION, SEED)[0])
+    dec = calibrate(cal_det, target=PROFILE_TARGET, risk=RISK, seed=SEED)
+    common = COMMON
+    full = det_best[1]
+    det_profile = dec.to_profile(
+        "face-detect",
+        params={"detector": "yunet-int8", "full_size_px": full},
+        provenance={
+            **common,
+            "data": "../shared/eval: faces-detect (recall of 43 labelled faces), faces-deepface, faces-gallery, "
+            "faces-lfw, zeroshot-imagenet, detect-coco-tiny, captions-skimage (agreement with every scale merged)",
+            "quality_measure": "recall of labelled faces; elsewhere share of the faces every scale merged finds",
+        },
+    )
+    det_profile = type(det_profile)(**{**det_profile.to_dict(), "thresholds": _floor(det_profile.thresholds)})
+    det_profile.save(PROFILES / "face-detect.json")
+    return (
+        f"- face-detect.json: rungs {det_profile.rungs}, thresholds {det_profile.thresholds}, full_size_px {full}"
+    )
+
+
+# -- live measurements ---------------------------------------------------------------------------------------
+
+
+def speech_costs(settings: Settings) -> list[str]:
+    from frugalsense.analyze import Analyzer
+    from frugalsense.media import load
+    from frugalsense.media.types import AudioClip
+
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        return ["- espeak-ng missing: speech not measured"]
+    model = Analyzer(settings).zoo.get("whisper-tiny-en")
+    model.load()
+
+    def cpu(clip: AudioClip) -> float:
+        times = []
+        for _ in range(3):
+            start = time.process_time()
+            model.predict([clip])
+            times.append(time.process_time() - start)
+        return statistics.median(times)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "s.wav"
+        sentence = (
+            "Please send the invoice for the blue chairs before Monday, and call the plumber about the pipe."
+        )
+        subprocess.run([espeak, "-v", "en-us", "-s", "150", "-w", str(wav), sentence], check=True)
+        speech = load(wav, settings).audio
+    assert speech is not None
+    seconds = len(speech.samples) / speech.sample_rate
+    rng = np.random.default_rng(0)
+    silence = AudioClip(np.zeros_like(speech.samples))
+    hiss = AudioClip((rng.normal(0, 0.003, len(speech.samples))).astype(np.float32))
+    s, z, h = cpu(speech), cpu(silence), cpu(hiss)
+    return [
+        f"| clip ({seconds:.1f} s) | CPU-s (median of 3, process clock) | share of speech |",
+        "|---|---:|---:|",
+        f"| speech (espeak-ng) | {s:.3f} | 100% |",
+        f"| digital silence | {z:.3f} | {z / s:.1%} |",
+        f"| faint hiss (-50 dBFS) | {h:.3f} | {h / s:.1%} |",
+    ]
+
+
+def photo_costs(settings: Settings, price: float) -> list[str]:
+    """Full analysis of a photo (faces, labels, moderation, text gate): median receipt, against cloud prices."""
+    from frugalsense.analyze import Analyzer
+
+    analyzer = Analyzer(settings)
+    photos = [p.a for p in _data.lfw_pairs()[::20]] + [p for p, _ in _data.imagenet_sample()[::20]]
+    features = ["faces", "labels", "moderation", "text"]
+    analyzer.analyze(photos[0], features)
+    cpu = [analyzer.analyze(p, features).receipt.cpu_seconds for p in photos]
+    median = statistics.median(cpu)
+    ours = usd_per_1000(median, price)
+    lines = [
+        f"- full analysis of a photo ({len(photos)} photos: LFW + ImageNet; faces, labels, moderation, text): "
+        f"median {median * 1000:.1f} CPU-ms, ${ours:.5f} per 1,000 at ${price}/CPU-hour",
+    ]
+    for name, per_feature in CLOUD_PRICES.items():
+        ratio = cloud_ratio(median, 4, price, per_feature)
+        verdict = "met" if ratio >= 500 else "NOT met"
+        lines.append(
+            f"- {name}: 4 features x ${per_feature:.2f} = ${4 * per_feature:.2f} per 1,000 -> {ratio:,.0f}x "
+            f"cheaper here (target >= 500x: {verdict})"
+        )
+    return lines
+
+
+def other_tasks(price: float) -> dict[str, Any]:
+    """Rows from the labels and face-verification ladders (bench/_ladders.py), when that helper exists."""
+    try:
+        import _ladders  # type: ignore[import-not-found]
+    except ImportError:
+        return {"labels": "pending (bench/_ladders.py not there yet)", "faces-verify": "pending"}
+    out: dict[str, Any] = {}
+    for task, fn in (("labels", "labels_rows"), ("faces-verify", "faces_rows")):
+        maker = getattr(_ladders, fn, None)
+        if maker is None:
+            out[task] = f"pending (_ladders.{fn} missing)"
+            continue
+        try:
+            out[task] = maker(price_per_cpu_hour=price)
+        except Exception as exc:  # another helper's code: report, do not crash the whole bench
+            out[task] = f"pending ({type(exc).__name__}: {exc})"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write-profiles", action="store_true")
+    parser.add_argument("--no-measure", action="store_true", help="skip the live speech and photo measurements")
+    args = parser.parse_args()
+    settings = Settings()
+    price = settings.price_per_cpu_hour
+    rows_by_task: dict[str, list[CostRow]] = {}
+    names: dict[str, str] = {}
+
+    text, line_conf, sets, info = text_documents()
+    gate = text_gate()
+    det, det_best, det_info = detect_data()
+    for slug, data in (("text-gate", gate), ("text-documents", text), ("face-detect", det)):
+        rows = cost_quality(
+            data,
+            targets=(0.9, 0.95, 0.98, 0.99, 1.0),
+            price_per_cpu_hour=price,
+            risk=RISK,
+            fraction=FRACTION,
+            seed=SEED,
+            min_threshold=FLOOR,
+        )
+        rows_by_task[data.task] = rows
+        names[data.task] = data.quality_name
+        save_task(data, OUT / "tables" / f"{slug}.npz")
+        print(f"\n### {data.task}\n")
+        print(markdown(rows, quality_name=data.quality_name, rungs=data.table.rungs))
+    sweep = info["line_confidence_sweep"]
+    print(f"\ntext: line confidence chosen on the calibration half: {line_conf} (sweep {sweep})")
+    print("\n### text ladder against the issue's targets (held-out pages)\n")
+    print("\n".join(text_targets(text, sets, price)))
+    print("\n### text gate cost\n")
+    print("\n".join(gate_costs()))
+    print(f"\nface detection: rungs {det_best[0]}, full_size_px {det_best[1]}")
+    print(f"(cheapest 5 on the calibration half: {det_info['sweep']})")
+    cal = det.table.subset(split_rows(len(det.table), FRACTION, SEED)[0])
+    det_thresholds = _floor(calibrate(cal, target=PROFILE_TARGET, risk=RISK, seed=SEED).thresholds)
+    print(f"\n### face detection by source (held-out photos, ladder @{PROFILE_TARGET})\n")
+    print("\n".join(detect_breakdown(det, det_info["keys"], det_thresholds)))
+
+    for task, result in other_tasks(price).items():
+        print(f"\n### {task}\n")
+        if isinstance(result, list) and result and isinstance(result[0], CostRow):
+            rows_by_task[task] = result
+            print(markdown(result))
+        else:
+            print(result)
+
+    if args.write_profiles:
+        print("\n### profiles written\n")
+        print("\n".join(write_profiles(text, line_conf, gate, det, det_best)))
+    if not args.no_measure:
+        print("\n### speech: silence against speech (Whisper tiny.en with Silero VAD)\n")
+        print("\n".join(speech_costs(settings)))
+        print("\n### a photo, end to end, against cloud list prices\n")
+        print("\n".join(photo_costs(settings, price)))
+
+    path = plot(rows_by_task, OUT / "cost_quality.png", quality_names=names)
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, DOCS_IMG / "cost_quality.png")
+    print(f"\nplot: {path.relative_to(OUT.parent.parent)} (copy in docs/img/cost_quality.png)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,434 @@
+"""The result cache: the cheapest rung of every ladder is not running it again.
+
+Two tiers, both in one in-memory LRU bounded by `Settings.cache_entries`:
+
+- exact: the SHA-256 of the input's bytes, the requested features and a fingerprint of the pipeline and its
+  profiles. Any input kind; a hit skips decoding when the caller hands over bytes.
+- near-duplicate: for single photos and the features whose answer does not depend on reading fine detail
+  (faces, labels, moderation), a 63-bit DCT perceptual hash. A cache entry keeps the hash of its whole picture
+  and of 80 sub-windows (every side trimmed by 0, 5 or 10 %), so a re-encoded, resized or lightly cropped copy
+  lands within a few bits of one of them. The match radius is data (`NEAR_RADIUS`, calibrated by
+  bench/cache.py on one half of the evaluation photos and checked on the other). Text is never served from this
+  tier: two receipts from the same till look alike to a perceptual hash and differ only in the digits.
+
+A hit still returns a receipt: the lookup's own CPU time, with a note naming the tier and the original cost.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> photo = (rng.random((60, 80, 3)) * 255).astype(np.uint8)
+    >>> bits = window_hashes(photo)
+    >>> bits.shape, int(np.bitwise_count(bits[0] ^ photo_hash(photo)))
+    ((81,), 0)
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from importlib import resources
+from itertools import product
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from frugalsense.ladder.ledger import Meter
+from frugalsense.media.types import Decoded
+from frugalsense.results import AnalysisResult, Box, Face, PageResult
+
+if TYPE_CHECKING:
+    from frugalsense.settings import Settings
+
+__all__ = [
+    "NEAR_RADIUS",
+    "NEAR_SAFE_FEATURES",
+    "CacheStats",
+    "ResultCache",
+    "photo_hash",
+    "pipeline_fingerprint",
+    "window_hashes",
+]
+
+#: Features a near-duplicate may answer: their answers survive re-encoding and small crops.
+NEAR_SAFE_FEATURES = frozenset({"faces", "labels", "moderation"})
+#: Largest Hamming distance (of 63 bits) at which a photo counts as a copy of a cached one. Chosen by
+#: bench/cache.py on the calibration half of the evaluation photos: the largest radius at which at most 0.25 % of
+#: distinct photos would be served another photo's answer from a cache holding the other 650; checked on the
+#: held-out half. False hits grow with the number of entries, so very large caches want a smaller radius.
+NEAR_RADIUS = 6
+
+_THUMB = 96  # side of the grey thumbnail every window is cut from
+_HASH_SIDE = 32  # DCT input side
+_LOW = 8  # the lowest 8x8 frequencies, less the DC term, make the 63 bits
+_MARGINS = (0.0, 0.05, 0.1)
+#: (left, top, right, bottom) trims; the first is the whole picture
+_WINDOWS = tuple(product(_MARGINS, repeat=4))
+
+Hashes = npt.NDArray[np.uint64]
+_T = TypeVar("_T")
+
+
+def _thumbnail(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    import cv2
+
+    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA)
+    return np.asarray(small, np.float32)
+
+
+def _area_matrix(lo: int, hi: int) -> npt.NDArray[np.float64]:
+    """Rows average [lo, hi) of a _THUMB-long axis down to _HASH_SIDE cells, as an area resize does."""
+    out = np.zeros((_HASH_SIDE, _THUMB))
+    step = (hi - lo) / _HASH_SIDE
+    for j in range(_HASH_SIDE):
+        a, b = lo + j * step, lo + (j + 1) * step
+        for i in range(int(np.floor(a)), min(_THUMB, int(np.ceil(b)))):
+            out[j, i] = (min(b, i + 1) - max(a, i)) / step
+    return out
+
+
+def _dct_rows() -> npt.NDArray[np.float64]:
+    """The first _LOW rows of the orthonormal DCT-II matrix (what cv2.dct applies along each axis)."""
+    n = np.arange(_HASH_SIDE)
+    rows = np.cos(np.pi * (2 * n[None, :] + 1) * np.arange(_LOW)[:, None] / (2 * _HASH_SIDE))
+    rows *= np.sqrt(2.0 / _HASH_SIDE)
+    rows[0] /= np.sqrt(2.0)
+    return rows
+
+
+def _axis_bank() -> npt.NDArray[np.float64]:
+    """For every (start trim, end trim) pair, resize-then-DCT along one axis as one (_LOW x _THUMB) matrix.
+
+    Resizing a window and taking its low DCT frequencies are both linear, so all 81 windows' hashes come from
+    two matrix products with these stacked banks instead of 81 resizes and transforms.
+    """
+    dct = _dct_rows()
+    blocks = [
+        dct @ _area_matrix(round(lo * _THUMB), _THUMB - round(hi * _THUMB)) for lo in _MARGINS for hi in _MARGINS
+    ]
+    return np.concatenate(blocks)  # (len(_MARGINS) ** 2 * _LOW, _THUMB)
+
+
+_BANK = _axis_bank().astype(np.float32)
+_WHOLE = np.ascontiguousarray(_BANK[:_LOW])  # no trim on either end: the first block
+_WINDOW_ROWS = np.array([_MARGINS.index(t) * len(_MARGINS) + _MARGINS.index(b) for _, t, _, b in _WINDOWS])
+_WINDOW_COLS = np.array([_MARGINS.index(left) * len(_MARGINS) + _MARGINS.index(r) for left, _, r, _ in _WINDOWS])
+
+
+def _pack(low: npt.NDArray[np.float64]) -> Hashes:
+    """63 bits per 8x8 block of low frequencies (n, 8, 8): above or below their median, DC left out."""
+    values = low.reshape(len(low), -1)[:, 1:]
+    bits = np.zeros((len(low), 64), np.bool_)
+    bits[:, : values.shape[1]] = values > np.median(values, axis=1, keepdims=True)
+    return np.packbits(bits, axis=1, bitorder="little").view("<u8").reshape(-1).astype(np.uint64)
+
+
+def photo_hash(pixels: npt.NDArray[np.uint8]) -> np.uint64:
+    """The 63-bit perceptual hash of a whole RGB picture."""
+    return _whole_hash(_thumbnail(pixels))
+
+
+def _sandwich(bank: npt.NDArray[np.float32], thumb: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """bank @ thumb @ bank.T through OpenCV: numpy's BLAS would hand this to its own threads, which spin on
+    after the product and burn CPU that the calling thread's clock (and so the receipt) never sees."""
+    import cv2
+
+    gemm: Any = cv2.gemm  # the stubs do not allow the None that skips the added matrix
+    half = gemm(bank, thumb, 1.0, None, 0.0)
+    return np.asarray(gemm(half, bank, 1.0, None, 0.0, flags=cv2.GEMM_2_T), np.float64)
+
+
+def _whole_hash(thumb: npt.NDArray[np.float32]) -> np.uint64:
+    return np.uint64(_pack(_sandwich(_WHOLE, thumb)[None])[0])
+
+
+def window_hashes(pixels: npt.NDArray[np.uint8]) -> Hashes:
+    """Hashes of the whole picture (first) and of its 80 trimmed sub-windows, as stored with a cache entry."""
+    return _windows(_thumbnail(pixels))
+
+
+def _windows(thumb: npt.NDArray[np.float32]) -> Hashes:
+    grid = _sandwich(_BANK, thumb)
+    pairs = len(_MARGINS) ** 2
+    # (row pair, column pair) blocks of _LOW x _LOW; a window picks its (top, bottom) row, (left, right) column.
+    blocks = grid.reshape(pairs, _LOW, pairs, _LOW).transpose(0, 2, 1, 3)
+    return _pack(blocks[_WINDOW_ROWS, _WINDOW_COLS])
+
+
+def pipeline_fingerprint(pipeline: object, settings: Settings) -> str:
+    """A digest that changes whenever a cached answer could: the pipeline, the package and every profile."""
+    from frugalsense import __version__
+
+    digest = hashlib.sha256(f"{__version__}|{pipeline!r}".encode())
+    shipped = resources.files("frugalsense.data").joinpath("profiles")
+    files = [(p.name, p.read_bytes()) for p in shipped.iterdir() if p.name.endswith(".json")]
+    if settings.profile_dir is not None and Path(settings.profile_dir).is_dir():
+        files += [(f"user/{p.name}", p.read_bytes()) for p in Path(settings.profile_dir).glob("*.json")]
+    for name, data in sorted(files):
+        digest.update(name.encode())
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class CacheStats:
+    exact_hits: int = 0
+    near_hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.exact_hits + self.near_hits + self.misses
+        return (self.exact_hits + self.near_hits) / total if total else 0.0
+
+
+@dataclass
+class _Entry:
+    key: str
+    namespace: str
+    result: AnalysisResult
+    cpu_s: float
+    slot: int | None = None
+
+
+class _NearIndex:
+    """Window hashes of near-duplicate-eligible entries in one growing array, scanned with popcount."""
+
+    def __init__(self) -> None:
+        self.hashes = np.zeros((0, len(_WINDOWS)), np.uint64)
+        self.namespaces: list[str | None] = []
+        self.keys: list[str | None] = []
+        self.free: list[int] = []
+
+    def add(self, hashes: Hashes, namespace: str, key: str) -> int:
+        if not self.free:
+            grow = max(16, len(self.keys))
+            self.hashes = np.concatenate([self.hashes, np.zeros((grow, len(_WINDOWS)), np.uint64)])
+            self.free = list(range(len(self.keys) + grow - 1, len(self.keys) - 1, -1))
+            self.namespaces += [None] * grow
+            self.keys += [None] * grow
+        slot = self.free.pop()
+        self.hashes[slot] = hashes
+        self.namespaces[slot], self.keys[slot] = namespace, key
+        return slot
+
+    def remove(self, slot: int) -> None:
+        self.namespaces[slot] = self.keys[slot] = None
+        self.free.append(slot)
+
+    def nearest(self, query: np.uint64, namespace: str) -> tuple[str, int] | None:
+        if not self.keys:
+            return None
+        distances = np.bitwise_count(self.hashes ^ query).min(axis=1)
+        order = np.argsort(distances, kind="stable")
+        for slot in order[:8].tolist():
+            if self.namespaces[slot] == namespace and self.keys[slot] is not None:
+                key = self.keys[slot]
+                assert key is not None
+                return key, int(distances[slot])
+        # Rare: the closest slots belong to other feature sets; fall back to a filtered scan.
+        mask = np.array([ns == namespace for ns in self.namespaces])
+        if not mask.any():
+            return None
+        slot = int(np.flatnonzero(mask)[int(np.argmin(distances[mask]))])
+        key = self.keys[slot]
+        return (key, int(distances[slot])) if key is not None else None
+
+
+class ResultCache:
+    """Exact and near-duplicate answers for `Analyzer`, bounded LRU, thread-safe.
+
+    >>> from frugalsense.settings import Settings
+    >>> cache = ResultCache(capacity=2, near_duplicate=True)
+    >>> cache.stats.hit_rate
+    0.0
+    """
+
+    def __init__(self, capacity: int, *, near_duplicate: bool = True, near_radius: int = NEAR_RADIUS) -> None:
+        if capacity <= 0:
+            raise ValueError("a result cache needs room for at least one entry")
+        self.capacity = capacity
+        self.near_duplicate = near_duplicate
+        self.near_radius = near_radius
+        self.stats = CacheStats()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._near = _NearIndex()
+        self._lock = threading.Lock()
+        self._fingerprints: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ResultCache | None:
+        """The cache the settings ask for, or None when `cache_entries` is 0."""
+        if settings.cache_entries <= 0:
+            return None
+        return cls(settings.cache_entries, near_duplicate=settings.near_duplicate)
+
+    def fingerprint(self, pipeline: object, settings: Settings) -> str:
+        """`pipeline_fingerprint`, remembered per pipeline (profiles are read once, as the ladders read them)."""
+        key = repr(pipeline)
+        found = self._fingerprints.get(key)
+        if found is None:
+            found = self._fingerprints[key] = pipeline_fingerprint(pipeline, settings)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._near = _NearIndex()
+
+    # -- the request path --------------------------------------------------------------------------------
+
+    def analyze(
+        self,
+        source: object,
+        features: Sequence[str] | None,
+        meter: Meter,
+        *,
+        fingerprint: str,
+        decode: Callable[[], Decoded],
+        run: Callable[[Decoded], AnalysisResult],
+        name: str | None = None,
+    ) -> AnalysisResult:
+        """Serve from the cache, or `decode` and `run` and remember the answer. Every step is metered."""
+        namespace = f"{fingerprint}|{','.join(features) if features else '*'}"
+        if isinstance(source, bytes | bytearray | memoryview):
+            with meter.stage("cache", note="exact lookup before decoding"):
+                hit = self._exact(hashlib.sha256(source).hexdigest(), namespace)
+            if hit is not None:
+                return self._serve(hit, None, meter, name=name, tier="exact")
+        with meter.stage("decode"):
+            decoded = decode()
+        thumb: npt.NDArray[np.float32] | None = None
+        with meter.stage("cache", note="lookup"):
+            hit = self._exact(decoded.sha256, namespace)
+            near: tuple[_Entry, int] | None = None
+            if hit is None and self._near_eligible(decoded, features):
+                thumb = _thumbnail(decoded.frames[0].pixels)
+                near = self._nearest(_whole_hash(thumb), namespace)
+        if hit is not None:
+            return self._serve(hit, decoded, meter, name=name, tier="exact")
+        if near is not None:
+            return self._serve(near[0], decoded, meter, name=name, tier="near", distance=near[1])
+        result = run(decoded)
+        with meter.stage("cache", note="store"):
+            window = None if thumb is None else _windows(thumb)
+            self._store(decoded.sha256, namespace, result, window, meter.receipt.cpu_seconds)
+        with self._lock:
+            self.stats.misses += 1
+        return result
+
+    def _near_eligible(self, decoded: Decoded, features: Sequence[str] | None) -> bool:
+        if not self.near_duplicate or decoded.kind != "image" or len(decoded.frames) != 1:
+            return False
+        # Unnamed features mean the image defaults, which include text: exact tier only.
+        return bool(features) and set(features or ()) <= NEAR_SAFE_FEATURES
+
+    def _exact(self, sha256: str, namespace: str) -> _Entry | None:
+        key = f"{namespace}|{sha256}"
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def _nearest(self, query: np.uint64, namespace: str) -> tuple[_Entry, int] | None:
+        with self._lock:
+            found = self._near.nearest(query, namespace)
+            if found is None or found[1] > self.near_radius:
+                return None
+            entry = self._entries.get(found[0])
+            if entry is None:
+                return None
+            self._entries.move_to_end(entry.key)
+            return entry, found[1]
+
+    def _store(
+        self, sha256: str, namespace: str, result: AnalysisResult, window: Hashes | None, cpu_s: float
+    ) -> None:
+        # A private copy: callers may change what they were given without changing what the cache serves.
+        kept = replace(result, pages=copy.deepcopy(result.pages), transcript=result.transcript)
+        key = f"{namespace}|{sha256}"
+        entry = _Entry(key=key, namespace=namespace, result=kept, cpu_s=cpu_s)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None and old.slot is not None:
+                self._near.remove(old.slot)
+            if window is not None:
+                entry.slot = self._near.add(window, namespace, key)
+            self._entries[key] = entry
+            while len(self._entries) > self.capacity:
+                _, evicted = self._entries.popitem(last=False)
+                if evicted.slot is not None:
+                    self._near.remove(evicted.slot)
+                self.stats.evictions += 1
+
+    def _serve(
+        self,
+        entry: _Entry,
+        decoded: Decoded | None,
+        meter: Meter,
+        *,
+        name: str | None,
+        tier: str,
+        distance: int = 0,
+    ) -> AnalysisResult:
+        cached = entry.result
+        what = "exact copy" if tier == "exact" else f"near-duplicate, {distance} of 63 bits apart"
+        note = f"served from cache ({what}); first computed for {entry.cpu_s:.4f} CPU-s"
+        models = ", ".join(cached.receipt.models)
+        if models:
+            note += f" by {models}"
+        with meter.stage("cache", note=note):
+            if decoded is not None and tier == "near":
+                pages = [
+                    _fit(page, frame.width, frame.height)
+                    for page, frame in zip(cached.pages, decoded.frames, strict=True)
+                ]
+            else:
+                pages = copy.deepcopy(cached.pages)
+            result = replace(
+                cached,
+                name=name or (decoded.name if decoded is not None else "upload"),
+                sha256=decoded.sha256 if decoded is not None else cached.sha256,
+                pages=pages,
+                receipt=meter.receipt,
+            )
+        with self._lock:
+            if tier == "exact":
+                self.stats.exact_hits += 1
+            else:
+                self.stats.near_hits += 1
+        return result
+
+
+def _fit(page: PageResult, width: int, height: int) -> PageResult:
+    """A cached page mapped onto a copy of another size: boxes and landmarks scale with the picture."""
+    sx, sy = width / max(1, page.width), height / max(1, page.height)
+    faces = None
+    if page.faces is not None:
+        faces = [
+            Face(
+                box=Box(f.box.x * sx, f.box.y * sy, f.box.w * sx, f.box.h * sy),
+                landmarks=[(x * sx, y * sy) for x, y in f.landmarks],
+                score=f.score,
+                embedding=None if f.embedding is None else f.embedding.copy(),
+                embedding_model=f.embedding_model,
+            )
+            for f in page.faces
+        ]
+    return replace(
+        page, width=width, height=height, faces=faces, labels=_copy_list(page.labels), text=_copy_list(page.text)
+    )
+
+
+def _copy_list(items: Iterable[_T] | None) -> list[_T] | None:
+    return None if items is None else list(items)

@@ -1,0 +1,247 @@
+"""The face-verification ladder: SFace decides alone unless its similarity falls in a calibrated uncertain band;
+then dlib's ResNet embeds both faces too and a fused score decides.
+
+Both steps are calibrated, not hand-set: SFace's cosine similarity becomes the probability that two faces are one
+person through a logistic fit on calibration pairs, and the fused score is a logistic model over both cosines.
+A pair's confidence is the probability of SFace's own answer, ``max(p, 1 - p)``; the ladder threshold on that
+confidence (chosen by `frugalsense.ladder.calibrate`) is the band: pairs below it climb.
+
+    >>> fusion = FaceFusion(sface=(20.0, -7.0), fused=(12.0, 14.0, -9.0), band=0.9)
+    >>> round(fusion.sface_threshold, 3)
+    0.35
+    >>> fusion.climbs(0.36), fusion.climbs(0.8)
+    (True, False)
+    >>> fusion.decide(0.8), fusion.decide(0.36, 0.2)
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from frugalsense.errors import ConfigurationError, InvalidRequestError
+from frugalsense.ladder.calibrate import NEVER, Calibration, CalibrationTable, Method, calibrate, simulate
+from frugalsense.ladder.profiles import Profile, load_profile
+from frugalsense.ladder.record import FaceRecords, record_faces
+from frugalsense.settings import Settings
+
+__all__ = [
+    "FACES_TASK",
+    "RUNGS",
+    "FaceFusion",
+    "calibrate_faces",
+    "faces_table",
+    "fit_fusion",
+    "fit_logistic",
+    "load_fusion",
+]
+
+FACES_TASK = "faces-verify"
+RUNGS = ["sface", "sface+dlib-resnet"]
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FaceFusion:
+    """SFace's calibrated probability, the band where it is unsure, and the fusion with dlib."""
+
+    sface: tuple[float, float]  # logistic (slope, intercept) on SFace's cosine similarity
+    fused: tuple[float, float, float]  # logistic (SFace weight, dlib weight, intercept) on the two cosines
+    band: float  # a pair climbs when SFace's confidence max(p, 1 - p) is below this
+
+    def __post_init__(self) -> None:
+        if self.sface[0] <= 0:
+            raise ConfigurationError("face fusion: SFace's slope must be positive (more similar, more likely)")
+
+    def sface_probability(self, similarity: float) -> float:
+        return _sigmoid(self.sface[0] * similarity + self.sface[1])
+
+    def confidence(self, similarity: float) -> float:
+        p = self.sface_probability(similarity)
+        return max(p, 1.0 - p)
+
+    def climbs(self, similarity: float) -> bool:
+        """True when SFace alone is not sure enough and dlib must look too."""
+        return self.confidence(similarity) < self.band
+
+    def fused_probability(self, sface_similarity: float, dlib_similarity: float) -> float:
+        w1, w2, b = self.fused
+        return _sigmoid(w1 * sface_similarity + w2 * dlib_similarity + b)
+
+    def decide(self, sface_similarity: float, dlib_similarity: float | None = None) -> bool:
+        """Same person? With a dlib similarity the fused score decides, else SFace's alone."""
+        if dlib_similarity is None:
+            return self.sface_probability(sface_similarity) >= 0.5
+        return self.fused_probability(sface_similarity, dlib_similarity) >= 0.5
+
+    @property
+    def sface_threshold(self) -> float:
+        """The SFace similarity where "same" and "different" are equally likely."""
+        return -self.sface[1] / self.sface[0]
+
+    @property
+    def band_edges(self) -> tuple[float, float]:
+        """SFace similarities between which pairs climb (empty when the band is 0.5 or less)."""
+        if self.band <= 0.5:
+            return (self.sface_threshold, self.sface_threshold)
+        if self.band >= 1.0:
+            return (-math.inf, math.inf)
+        half = math.log(self.band / (1.0 - self.band)) / self.sface[0]
+        return (self.sface_threshold - half, self.sface_threshold + half)
+
+    def to_params(self) -> dict[str, Any]:
+        lo, hi = self.band_edges
+        return {
+            "sface_logistic": list(self.sface),
+            "fused_logistic": list(self.fused),
+            "sface_threshold": round(self.sface_threshold, 4),
+            "band_similarity": [round(lo, 4), round(hi, 4)],
+        }
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> FaceFusion:
+        try:
+            a, b = (float(v) for v in profile.params["sface_logistic"])
+            w1, w2, c = (float(v) for v in profile.params["fused_logistic"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"{profile.task} profile lacks its fusion parameters ({exc}); recalibrate"
+            ) from exc
+        if profile.rungs != RUNGS:
+            raise ConfigurationError(f"{profile.task} profile must have rungs {RUNGS}, not {profile.rungs}")
+        return cls(sface=(a, b), fused=(w1, w2, c), band=float(profile.thresholds[0]))
+
+
+def load_fusion(profile_dir: Path | None = None) -> FaceFusion:
+    """The face-verification ladder of the user's profile folder, else the shipped one."""
+    return FaceFusion.from_profile(load_profile(FACES_TASK, profile_dir))
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def fit_logistic(features: npt.ArrayLike, labels: npt.ArrayLike, *, ridge: float = 1e-5) -> Floats:
+    """Weights (one per feature, then the intercept) of a ridge-penalised logistic regression, by Newton steps.
+
+    The small penalty keeps the weights finite when the calibration pairs are perfectly separable.
+
+    >>> x = np.array([[0.1], [0.2], [0.3], [0.6], [0.7], [0.4]])
+    >>> w = fit_logistic(x, [0, 0, 0, 1, 1, 1])
+    >>> bool(w[0] > 0)
+    True
+    """
+    x = np.asarray(features, np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    y = np.asarray(labels, np.float64)
+    if len(y) == 0 or y.min() == y.max():
+        raise InvalidRequestError("fitting a score needs pairs of both kinds: same person and different people")
+    design = np.column_stack([x, np.ones(len(x))])
+    w = np.zeros(design.shape[1])
+    penalty = ridge * len(y) * np.diag([1.0] * x.shape[1] + [0.0])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -50, 50)))
+        gradient = design.T @ (p - y) + penalty @ w
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if float(np.abs(step).max()) < 1e-10:
+            break
+    return w
+
+
+def fit_fusion(sface: npt.ArrayLike, dlib: npt.ArrayLike, same: npt.ArrayLike, band: float = NEVER) -> FaceFusion:
+    """Fit SFace's probability and the fused score on calibration pairs' similarities and truths."""
+    s1, s2 = np.asarray(sface, np.float64), np.asarray(dlib, np.float64)
+    a, b = fit_logistic(s1, same)
+    w1, w2, c = fit_logistic(np.column_stack([s1, s2]), same)
+    return FaceFusion(sface=(float(a), float(b)), fused=(float(w1), float(w2), float(c)), band=band)
+
+
+def faces_table(
+    records: FaceRecords, fusion: FaceFusion, rows: npt.NDArray[np.intp] | None = None
+) -> CalibrationTable:
+    """The calibration table: SFace alone, then SFace + dlib fused; quality is a right same/different answer."""
+    index = np.arange(len(records.same)) if rows is None else rows
+    s1 = records.similarities("sface")[index]
+    s2 = records.similarities("dlib")[index]
+    y = records.same[index]
+    p1 = np.array([fusion.sface_probability(s) for s in s1])
+    pf = np.array([fusion.fused_probability(a, b) for a, b in zip(s1, s2, strict=True)])
+    confidence = np.column_stack([np.maximum(p1, 1 - p1), np.maximum(pf, 1 - pf)])
+    quality = np.column_stack([(p1 >= 0.5) == y, (pf >= 0.5) == y]).astype(np.float64)
+    cpu = np.column_stack(
+        [(records.pair_cpu("detect") + records.pair_cpu("sface"))[index], records.pair_cpu("dlib")[index]]
+    )
+    return CalibrationTable(list(RUNGS), confidence, quality, cpu)
+
+
+def calibrate_faces(
+    settings: Settings,
+    data: Path | list[Path],
+    *,
+    target: float,
+    risk: float,
+    cache_dir: Path | None = None,
+    holdout: float = 0.0,
+    seed: int = 0,
+    method: Method = "wsr",
+    command: str = "",
+) -> tuple[Calibration, Profile, dict[str, Any]]:
+    """Record (or reuse) both models on the pairs of `data` (one folder or several), fit the scores, choose the
+    band, and build the ``faces-verify`` profile. ``holdout`` works as in `calibrate_labels`."""
+    folders = [data] if isinstance(data, Path) else list(data)
+    parts = [record_faces(settings, folder, cache_dir=cache_dir) for folder in folders]
+    fit_rows, check_rows = [], []
+    for i, part in enumerate(parts):
+        rows = np.random.default_rng(seed + i).permutation(len(part.same))
+        cut = len(rows) - round(holdout * len(rows))
+        fit_rows.append(rows[:cut])
+        check_rows.append(rows[cut:])
+    s1 = np.concatenate([p.similarities("sface")[r] for p, r in zip(parts, fit_rows, strict=True)])
+    s2 = np.concatenate([p.similarities("dlib")[r] for p, r in zip(parts, fit_rows, strict=True)])
+    y = np.concatenate([p.same[r] for p, r in zip(parts, fit_rows, strict=True)])
+    fusion = fit_fusion(s1, s2, y)
+    table = _concat([faces_table(p, fusion, r) for p, r in zip(parts, fit_rows, strict=True)])
+    result = calibrate(table, target=target, risk=risk, method=method, seed=seed)
+    fusion = FaceFusion(fusion.sface, fusion.fused, band=result.thresholds[0])
+    held_out: dict[str, Any] = {}
+    for folder, part, rows in zip(folders, parts, check_rows, strict=True):
+        if len(rows):
+            check = faces_table(part, fusion, rows)
+            run, ref = simulate(check, result.thresholds), simulate(check, [NEVER])
+            held_out[folder.resolve().name] = {
+                "n": len(rows),
+                "accuracy": round(run.quality, 4),
+                "fused_accuracy": round(ref.quality, 4),
+                "climbed": round(run.share_per_rung[1], 4),
+                "cpu_s": round(run.cpu, 5),
+                "both_cpu_s": round(ref.cpu, 5),
+            }
+    provenance = {
+        "data": [f.resolve().name for f in folders],
+        "pairs": int(sum(len(p.same) for p in parts)),
+        "split": f"seed {seed}: {len(y)} pairs fit and calibrate, {sum(len(r) for r in check_rows)} held out",
+        "quality_measure": "right same/different answer per pair (no face found reads as different)",
+        "fusion": "logistic regressions on the cosine similarities, fitted on the calibration pairs",
+        "held_out": held_out,
+        "command": command,
+    }
+    profile = result.to_profile(FACES_TASK, params=fusion.to_params(), provenance=provenance)
+    return result, profile, held_out
+
+
+def _concat(tables: list[CalibrationTable]) -> CalibrationTable:
+    return CalibrationTable(
+        list(tables[0].rungs),
+        np.concatenate([t.confidence for t in tables]),
+        np.concatenate([t.quality for t in tables]),
+        np.concatenate([t.cpu for t in tables]),
+    )

@@ -1,0 +1,450 @@
+"""Ingest: analyse photos, scans, PDFs, recordings and videos through the Analyzer and store what was found.
+
+Each file becomes one item: its source, content hash, capture time, modality, the analysis (labels, text read,
+transcript, moderation), its faces (identified against a collection by the face gallery, so each is a person or
+joins an unknown-face cluster), a semantic vector per picture and per stretch of speech, and its words in the
+full-text index. A file whose content and encoder are unchanged is skipped; a changed one replaces its record.
+
+    >>> from frugalsense.search import SearchService
+    >>> service = SearchService.open(Settings())                                      # doctest: +SKIP
+    >>> summary = service.indexer.index_paths(tenant_id, ["photos/"])                 # doctest: +SKIP
+    >>> summary.counts                                                                # doctest: +SKIP
+    {'added': 120, 'updated': 0, 'unchanged': 0, 'failed': 1, 'removed': 0}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from frugalsense.analyze import Analyzer, default_features
+from frugalsense.errors import FrugalsenseError, InputTooLargeError, InvalidRequestError, NotFoundError
+from frugalsense.faces.gallery import FaceGallery
+from frugalsense.faces.results import IdentifiedFace
+from frugalsense.ladder.ledger import CostReceipt, Meter
+from frugalsense.media.types import Decoded, Frame
+from frugalsense.results import AnalysisResult, Transcript
+from frugalsense.search.encoders import ImageEncoder, page_vector
+from frugalsense.search.index import IndexCache
+from frugalsense.search.near_dup import dhash
+from frugalsense.search.storage import NewItem, SearchStore
+
+__all__ = ["SUFFIXES", "IndexOutcome", "IndexSummary", "Indexer"]
+
+Status = Literal["added", "updated", "unchanged", "failed", "removed"]
+
+#: file endings a folder walk picks up (a file named on the command line is tried whatever its name)
+SUFFIXES = frozenset(
+    {
+        *(".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif", ".pdf"),
+        *(".wav", ".mp3", ".m4a", ".ogg", ".oga", ".opus", ".flac"),
+        *(".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"),
+    }
+)
+#: labels below this probability are not recorded (the top five always include some near-zero guesses)
+LABEL_MIN_SCORE = 0.05
+#: seconds of speech per transcript vector: long enough for a topic, short enough to point at a moment
+SPEECH_WINDOW_S = 30.0
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    """What happened to one file."""
+
+    source: str
+    status: Status
+    item_id: str | None = None
+    modality: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    receipt: CostReceipt | None = None
+    duration_s: float | None = None  # of the audio track, for throughput in audio minutes
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "status": self.status, "item_id": self.item_id}
+        if self.modality:
+            out["modality"] = self.modality
+        if self.error:
+            out["error"] = {"code": self.error_code, "message": self.error}
+        if self.receipt is not None:
+            out["receipt"] = self.receipt.to_dict()
+        return out
+
+
+@dataclass
+class IndexSummary:
+    """A run over many files: every outcome, counts by status, and the CPU they used."""
+
+    outcomes: list[IndexOutcome] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("added", "updated", "unchanged", "failed", "removed"), 0)
+        for outcome in self.outcomes:
+            counts[outcome.status] += 1
+        return counts
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(o.receipt.cpu_seconds for o in self.outcomes if o.receipt is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "cpu_seconds": round(self.cpu_seconds, 3),
+            "wall_seconds": round(self.wall_s, 3),
+            "failed": [o.to_dict() for o in self.outcomes if o.status == "failed"],
+        }
+
+
+class Indexer:
+    """Turns files into items. Thread-safe: `index_paths` runs several files at once."""
+
+    def __init__(
+        self,
+        store: SearchStore,
+        cache: IndexCache,
+        analyzer: Analyzer,
+        gallery: FaceGallery,
+        encoder: ImageEncoder,
+    ) -> None:
+        self.store, self.cache, self.analyzer, self.gallery, self.encoder = (
+            store,
+            cache,
+            analyzer,
+            gallery,
+            encoder,
+        )
+        self.settings = analyzer.settings
+        self._collections: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # -- many files -----------------------------------------------------------------------------------------
+
+    def index_paths(
+        self,
+        tenant_id: str,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        workers: int | None = None,
+        prune: bool = False,
+        force: bool = False,
+        collection_id: str | None = None,
+        progress: Callable[[IndexOutcome], None] | None = None,
+    ) -> IndexSummary:
+        """Index files and folders (walked recursively), ``workers`` files at a time (default: the setting).
+
+        Finished files are committed one by one, so an interrupted run picks up where it stopped. With ``prune``,
+        items under the given folders whose file is gone are deleted.
+        """
+        started = time.perf_counter()
+        files = list(walk(paths))
+        summary = IndexSummary()
+        count = workers or self.settings.index_workers
+
+        def one(path: Path) -> IndexOutcome:
+            try:
+                outcome = self.index_source(tenant_id, path, force=force, collection_id=collection_id)
+            except Exception as exc:  # one unreadable file must not end a run over thousands
+                outcome = IndexOutcome(
+                    str(path), "failed", error=f"{type(exc).__name__}: {exc}", error_code="internal"
+                )
+            if progress is not None:
+                progress(outcome)
+            return outcome
+
+        if count <= 1:
+            summary.outcomes = [one(p) for p in files]
+        else:
+            with ThreadPoolExecutor(count, thread_name_prefix="index") as pool:
+                summary.outcomes = list(pool.map(one, files))
+        if prune:
+            present = {str(p) for p in files}
+            for folder in (Path(p).resolve() for p in paths):
+                if not folder.is_dir():
+                    continue
+                for source, item_id in self.store.sources(tenant_id, str(folder) + os.sep).items():
+                    if source not in present and not Path(source).exists():
+                        self.delete(tenant_id, item_id)
+                        summary.outcomes.append(IndexOutcome(source, "removed", item_id))
+        self.cache.flush()
+        summary.wall_s = time.perf_counter() - started
+        return summary
+
+    # -- one file -------------------------------------------------------------------------------------------
+
+    def index_source(
+        self,
+        tenant_id: str,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        name: str | None = None,
+        source_key: str | None = None,
+        captured_at: str | None = None,
+        force: bool = False,
+        collection_id: str | None = None,
+    ) -> IndexOutcome:
+        """Index one file (a path) or upload (bytes). Input problems come back as a "failed" outcome.
+
+        A path's item is keyed by its absolute path and dated by its modification time; an upload's by
+        ``source_key`` (default: its content hash) and ``captured_at`` (default: now).
+        """
+        try:
+            if isinstance(source, bytes):
+                data = source
+                digest = hashlib.sha256(data).hexdigest()
+                key = source_key or f"upload:{digest}"
+                when = captured_at or _iso(time.time())
+                label = name or key
+            else:
+                path = Path(os.fspath(source)).resolve()
+                key, label = source_key or str(path), name or path.name
+                data, when = _read(path, self.settings.max_upload_bytes), captured_at or _iso(path.stat().st_mtime)
+                digest = hashlib.sha256(data).hexdigest()
+        except FrugalsenseError as exc:
+            return IndexOutcome(str(source)[:200], "failed", error=str(exc), error_code=exc.code)
+        existing = self.store.find_source(tenant_id, key)
+        if (
+            existing is not None
+            and not force
+            and (existing.sha256, existing.encoder) == (digest, self.encoder.name)
+        ):
+            return IndexOutcome(key, "unchanged", existing.id, existing.modality)
+        try:
+            return self._index(tenant_id, data, key, label, when, digest, collection_id, existing is not None)
+        except (FrugalsenseError, OSError) as exc:
+            code = getattr(exc, "code", "io_error")
+            return IndexOutcome(key, "failed", error=str(exc), error_code=code)
+
+    def delete(self, tenant_id: str, item_id: str) -> list[str]:
+        """Delete an item with its vectors, text, labels and faces (erased through the gallery)."""
+        encoder = self.store.get_item(tenant_id, item_id).encoder
+        outcome = self.cache.write(tenant_id, encoder, lambda: self.store.delete_item(tenant_id, item_id))
+        self._erase_faces(tenant_id, outcome.replaced_faces)
+        self.store.checkpoint()
+        return outcome.replaced_faces
+
+    def _index(
+        self,
+        tenant_id: str,
+        data: bytes,
+        key: str,
+        label: str,
+        when: str,
+        digest: str,
+        collection_id: str | None,
+        replacing: bool,
+    ) -> IndexOutcome:
+        from frugalsense.media import load
+
+        meter = Meter(self.settings.price_per_cpu_hour)
+        with meter.stage("decode"):
+            decoded = load(data, self.settings, name=label)
+        features = [f for f in default_features(decoded.kind) if f != "faces"]
+        if decoded.kind in ("image", "video"):
+            features += [f for f in self.encoder.features if f not in features]
+        result = self.analyzer.analyze_decoded(decoded, features, meter)
+        new_faces: list[str] = []
+        try:
+            faces = self._faces(tenant_id, decoded, data, collection_id, meter) if _wants_faces(decoded) else {}
+            new_faces = [f.face_id for found in faces.values() for f in found if f.face_id]
+            item = self._new_item(key, when, decoded, result, faces, meter)
+            outcome = self.cache.write(tenant_id, self.encoder.name, lambda: self.store.put_item(tenant_id, item))
+        except BaseException:
+            self._erase_faces(tenant_id, new_faces)  # sightings of an item that was never written
+            raise
+        self._erase_faces(tenant_id, outcome.replaced_faces)
+        assert outcome.item is not None
+        audio = decoded.audio.duration_s if decoded.audio is not None else None
+        status: Status = "updated" if replacing else "added"
+        return IndexOutcome(key, status, outcome.item.id, decoded.kind, receipt=meter.receipt, duration_s=audio)
+
+    def _faces(
+        self, tenant_id: str, decoded: Decoded, data: bytes, collection_id: str | None, meter: Meter
+    ) -> dict[int, list[IdentifiedFace]]:
+        """Faces per picture, identified against the collection and kept as sightings (person or cluster)."""
+        collection = collection_id or self._collection(tenant_id)
+        out: dict[int, list[IdentifiedFace]] = {}
+        for number, frame in enumerate(decoded.frames):
+            if decoded.kind == "image":
+                probe = data  # the gallery decodes the original itself: no re-encoding loss
+            else:
+                # A video frame: detect first (cheap), and hand over only frames that show someone.
+                if not self.analyzer.faces(frame, meter, embed=False):
+                    continue
+                probe = _jpeg(frame)
+            found = self.gallery.identify(tenant_id, collection, probe, keep=True, name=decoded.name)
+            meter.receipt.merge(found.receipt)
+            out[number] = found.faces
+        return out
+
+    def _collection(self, tenant_id: str) -> str:
+        name = self.settings.search_collection
+        with self._lock:
+            cached = self._collections.get(tenant_id)
+            if cached is not None:
+                try:
+                    return self.gallery.get_collection(tenant_id, cached).id
+                except NotFoundError:
+                    self._collections.pop(tenant_id, None)
+            found = next((c for c in self.gallery.list_collections(tenant_id) if c.name == name), None)
+            if found is None:
+                try:
+                    found = self.gallery.create_collection(tenant_id, name)
+                except InvalidRequestError:  # another process created it just now
+                    found = next(c for c in self.gallery.list_collections(tenant_id) if c.name == name)
+            self._collections[tenant_id] = found.id
+            return found.id
+
+    def _new_item(
+        self,
+        key: str,
+        when: str,
+        decoded: Decoded,
+        result: AnalysisResult,
+        faces: dict[int, list[IdentifiedFace]],
+        meter: Meter,
+    ) -> NewItem:
+        vectors = []
+        labels: dict[str, float] = {}
+        nsfw: float | None = None
+        flagged = False
+        with meter.stage("encode", self.encoder.name, items=max(1, len(result.pages))):
+            for number, (frame, page) in enumerate(zip(decoded.frames, result.pages, strict=True)):
+                vector = page_vector(self.encoder, frame, page, meter)
+                if vector is not None:
+                    vectors.append((_part(decoded.kind, number, frame), vector))
+                for lab in page.labels or []:
+                    if lab.score >= LABEL_MIN_SCORE:
+                        labels[lab.name] = max(labels.get(lab.name, 0.0), lab.score)
+                if page.moderation is not None:
+                    nsfw = max(nsfw or 0.0, page.moderation.nsfw)
+                    flagged = flagged or page.moderation.flagged
+            if result.transcript is not None:
+                windows = speech_windows(result.transcript)
+                if windows:
+                    matrix = self.encoder.encode_texts([text for _, text in windows], meter)
+                    vectors += [(part, row) for (part, _), row in zip(windows, matrix, strict=True)]
+        record = result.to_dict()
+        for number, found in faces.items():
+            record["pages"][number]["faces"] = [f.to_dict() for f in found]
+        return NewItem(
+            source=key,
+            sha256=result.sha256,
+            modality=decoded.kind,
+            mime=decoded.mime,
+            byte_size=decoded.byte_size,
+            pages=len(decoded.frames),
+            duration_s=decoded.audio.duration_s if decoded.audio is not None else None,
+            captured_at=when,
+            nsfw=nsfw,
+            flagged=flagged,
+            phash=dhash(decoded.frames[0].pixels) if decoded.frames else None,
+            encoder=self.encoder.name,
+            result=record,
+            text="\n".join(p.full_text for p in result.pages),
+            transcript=result.transcript.text if result.transcript is not None else "",
+            labels=labels,
+            faces=[(f.face_id, n + 1) for n, found in faces.items() for f in found if f.face_id],
+            vectors=[(part, np.asarray(v, np.float32)) for part, v in vectors],
+        )
+
+    def _erase_faces(self, tenant_id: str, face_ids: Iterable[str]) -> None:
+        for face_id in face_ids:
+            # Already gone is fine: a person's erasure or a correction flow may have taken it.
+            with contextlib.suppress(NotFoundError):
+                self.gallery.delete_face(tenant_id, face_id)
+
+
+def speech_windows(transcript: Transcript) -> list[tuple[str, str]]:
+    """(part, text) for consecutive stretches of about ``SPEECH_WINDOW_S`` seconds of speech."""
+    windows: list[tuple[str, str]] = []
+    start: float | None = None
+    texts: list[str] = []
+    end = 0.0
+    for segment in transcript.segments:
+        if start is None:
+            start = segment.start_s
+        texts.append(segment.text.strip())
+        end = segment.end_s
+        if end - start >= SPEECH_WINDOW_S:
+            windows.append((f"speech {start:.0f}-{end:.0f}s", " ".join(texts)))
+            start, texts = None, []
+    if texts and start is not None:
+        windows.append((f"speech {start:.0f}-{end:.0f}s", " ".join(texts)))
+    if not windows and transcript.text.strip():
+        windows.append(("speech", transcript.text.strip()))
+    return [(part, text) for part, text in windows if text.strip()]
+
+
+def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterable[Path]:
+    """Files to index: files as named, folders walked (hidden entries skipped, known endings only), each once."""
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(os.fspath(raw)).resolve()
+        found: Iterable[Path]
+        if path.is_dir():
+            found = (
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and p.suffix.lower() in SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            found = iter([path])
+        for file in found:
+            if file not in seen:
+                seen.add(file)
+                yield file
+
+
+def _wants_faces(decoded: Decoded) -> bool:
+    return "faces" in default_features(decoded.kind) and bool(decoded.frames)
+
+
+def _part(kind: str, number: int, frame: Frame) -> str:
+    if kind == "video":
+        return f"frame {frame.time_s or 0.0:.1f}s"
+    if kind == "document":
+        return f"page {frame.page or number + 1}"
+    return "image"
+
+
+def _jpeg(frame: Frame) -> bytes:
+    import cv2
+
+    ok, buffer = cv2.imencode(".jpg", frame.bgr(), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise InvalidRequestError("a video frame could not be encoded for face identification")
+    return bytes(buffer)
+
+
+def _read(path: Path, limit: int) -> bytes:
+    try:
+        if not path.is_file():
+            raise InvalidRequestError(f"{path} is not a regular file; pass files or folders")
+        size = path.stat().st_size
+        if size > limit:
+            raise InputTooLargeError(
+                f"{path} is {size:,} bytes, over the limit of {limit:,} (FRUGALSENSE_MAX_UPLOAD_BYTES)"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot read {path} ({exc.strerror or exc}); check the path") from exc
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")

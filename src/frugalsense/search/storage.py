@@ -1,0 +1,583 @@
+"""SQL for the search index: items, their labels, faces, vectors and full text, in the service's one SQLite file.
+
+`SearchStore` opens its own connection to the database `SQLiteStore` uses (same pragmas: WAL, full fsync,
+foreign keys, secure delete) and writes one transaction per item, so an interrupted run of ``frugalsense index``
+leaves whole items behind and resumes where it stopped.
+
+    >>> import tempfile
+    >>> from frugalsense.store import SQLiteStore
+    >>> store = SQLiteStore(tempfile.mkdtemp() + "/frugalsense.db")
+    >>> search = SearchStore.shared(store)
+    >>> search.list_items(store.create_tenant("acme").id)
+    []
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from frugalsense.errors import ConfigurationError, NotFoundError
+from frugalsense.store.migrations import apply_migrations
+from frugalsense.store.sqlite import SQLiteStore, new_id
+
+__all__ = ["FaceLink", "Filters", "Item", "NewItem", "SearchStore", "StoredVectors"]
+
+Vector = npt.NDArray[np.float32]
+_CHUNK = 500  # bound parameters per statement stay well under SQLite's limit
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class FaceLink:
+    """A face seen in an item, with whom the gallery says it is (a person, or an unknown-face cluster)."""
+
+    face_id: str
+    page: int
+    person_id: str | None
+    person_name: str | None
+    cluster_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "face_id": self.face_id,
+            "page": self.page,
+            "person_id": self.person_id,
+            "person_name": self.person_name,
+            "cluster_id": self.cluster_id,
+        }
+
+
+@dataclass(frozen=True)
+class Item:
+    """One indexed file or upload: where it came from, what it is, and what analysis found in it."""
+
+    id: str
+    rowid: int
+    source: str
+    sha256: str
+    modality: str
+    mime: str
+    byte_size: int
+    pages: int
+    duration_s: float | None
+    captured_at: str
+    indexed_at: str
+    nsfw: float | None
+    flagged: bool
+    phash: int | None
+    encoder: str
+    result: dict[str, Any] = field(repr=False)
+
+    def to_dict(self, *, with_result: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "source": self.source,
+            "sha256": self.sha256,
+            "modality": self.modality,
+            "mime": self.mime,
+            "byte_size": self.byte_size,
+            "pages": self.pages,
+            "duration_s": self.duration_s,
+            "captured_at": self.captured_at,
+            "indexed_at": self.indexed_at,
+            "nsfw": None if self.nsfw is None else round(self.nsfw, 4),
+            "flagged": self.flagged,
+            "encoder": self.encoder,
+        }
+        if with_result:
+            out["result"] = self.result
+        return out
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """Everything one item's write puts in the database, in one transaction."""
+
+    source: str
+    sha256: str
+    modality: str
+    mime: str
+    byte_size: int
+    pages: int
+    duration_s: float | None
+    captured_at: str
+    nsfw: float | None
+    flagged: bool
+    phash: int | None
+    encoder: str
+    result: dict[str, Any]
+    text: str
+    transcript: str
+    labels: dict[str, float]  # best score of each label over the item's pictures
+    faces: list[tuple[str, int]]  # (face id, page)
+    vectors: list[tuple[str, Vector]]  # (part, unit vector)
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    """A tenant's vectors for one encoder, row-aligned, as the vector index loads them."""
+
+    version: int
+    item_rowids: npt.NDArray[np.int64]
+    parts: list[str]
+    matrix: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Conditions every hit must meet; None means "any"."""
+
+    person_ids: tuple[str, ...] = ()  # person or cluster ids; an item matches if it shows any of them
+    labels: tuple[str, ...] = ()  # every label must be among the item's labels
+    modalities: tuple[str, ...] = ()
+    since: str | None = None  # ISO date or time, compared with captured_at
+    until: str | None = None
+    max_nsfw: float | None = None
+    safe_only: bool = False  # leave out items the moderation model flagged
+    source_prefix: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.person_ids
+            or self.labels
+            or self.modalities
+            or self.since
+            or self.until
+            or self.max_nsfw is not None
+            or self.safe_only
+            or self.source_prefix
+        )
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What one write did: the item, the faces of the record it replaced (for the gallery to erase), and the
+    search-state versions before and after (so the in-memory index knows whether it saw every change)."""
+
+    item: Item | None
+    replaced_faces: list[str]
+    replaced_rowid: int | None
+    version_before: int
+    version_after: int
+    vector_rows: list[int]
+
+
+class SearchStore:
+    """The search tables of one database file. Thread-safe: one connection behind a lock, like `SQLiteStore`."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        for pragma in (
+            "journal_mode = WAL",
+            "synchronous = FULL",
+            "foreign_keys = ON",
+            f"busy_timeout = {int(busy_timeout_ms)}",
+            "secure_delete = ON",
+        ):
+            self._conn.execute(f"PRAGMA {pragma}")
+        with self._lock:
+            apply_migrations(self._conn)
+
+    @classmethod
+    def shared(cls, store: SQLiteStore) -> SearchStore:
+        """A search store on the same database file as ``store``."""
+        if store.path == ":memory:":
+            raise ConfigurationError("the search index needs a database file, not ':memory:'")
+        return cls(store.path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- writes ---------------------------------------------------------------------------------------------
+
+    def put_item(self, tenant_id: str, new: NewItem) -> WriteOutcome:
+        """Insert an item, replacing the tenant's record of the same source (its vectors, text, labels and face
+        links go with it; its faces are returned for the gallery to erase)."""
+        with self._write() as conn:
+            return _insert(conn, tenant_id, new)
+
+    def put_items(self, tenant_id: str, items: Sequence[NewItem]) -> list[WriteOutcome]:
+        """Many `put_item`s in one transaction (bulk loads; one fsync instead of one per item)."""
+        with self._write() as conn:
+            return [_insert(conn, tenant_id, new) for new in items]
+
+    def delete_item(self, tenant_id: str, item_id: str) -> WriteOutcome:
+        """Delete an item with its vectors, text, labels and face links; returns its faces for the gallery."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT rowid, encoder FROM items WHERE tenant_id = ? AND id = ?", (tenant_id, item_id)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no item {item_id!r}; search or list items to see their ids")
+            before = _version(conn, tenant_id, row["encoder"])
+            faces = _delete(conn, tenant_id, item_id)
+            after = _version(conn, tenant_id, row["encoder"])
+        return WriteOutcome(None, faces, int(row["rowid"]), before, after, [])
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+    # -- reads ----------------------------------------------------------------------------------------------
+
+    def get_item(self, tenant_id: str, item_id: str) -> Item:
+        rows = self._rows("SELECT rowid, * FROM items WHERE tenant_id = ? AND id = ?", (tenant_id, item_id))
+        if not rows:
+            raise NotFoundError(f"no item {item_id!r}; search or list items to see their ids")
+        return _item(rows[0])
+
+    def find_source(self, tenant_id: str, source: str) -> Item | None:
+        rows = self._rows("SELECT rowid, * FROM items WHERE tenant_id = ? AND source = ?", (tenant_id, source))
+        return _item(rows[0]) if rows else None
+
+    def items_by_rowid(self, tenant_id: str, rowids: Sequence[int]) -> dict[int, Item]:
+        out: dict[int, Item] = {}
+        ids = list(dict.fromkeys(int(r) for r in rowids))
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self._rows(
+                # "+tenant_id" keeps the planner on rowid lookups instead of walking the tenant's index.
+                f"SELECT rowid, * FROM items WHERE rowid IN ({marks}) AND +tenant_id = ?",
+                (*chunk, tenant_id),
+            ):
+                out[int(row["rowid"])] = _item(row)
+        return out
+
+    def list_items(
+        self, tenant_id: str, *, source_prefix: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Item]:
+        sql = "SELECT rowid, * FROM items WHERE tenant_id = ?"
+        params: list[Any] = [tenant_id]
+        if source_prefix:
+            sql += " AND substr(source, 1, ?) = ?"
+            params += [len(source_prefix), source_prefix]
+        sql += " ORDER BY captured_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        return [_item(r) for r in self._rows(sql, (*params, limit, offset))]
+
+    def sources(self, tenant_id: str, source_prefix: str) -> dict[str, str]:
+        """Source -> item id for every item whose source starts with ``source_prefix``."""
+        rows = self._rows(
+            "SELECT source, id FROM items WHERE tenant_id = ? AND substr(source, 1, ?) = ?",
+            (tenant_id, len(source_prefix), source_prefix),
+        )
+        return {r["source"]: r["id"] for r in rows}
+
+    def faces_of(self, tenant_id: str, item_ids: Sequence[str]) -> dict[str, list[FaceLink]]:
+        out: dict[str, list[FaceLink]] = {}
+        ids = list(dict.fromkeys(item_ids))
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for r in self._rows(
+                "SELECT l.item_id, l.face_id, l.page, f.person_id, f.cluster_id, p.name FROM item_faces l"
+                " JOIN faces f ON f.tenant_id = l.tenant_id AND f.id = l.face_id"
+                " LEFT JOIN persons p ON p.tenant_id = f.tenant_id AND p.id = f.person_id"
+                f" WHERE l.tenant_id = ? AND l.item_id IN ({marks}) ORDER BY l.page, l.rowid",
+                (tenant_id, *chunk),
+            ):
+                out.setdefault(r["item_id"], []).append(
+                    FaceLink(r["face_id"], r["page"], r["person_id"], r["name"], r["cluster_id"])
+                )
+        return out
+
+    def version(self, tenant_id: str, encoder: str) -> int:
+        with self._lock:
+            return _version(self._conn, tenant_id, encoder)
+
+    def vectors(self, tenant_id: str, encoder: str) -> StoredVectors:
+        with self._lock:
+            self._conn.execute("BEGIN")  # one snapshot: the version matches the rows read
+            try:
+                version = _version(self._conn, tenant_id, encoder)
+                rows = self._conn.execute(
+                    "SELECT i.rowid AS item_rowid, v.part, v.vector FROM item_vectors v"
+                    " JOIN items i ON i.tenant_id = v.tenant_id AND i.id = v.item_id"
+                    " WHERE v.tenant_id = ? AND v.encoder = ? ORDER BY v.row",
+                    (tenant_id, encoder),
+                ).fetchall()
+            finally:
+                self._conn.execute("COMMIT")
+        dim = len(rows[0]["vector"]) // 4 if rows else 0
+        matrix = np.frombuffer(b"".join(r["vector"] for r in rows), dtype="<f4").reshape(len(rows), dim)
+        return StoredVectors(
+            version=version,
+            item_rowids=np.array([r["item_rowid"] for r in rows], np.int64),
+            parts=[r["part"] for r in rows],
+            matrix=matrix.astype(np.float32),
+        )
+
+    def vector_rows(self, rows: Sequence[int]) -> StoredVectors:
+        """Specific vector rows (just written), for the in-memory index to append."""
+        marks = ",".join("?" * len(rows))
+        found = self._rows(
+            "SELECT i.rowid AS item_rowid, v.part, v.vector FROM item_vectors v"
+            " JOIN items i ON i.tenant_id = v.tenant_id AND i.id = v.item_id"
+            f" WHERE v.row IN ({marks}) ORDER BY v.row",
+            list(rows),
+        )
+        dim = len(found[0]["vector"]) // 4 if found else 0
+        matrix = np.frombuffer(b"".join(r["vector"] for r in found), dtype="<f4").reshape(len(found), dim)
+        return StoredVectors(
+            version=0,
+            item_rowids=np.array([r["item_rowid"] for r in found], np.int64),
+            parts=[r["part"] for r in found],
+            matrix=matrix.astype(np.float32),
+        )
+
+    def keyword(self, tenant_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+        """(item rowid, BM25 score: higher is better) for a full-text MATCH expression, best first."""
+        # Text read in the picture counts as much as speech; a label word is a weaker signal than either.
+        rows = self._rows(
+            "SELECT rowid, bm25(item_text, 1.0, 1.0, 0.5) AS score FROM item_text"
+            " WHERE item_text MATCH ? AND tenant_id = ? ORDER BY score LIMIT ?",
+            (match, tenant_id, limit),
+        )
+        return [(int(r["rowid"]), -float(r["score"])) for r in rows]
+
+    def keyword_inside(self, tenant_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+        """Like `keyword`, over the trigrams of each item's text with its spaces removed (words found inside
+        runs of OCR text without spaces)."""
+        rows = self._rows(
+            "SELECT rowid, bm25(item_grams) AS score FROM item_grams"
+            " WHERE item_grams MATCH ? AND tenant_id = ? ORDER BY score LIMIT ?",
+            (match, tenant_id, limit),
+        )
+        return [(int(r["rowid"]), -float(r["score"])) for r in rows]
+
+    def words_inside(self, tenant_id: str, words: Sequence[str], rowids: Sequence[int]) -> dict[int, list[str]]:
+        """Which of ``words`` occur (lower case, spaces removed) in each item's text."""
+        if not rowids or not words:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        rows = self._rows(
+            f"SELECT rowid, text FROM item_grams WHERE tenant_id = ? AND rowid IN ({marks})", (tenant_id, *rowids)
+        )
+        return {int(r["rowid"]): [w for w in words if w in r["text"]] for r in rows}
+
+    def snippets(self, tenant_id: str, match: str, rowids: Sequence[int]) -> dict[int, dict[str, str]]:
+        """Matching passages per column ("text", "transcript", "labels") of the given items."""
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        out: dict[int, dict[str, str]] = {}
+        for r in self._rows(
+            "SELECT rowid, snippet(item_text, 0, '[', ']', '…', 10) AS text,"
+            " snippet(item_text, 1, '[', ']', '…', 10) AS transcript,"
+            " snippet(item_text, 2, '[', ']', '…', 10) AS labels"
+            f" FROM item_text WHERE item_text MATCH ? AND tenant_id = ? AND rowid IN ({marks})",
+            (match, tenant_id, *rowids),
+        ):
+            out[int(r["rowid"])] = {k: r[k] for k in ("text", "transcript", "labels") if r[k] and "[" in r[k]}
+        return out
+
+    def filter_rowids(self, tenant_id: str, filters: Filters) -> set[int]:
+        """The rowids of the tenant's items that meet every condition."""
+        where: list[str] = ["i.tenant_id = ?"]
+        params: list[Any] = [tenant_id]
+        if filters.modalities:
+            where.append(f"i.modality IN ({','.join('?' * len(filters.modalities))})")
+            params += list(filters.modalities)
+        if filters.since:
+            where.append("i.captured_at >= ?")
+            params.append(filters.since)
+        if filters.until:
+            # A bare date includes that whole day.
+            where.append("i.captured_at <= ?")
+            params.append(filters.until + ("T99" if len(filters.until) == 10 else ""))
+        if filters.max_nsfw is not None:
+            where.append("COALESCE(i.nsfw, 0) <= ?")
+            params.append(filters.max_nsfw)
+        if filters.safe_only:
+            where.append("i.flagged = 0")
+        if filters.source_prefix:
+            where.append("substr(i.source, 1, ?) = ?")
+            params += [len(filters.source_prefix), filters.source_prefix]
+        for label in filters.labels:
+            where.append(
+                "EXISTS (SELECT 1 FROM item_labels l WHERE l.tenant_id = i.tenant_id AND l.item_id = i.id"
+                " AND l.name = ? COLLATE NOCASE)"
+            )
+            params.append(label)
+        if filters.person_ids:
+            marks = ",".join("?" * len(filters.person_ids))
+            where.append(
+                "EXISTS (SELECT 1 FROM item_faces l JOIN faces f ON f.tenant_id = l.tenant_id AND f.id = l.face_id"
+                f" WHERE l.tenant_id = i.tenant_id AND l.item_id = i.id"
+                f" AND (f.person_id IN ({marks}) OR f.cluster_id IN ({marks})))"
+            )
+            params += list(filters.person_ids) * 2
+        return {int(r[0]) for r in self._rows(f"SELECT i.rowid FROM items i WHERE {' AND '.join(where)}", params)}
+
+    def recent_rowids(self, tenant_id: str, rowids: set[int] | None, limit: int) -> list[int]:
+        """Items newest first (for a search with filters and no query)."""
+        rows = self._rows(
+            "SELECT rowid FROM items WHERE tenant_id = ? ORDER BY captured_at DESC, rowid DESC", (tenant_id,)
+        )
+        out = [int(r[0]) for r in rows if rowids is None or int(r[0]) in rowids]
+        return out[:limit]
+
+    def phashes(self, tenant_id: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+        rows = self._rows(
+            "SELECT rowid, phash FROM items WHERE tenant_id = ? AND phash IS NOT NULL ORDER BY rowid", (tenant_id,)
+        )
+        rowids = np.array([r[0] for r in rows], np.int64)
+        hashes = np.array([r[1] for r in rows], np.int64).view(np.uint64)
+        return rowids, hashes
+
+    def resolve_person(self, tenant_id: str, who: str) -> list[str]:
+        """Person or cluster ids for ``who``: an id as given, or every person of that name (case-insensitive)."""
+        if who.startswith("clu_"):
+            return [who]
+        rows = self._rows(
+            "SELECT id FROM persons WHERE tenant_id = ? AND (id = ? OR name = ? COLLATE NOCASE)",
+            (tenant_id, who, who),
+        )
+        if not rows:
+            raise NotFoundError(f"no person {who!r}; give a person id, a person's name or a cluster id")
+        return [r[0] for r in rows]
+
+
+def _insert(conn: sqlite3.Connection, tenant_id: str, new: NewItem) -> WriteOutcome:
+    """Write one item inside the caller's transaction."""
+    item_id = new_id("item", 16)
+    now = _now()
+    before = _version(conn, tenant_id, new.encoder)
+    old = conn.execute(
+        "SELECT id, rowid FROM items WHERE tenant_id = ? AND source = ?", (tenant_id, new.source)
+    ).fetchone()
+    replaced_faces: list[str] = []
+    if old is not None:
+        replaced_faces = _delete(conn, tenant_id, old["id"])
+    cursor = conn.execute(
+        "INSERT INTO items (id, tenant_id, source, sha256, modality, mime, byte_size, pages, duration_s,"
+        " captured_at, indexed_at, nsfw, flagged, phash, encoder, result)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            item_id,
+            tenant_id,
+            new.source,
+            new.sha256,
+            new.modality,
+            new.mime,
+            new.byte_size,
+            new.pages,
+            new.duration_s,
+            new.captured_at,
+            now,
+            new.nsfw,
+            int(new.flagged),
+            new.phash,
+            new.encoder,
+            json.dumps(new.result, ensure_ascii=False),
+        ),
+    )
+    rowid = int(cursor.lastrowid or 0)
+    conn.executemany(
+        "INSERT INTO item_labels VALUES (?, ?, ?, ?)",
+        [(tenant_id, item_id, name, score) for name, score in new.labels.items()],
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO item_faces VALUES (?, ?, ?, ?)",
+        [(tenant_id, item_id, face_id, page) for face_id, page in new.faces],
+    )
+    rows = []
+    for part, vector in new.vectors:
+        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        cur = conn.execute(
+            "INSERT INTO item_vectors (tenant_id, item_id, encoder, part, vector) VALUES (?, ?, ?, ?, ?)",
+            (tenant_id, item_id, new.encoder, part, blob),
+        )
+        rows.append(int(cur.lastrowid or 0))
+    conn.execute(
+        "INSERT INTO item_text (rowid, text, transcript, labels, tenant_id) VALUES (?, ?, ?, ?, ?)",
+        (rowid, new.text, new.transcript, " ".join(new.labels), tenant_id),
+    )
+    conn.execute(
+        "INSERT INTO item_grams (rowid, text, tenant_id) VALUES (?, ?, ?)",
+        (rowid, "".join(new.text.lower().split()), tenant_id),
+    )
+    conn.execute(
+        "INSERT INTO search_state (tenant_id, encoder, version) VALUES (?, ?, 1)"
+        " ON CONFLICT (tenant_id, encoder) DO UPDATE SET version = version + 1",
+        (tenant_id, new.encoder),
+    )
+    after = _version(conn, tenant_id, new.encoder)
+    item = _item(conn.execute("SELECT rowid, * FROM items WHERE rowid = ?", (rowid,)).fetchone())
+    return WriteOutcome(item, replaced_faces, old["rowid"] if old else None, before, after, rows)
+
+
+def _version(conn: sqlite3.Connection, tenant_id: str, encoder: str) -> int:
+    row = conn.execute(
+        "SELECT version FROM search_state WHERE tenant_id = ? AND encoder = ?", (tenant_id, encoder)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _delete(conn: sqlite3.Connection, tenant_id: str, item_id: str) -> list[str]:
+    """Delete one item inside the caller's transaction; returns the ids of the faces it showed."""
+    faces = [
+        r[0]
+        for r in conn.execute(
+            "SELECT face_id FROM item_faces WHERE tenant_id = ? AND item_id = ?", (tenant_id, item_id)
+        )
+    ]
+    # Vectors, labels and face links go by foreign-key cascade, the full text by trigger.
+    conn.execute("DELETE FROM items WHERE tenant_id = ? AND id = ?", (tenant_id, item_id))
+    return faces
+
+
+def _item(row: sqlite3.Row) -> Item:
+    phash = row["phash"]
+    return Item(
+        id=row["id"],
+        rowid=int(row["rowid"]),
+        source=row["source"],
+        sha256=row["sha256"],
+        modality=row["modality"],
+        mime=row["mime"],
+        byte_size=int(row["byte_size"]),
+        pages=int(row["pages"]),
+        duration_s=row["duration_s"],
+        captured_at=row["captured_at"],
+        indexed_at=row["indexed_at"],
+        nsfw=row["nsfw"],
+        flagged=bool(row["flagged"]),
+        phash=None if phash is None else int(phash),
+        encoder=row["encoder"],
+        result=json.loads(row["result"]),
+    )
