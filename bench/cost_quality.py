@@ -371,22 +371,30 @@ def photo_costs(settings: Settings, price: float) -> list[str]:
     return lines
 
 
-def other_tasks(price: float) -> dict[str, Any]:
-    """Rows from the labels and face-verification ladders (bench/_ladders.py), when that helper exists."""
-    try:
-        import _ladders  # type: ignore[import-not-found]
-    except ImportError:
-        return {"labels": "pending (bench/_ladders.py not there yet)", "faces-verify": "pending"}
-    out: dict[str, Any] = {}
-    for task, fn in (("labels", "labels_rows"), ("faces-verify", "faces_rows")):
-        maker = getattr(_ladders, fn, None)
-        if maker is None:
-            out[task] = f"pending (_ladders.{fn} missing)"
-            continue
-        try:
-            out[task] = maker(price_per_cpu_hour=price)
-        except Exception as exc:  # another helper's code: report, do not crash the whole bench
-            out[task] = f"pending ({type(exc).__name__}: {exc})"
+def other_tasks(price: float) -> dict[str, tuple[list[CostRow], str]]:
+    """Rows from the labels and face-verification ladders (bench/_ladders.py), on their held-out halves."""
+    import _ladders  # type: ignore[import-not-found]
+
+    makers: dict[str, tuple[Any, str]] = {
+        "labels": (lambda: _ladders.labels_rows(), "top-1"),
+        "faces-verify (faces-lfw)": (lambda: _ladders.faces_rows("faces-lfw"), "pair accuracy"),
+        "faces-verify (faces-deepface)": (lambda: _ladders.faces_rows("faces-deepface"), "pair accuracy"),
+    }
+    out: dict[str, tuple[list[CostRow], str]] = {}
+    for task, (make, quality_name) in makers.items():
+        rows = [
+            CostRow(
+                task=task,
+                config=config,
+                quality=quality,
+                cpu_s=cpu,
+                usd_per_1000=usd_per_1000(cpu, price),
+                items=0,
+                fallback="fallback" in config,
+            )
+            for config, quality, cpu in make()
+        ]
+        out[task] = (rows, quality_name)
     return out
 
 
@@ -431,13 +439,11 @@ def main() -> None:
     print(f"\n### face detection by source (held-out photos, ladder @{PROFILE_TARGET})\n")
     print("\n".join(detect_breakdown(det, det_info["keys"], det_thresholds)))
 
-    for task, result in other_tasks(price).items():
-        print(f"\n### {task}\n")
-        if isinstance(result, list) and result and isinstance(result[0], CostRow):
-            rows_by_task[task] = result
-            print(markdown(result))
-        else:
-            print(result)
+    for task, (task_rows, quality_name) in other_tasks(price).items():
+        rows_by_task[task] = task_rows
+        names[task] = quality_name
+        print(f"\n### {task} (held-out half)\n")
+        print(markdown(task_rows, quality_name=quality_name))
 
     if args.write_profiles:
         print("\n### profiles written\n")

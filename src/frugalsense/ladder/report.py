@@ -22,6 +22,7 @@ measures everything on the other part; `markdown` prints the rows, `plot` draws 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,10 +262,16 @@ def markdown(rows: Sequence[CostRow], *, quality_name: str = "quality", rungs: S
             shares = ", ".join(f"{n} {s:.0%}" for n, s in zip(rungs, r.share_per_rung, strict=True) if s > 0)
         if r.fallback:
             shares = (shares + " (no thresholds certified: always strongest)").strip()
+        items = r.items or "-"
         lines.append(
-            f"| {r.config} | {r.quality:.4f} | {r.cpu_s:.4f} | {r.usd_per_1000:.5f} | {r.items} | {shares} |"
+            f"| {r.config} | {r.quality:.4f} | {r.cpu_s:.4f} | {r.usd_per_1000:.5f} | {items} | {shares} |"
         )
     return "\n".join(lines)
+
+
+def _short(config: str) -> str:
+    """A configuration's name, short enough to label a point."""
+    return config.removeprefix("efficientnet-").split(" (")[0].split(":")[0]
 
 
 def plot(
@@ -286,18 +293,31 @@ def plot(
 
         raise ModelUnavailableError("plots need matplotlib: pip install matplotlib") from exc
     tasks = list(rows_by_task)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    columns = min(3, len(tasks))
+    lines = -(-len(tasks) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(5.2 * columns, 3.8 * lines), squeeze=False)
+    for ax in axes.flat[len(tasks) :]:
+        ax.axis("off")
+    for ax, task in zip(axes.flat, tasks, strict=False):
         rows = rows_by_task[task]
         singles = [r for r in rows if not r.config.startswith(("ladder", "always"))]
-        ladders = [r for r in rows if r.config.startswith("ladder")]
+        always = [r for r in rows if r.config.startswith("always")]
+        ladders = [r for r in rows if r.config.startswith("ladder") and not r.fallback]
         ax.scatter([r.cpu_s for r in singles], [r.quality for r in singles], marker="s", color="tab:gray")
         for r in singles:
-            ax.annotate(r.config, (r.cpu_s, r.quality), fontsize=7, xytext=(3, -8), textcoords="offset points")
+            ax.annotate(
+                _short(r.config), (r.cpu_s, r.quality), fontsize=7, xytext=(3, -8), textcoords="offset points"
+            )
+        ax.scatter([r.cpu_s for r in always], [r.quality for r in always], marker="*", s=90, color="tab:red")
+        for r in always:
+            ax.annotate(
+                "always strongest", (r.cpu_s, r.quality), fontsize=7, xytext=(3, 4), textcoords="offset points"
+            )
         ax.plot([r.cpu_s for r in ladders], [r.quality for r in ladders], "o-", color="tab:blue", label="ladder")
         for r in ladders:
-            ax.annotate(r.config.split("@")[-1], (r.cpu_s, r.quality), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")  # fmt: skip
+            target = re.search(r"(?:@|target )(\d(?:\.\d+)?)", r.config)
+            label = f"target {target.group(1)}" if target else _short(r.config)
+            ax.annotate(label, (r.cpu_s, r.quality), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor log labels overlap at this size
         ax.set_title(task, fontsize=9)
