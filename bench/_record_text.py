@@ -25,13 +25,13 @@ import numpy as np
 import _data
 from frugalsense.analyze import Analyzer, looks_like_scan
 from frugalsense.ladder.calibrate import CalibrationTable
-from frugalsense.ladder.text import page_confidence, reread_crops
+from frugalsense.ladder.text import detect_lines, page_confidence, recognise, reread_crops
 from frugalsense.media import load
 from frugalsense.quality import located_cer
 from frugalsense.settings import Settings
 
 OUT = Path(__file__).resolve().parent / "out" / "text_raw"
-PARTS = ("sroie", "funsd", "scene", "photos", "funsd-reverse")
+PARTS = ("sroie", "funsd", "scene", "photos", "funsd-reverse", "sroie-reverse")
 
 Quad = list[tuple[float, float]]
 Item = tuple[str, Path, list[tuple[str, Quad]] | None]  # id, image, true text items (None: a photo, no labels)
@@ -78,8 +78,8 @@ def items(part: str) -> Iterator[Item]:
     elif part == "funsd":
         for image, words, _ in _data.funsd():
             yield f"funsd/{image.stem}", image, [(t, list(q)) for t, q in words]
-    elif part == "funsd-reverse":  # a second worker from the other end, merged into "funsd" by load_raw
-        yield from reversed(list(items("funsd")))
+    elif part in ("funsd-reverse", "sroie-reverse"):  # a second worker from the other end, merged by load_raw
+        yield from reversed(list(items(part.removesuffix("-reverse"))))
     elif part == "scene":
         yield from _icdar()
     elif part == "photos":
@@ -145,6 +145,110 @@ def record(parts: list[str]) -> None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(done))
                 print(f"{part}: {len(done)} recorded", file=sys.stderr)
+
+
+#: detector input sizes recorded for the lite and hybrid rungs: RapidOCR's default (shorter side at least
+#: 736 px, "default") and copies whose longer side is at most 1280 or 960 px
+DET_SIDES: tuple[int | None, ...] = (None, 1280, 960)
+
+
+def _side_key(side: int | None) -> str:
+    return "default" if side is None else str(side)
+
+
+def record_parts(analyzer: Analyzer, image: Path) -> dict[str, Any]:
+    """PP-OCR in parts: the detector at each size, then the recogniser on every box alone, each with its CPU;
+    the full pipeline and Tesseract again in the same process, so that ratios compare like with like."""
+    zoo = analyzer.zoo
+    frame = load(image, analyzer.settings).frames[0]
+    pp = zoo.get("ppocr-v4")
+    _, full_cpu = _timed(pp.predict, [frame])
+    _, tess_cpu = _timed(zoo.get("tesseract-eng").predict, [frame])
+    out: dict[str, Any] = {"ppocr_cpu": full_cpu, "tesseract_cpu": tess_cpu, "det": {}}
+    with pp._run_lock:
+        engine = pp._engine
+        for side in DET_SIDES:
+            start = time.thread_time()
+            det = detect_lines(engine, frame.bgr(), side)  # the BGR copy belongs to the detector's bill
+            det_cpu = time.thread_time() - start
+            rec = []
+            for crop in det.crops:
+                (reading,), cpu = _timed(recognise, engine, [crop])
+                rec.append([reading[0], reading[1], cpu])
+            out["det"][_side_key(side)] = {
+                "cpu": det_cpu,
+                "quads": [[list(p) for p in q] for q in det.quads],
+                "rec": rec,
+            }
+    return out
+
+
+def record_hybrid(parts: list[str]) -> None:
+    analyzer = Analyzer(Settings())
+    for name in ("ppocr-v4", "tesseract-eng"):
+        analyzer.zoo.get(name).load()
+    for part in parts:
+        path = OUT / f"parts-{part}.json"
+        done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        todo = [it for it in items(part) if it[0] not in done]
+        for i, (key, image, _) in enumerate(todo):
+            done[key] = record_parts(analyzer, image)
+            if i % 10 == 9 or i == len(todo) - 1:
+                path.write_text(json.dumps(done))
+                print(f"parts {part}: {len(done)} recorded", file=sys.stderr)
+
+
+#: recogniser paddings recorded for the lite rung (RapidOCR pads every line to 320 px), on the boxes of
+#: the detector at WIDTHS_SIDE
+MIN_WIDTHS = (320, 160, 48)
+WIDTHS_SIDE = 1280
+
+
+def record_widths(analyzer: Analyzer, image: Path) -> dict[str, Any]:
+    """The recogniser at each padding on the same boxes, box by box in turn, each reading with its CPU."""
+    frame = load(image, analyzer.settings).frames[0]
+    pp = analyzer.zoo.get("ppocr-v4")
+    out: dict[str, Any] = {str(w): [] for w in MIN_WIDTHS}
+    with pp._run_lock:
+        found = detect_lines(pp._engine, frame.bgr(), WIDTHS_SIDE)
+        for crop in found.crops:
+            for width in MIN_WIDTHS:
+                (reading,), cpu = _timed(recognise, pp._engine, [crop], width)
+                out[str(width)].append([reading[0], reading[1], cpu])
+    out["quads"] = [[list(p) for p in q] for q in found.quads]
+    return out
+
+
+def record_all_widths(parts: list[str]) -> None:
+    analyzer = Analyzer(Settings())
+    analyzer.zoo.get("ppocr-v4").load()
+    for part in parts:
+        path = OUT / f"widths-{part}.json"
+        done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        todo = [it for it in items(part) if it[0] not in done]
+        for i, (key, image, _) in enumerate(todo):
+            done[key] = record_widths(analyzer, image)
+            if i % 10 == 9 or i == len(todo) - 1:
+                path.write_text(json.dumps(done))
+                print(f"widths {part}: {len(done)} recorded", file=sys.stderr)
+
+
+def load_parts(part: str) -> dict[str, Any]:
+    """The `record_parts` records of a part (both workers' files merged), keyed like `load_raw`."""
+    data: dict[str, Any] = {}
+    for name in (part, f"{part}-reverse"):
+        path = OUT / f"parts-{name}.json"
+        if path.is_file():
+            data.update(json.loads(path.read_text()))
+    widths: dict[str, Any] = {}
+    for name in (part, f"{part}-reverse"):
+        path = OUT / f"widths-{name}.json"
+        if path.is_file():
+            widths.update(json.loads(path.read_text()))
+    for key, rec in data.items():
+        if key in widths:
+            rec["widths"] = widths[key]
+    return data
 
 
 GATE_SIDES = (320, 480, 640, 960)
@@ -229,6 +333,96 @@ def document_table(records: list[dict[str, Any]], line_confidence: float) -> Cal
     )
 
 
+#: RapidOCR's text_score: the full pipeline (and the lite rung) drop readings below it
+TEXT_SCORE = 0.5
+
+
+def lite_reading(
+    parts: dict[str, Any], side: int | None, min_width: int = 320
+) -> tuple[list[tuple[str, Any, float]], float]:
+    """What the ppocr-lite rung reads with the detector at `side` and the recogniser's padding `min_width`
+    (lines with their scores), and its CPU. Paddings other than RapidOCR's 320 px come from `record_widths`."""
+    det = parts["det"][_side_key(side)]
+    quads, readings = det["quads"], det["rec"]
+    if min_width != 320:
+        if side != WIDTHS_SIDE or "widths" not in parts:
+            raise SystemExit(f"padding {min_width} recorded only at side {WIDTHS_SIDE}: run --widths")
+        quads, readings = parts["widths"]["quads"], parts["widths"][str(min_width)]
+    lines = [(t, q, s) for (t, s, _), q in zip(readings, quads, strict=True) if t and s >= TEXT_SCORE]
+    return lines, det["cpu"] + sum(c for _, _, c in readings)
+
+
+def _bounds(quad: Any) -> tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in quad], [p[1] for p in quad]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _covered(box: tuple[float, float, float, float], sure: list[tuple[float, float, float, float]]) -> float:
+    """Share of a detector box's width under Tesseract lines on the same text row."""
+    x0, y0, x1, y1 = box
+    spans = sorted(
+        (max(x0, b[0]), min(x1, b[2]))
+        for b in sure
+        if min(y1, b[3]) - max(y0, b[1]) > 0.5 * min(y1 - y0, b[3] - b[1]) and min(x1, b[2]) > max(x0, b[0])
+    )
+    covered, end = 0.0, x0
+    for a, b in spans:
+        covered += max(0.0, b - max(a, end))
+        end = max(end, b)
+    return covered / max(1.0, x1 - x0)
+
+
+def hybrid_reading(
+    rec: dict[str, Any], side: int | None, line_confidence: float, coverage: float
+) -> tuple[list[tuple[str, Any]], float, float]:
+    """The hybrid idea, replayed (measured, not shipped): Tesseract first, then PP-OCR's detector; only boxes
+    not covered (`coverage` of their width) by Tesseract lines of at least `line_confidence` are recognised.
+    Returns the lines, the CPU on top of Tesseract's, and the share of boxes recognised."""
+    det = rec["parts"]["det"][_side_key(side)]
+    sure = [_bounds(q) for _, q, c in rec["tesseract"] if c >= line_confidence]
+    lines: list[tuple[str, Any]] = []
+    read: list[tuple[float, float, float, float]] = []
+    cpu = det["cpu"]
+    for (text, score, rec_cpu), quad in zip(det["rec"], det["quads"], strict=True):
+        box = _bounds(quad)
+        if _covered(box, sure) >= coverage:
+            continue
+        cpu += rec_cpu
+        read.append(box)
+        if text and score >= TEXT_SCORE:
+            lines.append((text, quad))
+    for text, quad, _ in rec["tesseract"]:
+        # Tesseract's line is kept unless most of it lies in boxes PP-OCR read instead.
+        x0, y0, x1, y1 = _bounds(quad)
+        inside = sum(
+            max(0.0, min(x1, b[2]) - max(x0, b[0])) * max(0.0, min(y1, b[3]) - max(y0, b[1])) for b in read
+        )
+        if inside < 0.5 * max(1.0, (x1 - x0) * (y1 - y0)):
+            lines.append((text, quad))
+    return lines, cpu, len(read) / max(1, len(det["quads"]))
+
+
+def with_parts(part: str) -> list[dict[str, Any]]:
+    """The labelled records of a part that also have `record_parts` measurements (under "parts")."""
+    parts = load_parts(part)
+    return [{**rec, "parts": parts[key]} for key, rec in load_raw(part).items() if key in parts]
+
+
+def lite_table(
+    records: list[dict[str, Any]], side: int | None, line_confidence: float, min_width: int = 320
+) -> CalibrationTable:
+    """Rungs ppocr-lite -> ppocr-v4 on document pages; CPU as measured side by side by `record_parts`."""
+    conf, qual, cpu = [], [], []
+    for rec in records:
+        lines, lite_cpu = lite_reading(rec["parts"], side, min_width)
+        truth = rec["truth"]
+        conf.append([page_confidence([(t, s) for t, _, s in lines], line_confidence), 1.0])
+        full = [(t, q) for t, q, _ in rec["ppocr"]]
+        qual.append([_quality([(t, q) for t, q, _ in lines], truth), _quality(full, truth)])
+        cpu.append([rec["scan_cpu"] + lite_cpu, rec["parts"]["ppocr_cpu"]])
+    return CalibrationTable(["ppocr-lite", "ppocr-v4"], np.array(conf), np.array(qual), np.array(cpu))
+
+
 def gate_table(records: list[dict[str, Any]]) -> CalibrationTable:
     """Rungs text-gate -> OCR, on pages with text (quality 0 if the gate stops them) and photos (always 1)."""
     conf, qual, cpu = [], [], []
@@ -245,11 +439,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", action="append", choices=PARTS, help="record only these parts")
     parser.add_argument("--gate-sides", action="store_true", help="record the gate at every candidate size")
+    parser.add_argument("--parts", action="store_true", help="record PP-OCR's detector and recogniser apart")
+    parser.add_argument("--widths", action="store_true", help="record the recogniser at each padding")
     args = parser.parse_args()
     if args.gate_sides:
         record_gate_sides()
         return
-    record(args.part or [p for p in PARTS if p != "funsd-reverse"])
+    if args.parts:
+        record_hybrid(args.part or ["sroie", "funsd"])
+        return
+    if args.widths:
+        record_all_widths(args.part or ["sroie", "funsd"])
+        return
+    record(args.part or [p for p in PARTS if not p.endswith("-reverse")])
 
 
 if __name__ == "__main__":

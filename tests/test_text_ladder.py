@@ -9,7 +9,14 @@ import pytest
 from frugalsense.analyze import Analyzer
 from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import load_profile
-from frugalsense.ladder.text import TesseractRung, TextPage, text_ladder
+from frugalsense.ladder.text import (
+    LiteOCRRung,
+    TesseractRung,
+    TextPage,
+    detect_lines,
+    recognise,
+    text_ladder,
+)
 from frugalsense.media import load
 from frugalsense.quality import located_cer
 from frugalsense.settings import Settings
@@ -87,3 +94,68 @@ def test_receipts_read_with_bounded_located_cer(analyzer: Analyzer, eval_dir: Pa
         errors, chars = errors + e, chars + c
     print(f"located CER {errors / chars:.4f}", file=sys.stderr)
     assert errors / chars < CER_BOUND, f"located CER {errors / chars:.3f}"
+
+
+def _sroie_truth(sroie: Path, stem: str) -> list[tuple[str, list[tuple[float, float]]]]:
+    truth = []
+    for raw in (sroie / "box" / f"{stem}.csv").read_text(errors="replace").splitlines():
+        parts = raw.split(",", 8)
+        if len(parts) == 9:
+            c = [float(v) for v in parts[:8]]
+            truth.append((parts[8], [(c[0], c[1]), (c[2], c[3]), (c[4], c[5]), (c[6], c[7])]))
+    return truth
+
+
+def _lite(analyzer: Analyzer) -> LiteOCRRung:
+    """The lite rung with the shipped profile's parameters (RapidOCR's own defaults where it names none)."""
+    params = load_profile("text").params
+    side = params.get("lite_max_side")
+    return LiteOCRRung(
+        analyzer.zoo.get("ppocr-v4"),
+        float(params.get("line_confidence", 0.5)),
+        None if side is None else int(side),
+        int(params.get("lite_min_width", 320)),
+    )
+
+
+def test_recogniser_at_rapidocr_padding_reads_exactly_as_rapidocr(analyzer: Analyzer, eval_dir: Path) -> None:
+    """`recognise` at 320 px is RapidOCR's recogniser line by line: the lite rung changes only what it says."""
+    model = analyzer.zoo.get("ppocr-v4")
+    model.load()
+    engine = model._engine  # type: ignore[attr-defined]
+    frame = load(eval_dir / "ocr-sroie" / "img" / "000.jpg", analyzer.settings).frames[0]
+    found = detect_lines(engine, frame.bgr(), 1280)
+    assert len(found.quads) == len(found.crops) > 20
+    crops = found.crops[:12]
+    ours = recognise(engine, crops, 320)
+    theirs = [engine.text_rec([crop])[0][0] for crop in crops]
+    assert [t for t, _ in ours] == [str(t) for t, _ in theirs]
+    assert ours[0][1] == pytest.approx(float(theirs[0][1]), abs=1e-5)
+
+
+def test_lite_rung_reads_receipts_as_well_as_full_ppocr(analyzer: Analyzer, eval_dir: Path) -> None:
+    """Every 30th SROIE receipt (4): the lite rung's located CER within 0.01 of the full pipeline's, and its
+    receipt bills the detector and recogniser apart (no angle classifier, no full pipeline)."""
+    sroie = eval_dir / "ocr-sroie"
+    rung = _lite(analyzer)
+    full = analyzer.zoo.get("ppocr-v4")
+    lite_e = full_e = chars = 0
+    for image in sorted((sroie / "img").glob("*.jpg"))[::30]:
+        truth = _sroie_truth(sroie, image.stem)
+        frame = load(image, analyzer.settings).frames[0]
+        meter = Meter(0.05)
+        outcome = rung.run(TextPage(frame, "document"), [], meter)
+        assert 0.0 < outcome.confidence <= 1.0
+        assert [s.note for s in meter.receipt.stages if s.stage == "ocr"] == ["lite: detector", "lite: recogniser"]
+        e, c = located_cer([(ln.text, ln.quad) for ln in outcome.output], truth)
+        f, _ = located_cer([(ln.text, ln.quad) for ln in full.predict([frame])[0]], truth)
+        lite_e, full_e, chars = lite_e + e, full_e + f, chars + c
+    assert lite_e / chars <= full_e / chars + 0.01, f"lite CER {lite_e / chars:.4f}, full {full_e / chars:.4f}"
+
+
+def test_lite_rung_leaves_photos_to_the_full_pipeline(analyzer: Analyzer, eval_dir: Path) -> None:
+    frame = load(eval_dir / "ocr-icdar2015" / "receipts_wildreceipt" / "1.jpeg", analyzer.settings).frames[0]
+    meter = Meter(0.05)
+    outcome = _lite(analyzer).run(TextPage(frame, "image"), [], meter)
+    assert outcome.confidence == 0.0 and outcome.output == []
+    assert not [s for s in meter.receipt.stages if s.stage == "ocr"]
