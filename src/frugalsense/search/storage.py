@@ -441,7 +441,13 @@ class SearchStore:
                 f" AND (f.person_id IN ({marks}) OR f.cluster_id IN ({marks})))"
             )
             params += list(filters.person_ids) * 2
-        return {int(r[0]) for r in self._rows(f"SELECT i.rowid FROM items i WHERE {' AND '.join(where)}", params)}
+        # One concatenated string instead of a Python row per item: at 100,000 items the per-row cost of the
+        # sqlite3 module dominated filtered searches (60 ms for 25,000 rows).
+        rows = self._rows(f"SELECT group_concat(i.rowid) FROM items i WHERE {' AND '.join(where)}", params)
+        joined = rows[0][0] if rows else None
+        if not joined:
+            return set()
+        return set(np.fromstring(joined, dtype=np.int64, sep=",").tolist())
 
     def recent_rowids(self, tenant_id: str, rowids: set[int] | None, limit: int) -> list[int]:
         """Items newest first (for a search with filters and no query)."""
