@@ -2,10 +2,13 @@
 
     python bench/_record_text.py                # all parts, resumes from bench/out/text_raw/*.json
     python bench/_record_text.py --part sroie   # one part: sroie, funsd, scene, photos
+    python bench/_record_text.py --parts        # SROIE + FUNSD: PP-OCR's detector (3 sizes) and recogniser apart
+    python bench/_record_text.py --widths       # SROIE + FUNSD: the recogniser at each padding
 
-The raw records (lines, confidences, CPU-seconds) are kept so that the ladder's parameters (the line confidence
-below which a Tesseract line is re-read, the page-confidence signal) can be swept without running OCR again;
-`tables()` turns them into the two `CalibrationTable`s the text ladder is calibrated on.
+The raw records (lines, confidences, CPU-seconds; with --parts and --widths every detector box's reading and
+CPU) are kept so that the ladder's parameters (detector size, recogniser padding, line confidence) can be swept
+without running OCR again: `lite_table` and `gate_table` turn them into the `CalibrationTable`s the text ladder
+is calibrated on, and `hybrid_reading` replays the Tesseract-then-PP-OCR hybrid that was measured, not shipped.
 """
 
 from __future__ import annotations
@@ -337,19 +340,25 @@ def document_table(records: list[dict[str, Any]], line_confidence: float) -> Cal
 TEXT_SCORE = 0.5
 
 
+def _readings(parts: dict[str, Any], side: int | None, min_width: int) -> tuple[list[Any], list[Any], float]:
+    """Detector boxes, the recogniser's reading of each ([text, score, CPU]) and the detector's CPU. Paddings
+    other than RapidOCR's 320 px come from `record_widths`."""
+    det = parts["det"][_side_key(side)]
+    if min_width == 320:
+        return det["quads"], det["rec"], det["cpu"]
+    if side != WIDTHS_SIDE or "widths" not in parts:
+        raise SystemExit(f"padding {min_width} recorded only at side {WIDTHS_SIDE}: run --widths")
+    return parts["widths"]["quads"], parts["widths"][str(min_width)], det["cpu"]
+
+
 def lite_reading(
     parts: dict[str, Any], side: int | None, min_width: int = 320
 ) -> tuple[list[tuple[str, Any, float]], float]:
     """What the ppocr-lite rung reads with the detector at `side` and the recogniser's padding `min_width`
-    (lines with their scores), and its CPU. Paddings other than RapidOCR's 320 px come from `record_widths`."""
-    det = parts["det"][_side_key(side)]
-    quads, readings = det["quads"], det["rec"]
-    if min_width != 320:
-        if side != WIDTHS_SIDE or "widths" not in parts:
-            raise SystemExit(f"padding {min_width} recorded only at side {WIDTHS_SIDE}: run --widths")
-        quads, readings = parts["widths"]["quads"], parts["widths"][str(min_width)]
+    (lines with their scores), and its CPU."""
+    quads, readings, det_cpu = _readings(parts, side, min_width)
     lines = [(t, q, s) for (t, s, _), q in zip(readings, quads, strict=True) if t and s >= TEXT_SCORE]
-    return lines, det["cpu"] + sum(c for _, _, c in readings)
+    return lines, det_cpu + sum(c for _, _, c in readings)
 
 
 def _bounds(quad: Any) -> tuple[float, float, float, float]:
@@ -373,17 +382,16 @@ def _covered(box: tuple[float, float, float, float], sure: list[tuple[float, flo
 
 
 def hybrid_reading(
-    rec: dict[str, Any], side: int | None, line_confidence: float, coverage: float
+    rec: dict[str, Any], side: int | None, line_confidence: float, coverage: float, min_width: int = 320
 ) -> tuple[list[tuple[str, Any]], float, float]:
     """The hybrid idea, replayed (measured, not shipped): Tesseract first, then PP-OCR's detector; only boxes
     not covered (`coverage` of their width) by Tesseract lines of at least `line_confidence` are recognised.
     Returns the lines, the CPU on top of Tesseract's, and the share of boxes recognised."""
-    det = rec["parts"]["det"][_side_key(side)]
+    quads, readings, cpu = _readings(rec["parts"], side, min_width)
     sure = [_bounds(q) for _, q, c in rec["tesseract"] if c >= line_confidence]
     lines: list[tuple[str, Any]] = []
     read: list[tuple[float, float, float, float]] = []
-    cpu = det["cpu"]
-    for (text, score, rec_cpu), quad in zip(det["rec"], det["quads"], strict=True):
+    for (text, score, rec_cpu), quad in zip(readings, quads, strict=True):
         box = _bounds(quad)
         if _covered(box, sure) >= coverage:
             continue
@@ -399,7 +407,7 @@ def hybrid_reading(
         )
         if inside < 0.5 * max(1.0, (x1 - x0) * (y1 - y0)):
             lines.append((text, quad))
-    return lines, cpu, len(read) / max(1, len(det["quads"]))
+    return lines, cpu, len(read) / max(1, len(quads))
 
 
 def with_parts(part: str) -> list[dict[str, Any]]:

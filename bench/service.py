@@ -182,9 +182,15 @@ def bench_load(seconds: float, model_dir: Path, clients: int = 32) -> None:
     photos = [p.a.read_bytes() for p in _data.lfw_pairs()[:200]]
     print("| batching | requests | errors | requests/s | p50 ms | p95 ms |")
     print("|---|---:|---:|---:|---:|---:|")
-    for window in (0.0, 4.0):
+    # The result cache would answer the repeated photos without running a model: measure inference with it
+    # off, then once with it on to show what repeats cost.
+    for window, cache in ((0.0, 0), (4.0, 0), (0.0, 1024)):
         with TemporaryDirectory() as tmp:
-            env = {"FRUGALSENSE_RATE_PER_KEY": "0", "FRUGALSENSE_BATCH_WINDOW_MS": str(window)}
+            env = {
+                "FRUGALSENSE_RATE_PER_KEY": "0",
+                "FRUGALSENSE_BATCH_WINDOW_MS": str(window),
+                "FRUGALSENSE_CACHE_ENTRIES": str(cache),
+            }
             server = Server(Path(tmp) / "data", model_dir, env=env).start()
             try:
                 warm = httpx.post(
@@ -200,7 +206,7 @@ def bench_load(seconds: float, model_dir: Path, clients: int = 32) -> None:
                 server.kill()
         lat = result["lat"]
         errors = sum(result["errors"].values())
-        label = f"window {window:g} ms" if window else "off"
+        label = (f"window {window:g} ms" if window else "off") + (", result cache on" if cache else "")
         print(
             f"| {label} | {result['ok']} | {errors} {result['errors'] or ''} | {result['rps']:.1f} | "
             f"{statistics.median(lat):.0f} | {_percentile(lat, 95):.0f} |"

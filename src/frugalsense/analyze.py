@@ -169,8 +169,8 @@ class Analyzer:
         return faces
 
     def text(self, frame: Frame, kind: str, meter: Meter) -> list[TextLine]:
-        """Read text with the text ladder: photos pass the cheap text gate first; scans go to Tesseract, whose
-        unsure lines PP-OCR reads again, and only then to full PP-OCR; photos of scenes go to PP-OCR."""
+        """Read text with the text profile's ladder: photos pass the cheap text gate first, then full PP-OCR;
+        scans go to the profile's document rungs (shipped: the lite PP-OCR), and to full PP-OCR when unsure."""
         from frugalsense.ladder.text import TextPage, read_text, text_ladder
 
         if self._text_ladder is None:

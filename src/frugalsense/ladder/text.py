@@ -1,6 +1,6 @@
 """The text ladder: a cheap text-presence gate, then the OCR engine that suits the page, climbing when unsure.
 
-Rungs, cheapest first (the shipped profile ``text.json`` holds their thresholds):
+Rungs, cheapest first (the shipped profile ``text.json`` names the ones it uses and holds their thresholds):
 
 1. ``text-gate``: photos only. PP-OCR's text detector on a 320 px copy says whether there is text at all; most
    photos have none and stop here, for a few per cent of an OCR pass. Scans and document pages skip the gate.
@@ -8,8 +8,11 @@ Rungs, cheapest first (the shipped profile ``text.json`` holds their thresholds)
    characters sit in lines it read with high confidence.
 3. ``reread-lines``: only Tesseract's unsure lines are read again by PP-OCR's recogniser (no detector), which
    costs a few hundredths of a second per line instead of a full PP-OCR pass.
-4. ``ppocr-v4``: the full PP-OCR pipeline (detector, angle classifier, recogniser); scene photos go straight
-   here, because Tesseract reads photos badly.
+4. ``ppocr-lite``: scans and document pages. PP-OCR's detector on a copy of at most ``lite_max_side`` px, no
+   angle classifier, the recogniser line by line padded to ``lite_min_width`` px instead of 320. On SROIE and
+   FUNSD it reads better than the full pipeline at about 55% of its CPU (bench/cost_quality.py).
+5. ``ppocr-v4``: the full PP-OCR pipeline (detector, angle classifier, recogniser); scene photos go straight
+   here, because Tesseract reads photos badly and text in photos is not always upright.
 
     >>> from frugalsense.settings import Settings
     >>> from frugalsense.models.registry import ModelZoo
