@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_target", "file_digest", "temp_next_to"]
+__all__ = ["atomic_target", "file_digest", "finish_conversion", "temp_next_to"]
 
 
 def file_digest(*paths: Path) -> str:
@@ -42,3 +45,31 @@ def atomic_target(final: Path) -> Iterator[Path]:
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def finish_conversion(
+    meta: dict[str, Any],
+    paths: dict[str, Path],
+    *,
+    int8_path: Path | None,
+    quantize: Callable[[Path, Path], dict[str, Any]],
+    sidecar: Path,
+    started: float,
+) -> dict[str, Path]:
+    """The common tail of a conversion: the optional int8 variant, then the sidecar that marks the work done.
+
+    `quantize(fp32_path, int8_path)` returns its record with a "kept" flag; the sidecar is written last, so an
+    interrupted conversion is redone rather than trusted.
+    """
+    if int8_path is not None:
+        # An int8 file from an older source or converter must not outlive the sidecar that described it.
+        int8_path.unlink(missing_ok=True)
+        meta["int8"] = quantize(paths["fp32"], int8_path)
+        if meta["int8"]["kept"]:
+            meta["int8"]["bytes"] = int8_path.stat().st_size
+            paths["int8"] = int8_path
+    meta["seconds"] = round(time.perf_counter() - started, 2)
+    with atomic_target(sidecar) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    paths["sidecar"] = sidecar
+    return paths

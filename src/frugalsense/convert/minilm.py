@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from frugalsense.convert._files import atomic_target, file_digest, temp_next_to
+from frugalsense.convert._files import atomic_target, file_digest, finish_conversion, temp_next_to
 from frugalsense.convert._safetensors import read_safetensors
 from frugalsense.errors import ModelConversionError, ModelUnavailableError
 
@@ -446,20 +446,13 @@ def convert_minilm(out_dir: Path, *, int8: bool = True) -> dict[str, Path]:
         "max_seq_length": MAX_SEQ_LENGTH,
         "fp32": {"file": FP32_NAME, "bytes": fp32_path.stat().st_size, "min_cosine_vs_reference": fp32_cosine},
     }
-    paths = {"fp32": fp32_path}
-
-    int8_path = out_dir / INT8_NAME
-    # An int8 file from an older source or converter must not outlive the sidecar that described it.
-    int8_path.unlink(missing_ok=True)
-    if int8:
-        meta["int8"] = _quantize_if_close(fp32_path, int8_path)
-        if meta["int8"]["kept"]:
-            meta["int8"]["bytes"] = int8_path.stat().st_size
-            paths["int8"] = int8_path
-
-    meta["seconds"] = round(time.perf_counter() - started, 2)
-    sidecar = out_dir / SIDECAR_NAME
-    with atomic_target(sidecar) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    paths["sidecar"] = sidecar
-    return paths
+    if not int8:
+        (out_dir / INT8_NAME).unlink(missing_ok=True)  # a stale int8 file must not outlive its sidecar
+    return finish_conversion(
+        meta,
+        {"fp32": fp32_path},
+        int8_path=out_dir / INT8_NAME if int8 else None,
+        quantize=_quantize_if_close,
+        sidecar=out_dir / SIDECAR_NAME,
+        started=started,
+    )
