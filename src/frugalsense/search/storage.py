@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from frugalsense.errors import ConfigurationError, NotFoundError
-from frugalsense.store.migrations import apply_migrations
+from frugalsense.store._database import Database
 from frugalsense.store.sqlite import SQLiteStore, new_id
 
 __all__ = ["FaceLink", "Filters", "Item", "NewItem", "SearchStore", "StoredVectors"]
@@ -177,24 +174,8 @@ class WriteOutcome:
     vector_rows: list[int]
 
 
-class SearchStore:
+class SearchStore(Database):
     """The search tables of one database file. Thread-safe: one connection behind a lock, like `SQLiteStore`."""
-
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
-        self.path = str(path)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        for pragma in (
-            "journal_mode = WAL",
-            "synchronous = FULL",
-            "foreign_keys = ON",
-            f"busy_timeout = {int(busy_timeout_ms)}",
-            "secure_delete = ON",
-        ):
-            self._conn.execute(f"PRAGMA {pragma}")
-        with self._lock:
-            apply_migrations(self._conn)
 
     @classmethod
     def shared(cls, store: SQLiteStore) -> SearchStore:
@@ -202,25 +183,6 @@ class SearchStore:
         if store.path == ":memory:":
             raise ConfigurationError("the search index needs a database file, not ':memory:'")
         return cls(store.path)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
 
     # -- writes ---------------------------------------------------------------------------------------------
 

@@ -18,11 +18,8 @@ import json
 import re
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +27,7 @@ import numpy as np
 from frugalsense.errors import InvalidRequestError, NotFoundError
 from frugalsense.results import Box
 from frugalsense.settings import Settings
+from frugalsense.store._database import Database
 from frugalsense.store.base import (
     ApiKey,
     Collection,
@@ -44,7 +42,6 @@ from frugalsense.store.base import (
     Role,
     Tenant,
 )
-from frugalsense.store.migrations import apply_migrations
 
 __all__ = ["DB_FILENAME", "SQLiteStore", "new_id"]
 
@@ -78,39 +75,13 @@ def _name(value: str, what: str) -> str:
     return name
 
 
-class SQLiteStore:
+class SQLiteStore(Database):
     """A `Store` in one SQLite file (``":memory:"`` for a throw-away one)."""
-
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        for pragma in (
-            "journal_mode = WAL",
-            # FULL: the write-ahead log is synced on every commit, so an acknowledged write survives kill -9
-            # and power loss; NORMAL would only survive a crash of the process.
-            "synchronous = FULL",
-            "foreign_keys = ON",
-            f"busy_timeout = {int(busy_timeout_ms)}",
-            # Embeddings are biometric data: deleted rows are overwritten with zeros, not just unlinked.
-            "secure_delete = ON",
-            "journal_size_limit = 67108864",
-        ):
-            self._conn.execute(f"PRAGMA {pragma}")
-        with self._lock:
-            self.migrated = apply_migrations(self._conn)
 
     @classmethod
     def open(cls, settings: Settings) -> SQLiteStore:
         """The service's database: ``DATA_DIR/frugalsense.db`` (folders created)."""
         return cls(settings.data_dir / DB_FILENAME)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -119,22 +90,6 @@ class SQLiteStore:
         self.close()
 
     # -- plumbing -------------------------------------------------------------------------------------------
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed before the caller's method returns."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
 
     def _one(self, sql: str, params: Sequence[Any], missing: str) -> sqlite3.Row:
         rows = self._rows(sql, params)
