@@ -55,13 +55,9 @@ class Pipeline:
     labels_ladder: bool = True
     moderator: str = "opennsfw"
     text_gate: str = "text-gate"
-    scene_ocr: str = "ppocr-v4"
-    document_ocr: str = "tesseract-eng"
     speech: str = "whisper-tiny-en"
     top_k: int = 5
     nsfw_threshold: float = 0.8
-    text_gate_threshold: float = 0.2
-    ocr_confidence_threshold: float = 0.75
 
 
 class Analyzer:
@@ -144,22 +140,16 @@ class Analyzer:
         if not self.pipeline.labels_ladder:
             probs = self.zoo.get(self.pipeline.labeler).predict([frame], meter)[0]
             return top_labels(probs, self.pipeline.top_k)
-        from frugalsense.ladder.labels import labels_ladder, run_labels
+        from frugalsense.ladder.labels import run_labels
 
-        if self._labels_ladder is None:
-            from frugalsense.ladder.profiles import load_profile
-
-            self._labels_ladder = labels_ladder(self.zoo, load_profile("labels", self.settings.profile_dir))
-        return top_labels(run_labels(self._labels_ladder, frame, meter), self.pipeline.top_k)
+        return top_labels(run_labels(self.labels_ladder(), frame, meter), self.pipeline.top_k)
 
     def faces(self, frame: Frame, meter: Meter, *, embed: bool = True) -> list[Face]:
         """Detect faces (the face-detect ladder: small copy first) and by default attach identity embeddings."""
-        from frugalsense.ladder.detect import detect_faces, face_detect_ladder
+        from frugalsense.ladder.detect import detect_faces
 
-        if self._detect_ladder is None:
-            self._detect_ladder = face_detect_ladder(self.zoo)
         bgr = frame.bgr()
-        faces = detect_faces(self._detect_ladder, bgr, meter)
+        faces = detect_faces(self.detect_ladder(), bgr, meter)
         if embed and faces:
             embedder = self.zoo.get(self.pipeline.face_embedder)
             vectors = embedder.predict([(bgr, f) for f in faces], meter)
@@ -171,32 +161,49 @@ class Analyzer:
     def text(self, frame: Frame, kind: str, meter: Meter) -> list[TextLine]:
         """Read text with the text profile's ladder: photos pass the cheap text gate first, then full PP-OCR;
         scans go to the profile's document rungs (shipped: the lite PP-OCR), and to full PP-OCR when unsure."""
-        from frugalsense.ladder.text import TextPage, read_text, text_ladder
+        from frugalsense.ladder.text import TextPage, read_text
 
+        return read_text(self.text_ladder(), TextPage(frame, kind), meter)
+
+    # The ladders are built on first use from the calibrated profiles (settings.profile_dir or the shipped ones).
+
+    def labels_ladder(self) -> Ladder[Frame]:
+        if self._labels_ladder is None:
+            from frugalsense.ladder.labels import labels_ladder
+            from frugalsense.ladder.profiles import load_profile
+
+            self._labels_ladder = labels_ladder(self.zoo, load_profile("labels", self.settings.profile_dir))
+        return self._labels_ladder
+
+    def detect_ladder(self) -> Ladder[npt.NDArray[np.uint8]]:
+        if self._detect_ladder is None:
+            from frugalsense.ladder.detect import face_detect_ladder
+
+            self._detect_ladder = face_detect_ladder(self.zoo)
+        return self._detect_ladder
+
+    def text_ladder(self) -> Ladder[TextPage]:
         if self._text_ladder is None:
+            from frugalsense.ladder.text import text_ladder
+
             self._text_ladder = text_ladder(self.zoo)
-        return read_text(self._text_ladder, TextPage(frame, kind), meter)
+        return self._text_ladder
 
     def warm_up(self, features: Iterable[str] = FEATURES) -> None:
-        """Load the models behind `features` now rather than on the first request."""
-        names = {
-            "faces": [self.pipeline.face_detector, self.pipeline.face_embedder],
-            "labels": self._label_models(),
-            "moderation": [self.pipeline.moderator],
-            "text": [self.pipeline.text_gate, self.pipeline.scene_ocr, self.pipeline.document_ocr],
-            "speech": [self.pipeline.speech],
-        }
+        """Load the models behind `features` now rather than on the first request: the ones their ladders hold."""
         for feature in _check_features(features) or []:
-            for model in names[feature]:
-                self.zoo.get(model).load()
-
-    def _label_models(self) -> list[str]:
-        if not self.pipeline.labels_ladder:
-            return [self.pipeline.labeler]
-        from frugalsense.ladder.labels import ENSEMBLE
-        from frugalsense.ladder.profiles import load_profile
-
-        return [r for r in load_profile("labels", self.settings.profile_dir).rungs if r != ENSEMBLE]
+            if feature == "faces":
+                models = [*self.detect_ladder().models(), self.zoo.get(self.pipeline.face_embedder)]
+            elif feature == "labels":
+                labels_ladder = self.pipeline.labels_ladder
+                models = self.labels_ladder().models() if labels_ladder else [self.zoo.get(self.pipeline.labeler)]
+            elif feature == "text":
+                models = self.text_ladder().models()
+            else:
+                name = self.pipeline.moderator if feature == "moderation" else self.pipeline.speech
+                models = [self.zoo.get(name)]
+            for model in models:
+                model.load()
 
 
 def looks_like_scan(frame: Frame) -> bool:

@@ -51,7 +51,8 @@ def finish_conversion(
     meta: dict[str, Any],
     paths: dict[str, Path],
     *,
-    int8_path: Path | None,
+    int8_path: Path,
+    int8: bool,
     quantize: Callable[[Path, Path], dict[str, Any]],
     sidecar: Path,
     started: float,
@@ -61,9 +62,9 @@ def finish_conversion(
     `quantize(fp32_path, int8_path)` returns its record with a "kept" flag; the sidecar is written last, so an
     interrupted conversion is redone rather than trusted.
     """
-    if int8_path is not None:
-        # An int8 file from an older source or converter must not outlive the sidecar that described it.
-        int8_path.unlink(missing_ok=True)
+    # An int8 file from an older source or converter must not outlive the sidecar that described it.
+    int8_path.unlink(missing_ok=True)
+    if int8:
         meta["int8"] = quantize(paths["fp32"], int8_path)
         if meta["int8"]["kept"]:
             meta["int8"]["bytes"] = int8_path.stat().st_size

@@ -660,12 +660,11 @@ def convert_sface(out_dir: Path, *, int8: bool = False) -> dict[str, Path]:
         "graph": info,
         "fp32": {"file": FP32_NAME, "bytes": fp32_path.stat().st_size, "min_cosine_vs_opencv": fp32_cosine},
     }
-    if not int8:
-        (out_dir / INT8_NAME).unlink(missing_ok=True)  # a stale int8 file must not outlive its sidecar
     return finish_conversion(
         meta,
         {"fp32": fp32_path},
-        int8_path=out_dir / INT8_NAME if int8 else None,
+        int8_path=out_dir / INT8_NAME,
+        int8=int8,
         quantize=_quantize_if_close,
         sidecar=out_dir / SIDECAR_NAME,
         started=started,

@@ -86,6 +86,19 @@ class Ladder(Generic[In]):
     def names(self) -> list[str]:
         return [r.name for r in self.rungs]
 
+    def models(self) -> list[Any]:
+        """The models the rungs hold (each once, in rung order), so a caller can load them ahead of requests."""
+        from frugalsense.models.base import Model
+
+        found: dict[int, Any] = {}
+        for rung in self.rungs:
+            for value in vars(rung).values():
+                held = value if isinstance(value, list | tuple) else [value]
+                for candidate in held:
+                    if isinstance(candidate, Model):
+                        found.setdefault(id(candidate), candidate)
+        return list(found.values())
+
     def run(self, item: In, meter: Meter) -> LadderResult[Any]:
         outcomes: list[Outcome[Any]] = []
         for i, rung in enumerate(self.rungs):
