@@ -45,7 +45,7 @@ from frugalsense.faces.results import (
     IdentifyResult,
     SearchResult,
 )
-from frugalsense.ladder.faces import RUNGS, FaceFusion, load_fusion
+from frugalsense.ladder.faces import RUNGS, FaceFusion, IdentifyLadder, load_fusion
 from frugalsense.ladder.ledger import Meter
 from frugalsense.media.types import Frame
 from frugalsense.results import Box, Face
@@ -57,6 +57,8 @@ __all__ = ["FaceGallery", "Source", "decide"]
 Source = str | os.PathLike[str] | bytes
 #: unknown faces re-clustered at once (the similarity matrix is n x n float32: 36 MB at 3,000)
 RECLUSTER_MAX = 3000
+#: the model the identification ladder climbs to; its embedding of every enrolled face is stored at enrolment
+SECOND_MODEL = "dlib-resnet"
 _CROP_MAX_SIDE = 160
 
 
@@ -99,6 +101,10 @@ class FaceGallery:
         self.fusion: FaceFusion | None = load_fusion(self.settings.profile_dir)
         if analyzer.pipeline.face_embedder != RUNGS[0]:
             self.fusion = None
+        # The 1:N side: probes whose best SFace score is in the calibrated band are re-scored with dlib.
+        self.identify_ladder: IdentifyLadder | None = None
+        if self.fusion is not None and isinstance(self.fusion.identify, dict):
+            self.identify_ladder = IdentifyLadder.from_params(self.fusion.identify)
         self.model = analyzer.pipeline.face_embedder
         if self.profile.model != self.model:
             raise ConfigurationError(
@@ -200,8 +206,12 @@ class FaceGallery:
             face, sha256, decoded_name, collection_id=person.collection_id, person_id=person.id, enrolled=True
         )
         crop = self._encode_crop(frame, face.box)
+        # dlib's embedding too, so that probes in the identification ladder's band can climb to it later
+        second = self._second_embedding(frame, face, meter) if self.identify_ladder is not None else None
         with meter.stage("store"), self._lock:
             record = self._insert(tenant_id, new, crop)
+            if second is not None:
+                self.store.add_face_embedding(tenant_id, record.id, SECOND_MODEL, second)
         return EnrolResult(
             person=self.store.get_person(tenant_id, person_id),
             face=record,
@@ -234,12 +244,22 @@ class FaceGallery:
         identified: list[IdentifiedFace] = []
         with meter.stage("match", items=max(1, len(faces))):
             index = self._index(tenant_id)
-            decisions = [self._match(tenant_id, index, face, collection_id, limit, top_k) for face in faces]
+            scored = [self._scores(index, face, collection_id, limit, top_k) for face in faces]
+        # The ladder: only faces whose best score SFace is unsure of climb to dlib (not with a caller's threshold).
+        climbed = [
+            self._climb(tenant_id, frame, face, kept, top_k, meter) if threshold is None else (kept, False)
+            for face, (kept, _) in zip(faces, scored, strict=True)
+        ]
+        with meter.stage("match", items=max(1, len(faces)), note="decide"):
+            decisions = [
+                self._decide(tenant_id, kept, excluded, limit, top_k, up)
+                for (kept, up), (_, excluded) in zip(climbed, scored, strict=True)
+            ]
         if keep and faces:
             with meter.stage("store", items=len(faces)), self._lock:
                 index = self._index(tenant_id)
                 used_clusters: list[str] = []
-                for face, (decision, candidates, excluded) in zip(faces, decisions, strict=True):
+                for face, (decision, candidates, excluded, up) in zip(faces, decisions, strict=True):
                     assert face.embedding is not None
                     cluster = None
                     if decision is None:
@@ -260,7 +280,7 @@ class FaceGallery:
                         cluster_id=cluster,
                     )
                     record = self._insert(tenant_id, new, self._encode_crop(frame, face.box))
-                    identified.append(_identified(face, decision, candidates, excluded, record.id, cluster))
+                    identified.append(_identified(face, decision, candidates, excluded, up, record.id, cluster))
         else:
             identified = [_identified(face, *d, None, None) for face, d in zip(faces, decisions, strict=True)]
         return IdentifyResult(
@@ -272,10 +292,10 @@ class FaceGallery:
             receipt=meter.receipt,
         )
 
-    def _match(
-        self, tenant_id: str, index: VectorIndex, face: Face, collection_id: str, threshold: float, top_k: int
-    ) -> tuple[str | None, list[Candidate], list[str]]:
-        """Score persons for one face, drop those its corrections rule out, and decide."""
+    def _scores(
+        self, index: VectorIndex, face: Face, collection_id: str, threshold: float, top_k: int
+    ) -> tuple[list[tuple[str, float]], list[str]]:
+        """Score persons for one face (best first) and drop those its corrections rule out."""
         assert face.embedding is not None
         vector = face.embedding
         # Only the best few persons matter (top_k, and the runner-up for the margin), plus room for persons
@@ -285,10 +305,49 @@ class FaceGallery:
         scores = index.person_scores(vector, collection_id=collection_id, limit=limit)
         excluded = set(self._ruled_out(index, vector, dict(scores), threshold))
         kept = [(p, s) for p, s in scores if p not in excluded]
+        return kept, sorted(excluded)
+
+    def _climb(
+        self, tenant_id: str, frame: Frame, face: Face, kept: list[tuple[str, float]], top_k: int, meter: Meter
+    ) -> tuple[list[tuple[str, float]], bool]:
+        """Re-score the top persons with the fused SFace + dlib score when the best SFace score is in the band.
+
+        A person's dlib similarity is the best over their faces that have a stored dlib embedding (enrolled
+        since the ladder was shipped); a person without one keeps the SFace score.
+        """
+        ladder = self.identify_ladder
+        if ladder is None or not kept or not ladder.climbs(kept[0][1]):
+            return kept, False
+        top = kept[: max(top_k, 2)]
+        with meter.stage("match", note="stored dlib embeddings of the top persons"):
+            stored = self.store.person_embeddings(tenant_id, [p for p, _ in top], SECOND_MODEL)
+        if not stored:
+            return kept, False
+        probe = self._second_embedding(frame, face, meter)
+        with meter.stage("match", note="fused re-score"):
+            rescored = [
+                (p, ladder.rescore(s, float(np.max(stored[p] @ probe))) if p in stored else s) for p, s in top
+            ]
+            merged = sorted(rescored + kept[len(top) :], key=lambda ps: -ps[1])
+        return merged, True
+
+    def _decide(
+        self,
+        tenant_id: str,
+        kept: list[tuple[str, float]],
+        excluded: list[str],
+        threshold: float,
+        top_k: int,
+        climbed: bool,
+    ) -> tuple[str | None, list[Candidate], list[str], bool]:
         decision, _ = decide(kept, threshold=threshold, margin=self.profile.margin)
         persons = self.store.get_persons(tenant_id, [p for p, _ in kept[:top_k]])
         candidates = [Candidate(p, persons[p].name, s) for p, s in kept[:top_k] if p in persons]
-        return decision, candidates, sorted(excluded)
+        return decision, candidates, excluded, climbed
+
+    def _second_embedding(self, frame: Frame, face: Face, meter: Meter) -> npt.NDArray[np.float32]:
+        vectors = self.analyzer.zoo.get(SECOND_MODEL).predict([(frame.bgr(), face)], meter)
+        return np.asarray(vectors[0], np.float32)
 
     def _ruled_out(
         self, index: VectorIndex, vector: npt.NDArray[np.float32], scores: dict[str, float], threshold: float
@@ -643,6 +702,7 @@ def _identified(
     decision: str | None,
     candidates: list[Candidate],
     excluded: list[str],
+    climbed: bool,
     face_id: str | None,
     cluster_id: str | None,
 ) -> IdentifiedFace:
@@ -657,4 +717,5 @@ def _identified(
         face_id=face_id,
         cluster_id=cluster_id,
         excluded=excluded,
+        climbed=climbed,
     )

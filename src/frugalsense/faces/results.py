@@ -53,6 +53,7 @@ class IdentifiedFace:
     face_id: str | None = None  # the stored sighting; None when the caller opted out
     cluster_id: str | None = None
     excluded: list[str] = field(default_factory=list)  # persons ruled out by "is not" corrections
+    climbed: bool = False  # the identification ladder re-scored the candidates with dlib (scores are fused)
 
     @property
     def known(self) -> bool:
@@ -69,6 +70,7 @@ class IdentifiedFace:
             "face_id": self.face_id,
             "cluster_id": self.cluster_id,
             "excluded": self.excluded,
+            "climbed": self.climbed,
         }
 
 

@@ -35,7 +35,9 @@ __all__ = [
     "FACES_TASK",
     "RUNGS",
     "FaceFusion",
+    "IdentifyLadder",
     "calibrate_faces",
+    "calibrate_identify",
     "faces_table",
     "fit_fusion",
     "fit_logistic",
@@ -54,6 +56,7 @@ class FaceFusion:
     sface: tuple[float, float]  # logistic (slope, intercept) on SFace's cosine similarity
     fused: tuple[float, float, float]  # logistic (SFace weight, dlib weight, intercept) on the two cosines
     band: float  # a pair climbs when SFace's confidence max(p, 1 - p) is below this
+    identify: dict[str, Any] | None = None  # the 1:N ladder's parameters (IdentifyLadder.from_params)
 
     def __post_init__(self) -> None:
         if self.sface[0] <= 0:
@@ -115,7 +118,13 @@ class FaceFusion:
             ) from exc
         if profile.rungs != RUNGS:
             raise ConfigurationError(f"{profile.task} profile must have rungs {RUNGS}, not {profile.rungs}")
-        return cls(sface=(a, b), fused=(w1, w2, c), band=float(profile.thresholds[0]))
+        identify = profile.params.get("identify")
+        return cls(
+            sface=(a, b),
+            fused=(w1, w2, c),
+            band=float(profile.thresholds[0]),
+            identify=dict(identify) if isinstance(identify, dict) else None,
+        )
 
 
 def load_fusion(profile_dir: Path | None = None) -> FaceFusion:
@@ -245,3 +254,99 @@ def _concat(tables: list[CalibrationTable]) -> CalibrationTable:
         np.concatenate([t.quality for t in tables]),
         np.concatenate([t.cpu for t in tables]),
     )
+
+
+# -- identification (1:N) --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentifyLadder:
+    """The 1:N side of the face ladder: a probe climbs to dlib only when its best SFace score is unsure.
+
+    ``threshold`` is the gallery's SFace identify threshold (a false-accept rate on impostor pairs). When the best
+    person's SFace similarity lies in ``band`` (an interval around that threshold), dlib embeds the probe and the
+    top persons are re-scored with the fused logit ``w1 * sface + w2 * dlib + b``, accepted at ``fused_threshold``
+    (calibrated at the same false-accept rate). The re-score is expressed on SFace's similarity scale,
+    ``threshold + (logit - fused_threshold) / w1``, so the gallery's margin rule applies unchanged.
+
+        >>> ladder = IdentifyLadder(0.36, fused=(25.0, 20.0, -26.0), fused_threshold=0.0, band=(0.3, 0.45))
+        >>> ladder.climbs(0.40), ladder.climbs(0.6)
+        (True, False)
+        >>> round(ladder.rescore(0.40, 0.9), 3) > 0.36, round(ladder.rescore(0.40, 0.5), 3) < 0.36
+        (True, True)
+    """
+
+    threshold: float
+    fused: tuple[float, float, float]
+    fused_threshold: float
+    band: tuple[float, float]
+
+    def climbs(self, best_similarity: float) -> bool:
+        lo, hi = self.band
+        return lo <= best_similarity < hi
+
+    def logit(self, sface_similarity: float, dlib_similarity: float) -> float:
+        w1, w2, b = self.fused
+        return w1 * sface_similarity + w2 * dlib_similarity + b
+
+    def rescore(self, sface_similarity: float, dlib_similarity: float) -> float:
+        """The fused evidence as an SFace-like similarity: at or above ``threshold`` exactly when fused accepts."""
+        excess = self.logit(sface_similarity, dlib_similarity) - self.fused_threshold
+        return self.threshold + excess / self.fused[0]
+
+    def to_params(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "fused_logistic": list(self.fused),
+            "fused_threshold": round(self.fused_threshold, 6),
+            "band_similarity": [round(self.band[0], 4), round(self.band[1], 4)],
+        }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> IdentifyLadder:
+        try:
+            w1, w2, b = (float(v) for v in params["fused_logistic"])
+            lo, hi = (float(v) for v in params["band_similarity"])
+            ladder = cls(float(params["threshold"]), (w1, w2, b), float(params["fused_threshold"]), (lo, hi))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"the identification ladder's parameters are incomplete ({exc}); recalibrate"
+            ) from exc
+        if w1 <= 0:
+            raise ConfigurationError("identification ladder: the SFace weight must be positive")
+        return ladder
+
+
+def calibrate_identify(
+    sface: npt.ArrayLike,
+    dlib: npt.ArrayLike,
+    same: npt.ArrayLike,
+    *,
+    threshold: float,
+    fusion: FaceFusion,
+    far: float,
+    coverage: float = 1.0,
+) -> IdentifyLadder:
+    """The fused threshold at `far` on the impostor pairs, and the SFace band holding the pairs whose SFace
+    decision (at `threshold`) differs from the fused one.
+
+    The band is the narrowest interval around `threshold` holding ``coverage`` of those disagreements (all of them
+    by default), so on the calibration pairs the ladder decides exactly as running both models on every pair.
+    """
+    from frugalsense.faces.calibration import operating_point
+
+    s1, s2 = np.asarray(sface, np.float64), np.asarray(dlib, np.float64)
+    y = np.asarray(same, bool)
+    w1, w2, b = fusion.fused
+    logits = w1 * s1 + w2 * s2 + b
+    point = operating_point(logits[y], logits[~y], far, resolution=1e-4)
+    disagree = (s1 >= threshold) != (logits >= point.threshold)
+    if not disagree.any():
+        return IdentifyLadder(threshold, fusion.fused, point.threshold, (threshold, threshold))
+    below = np.sort(threshold - s1[disagree & (s1 < threshold)])
+    above = np.sort(s1[disagree & (s1 >= threshold)] - threshold)
+    keep_below = below[: max(0, math.ceil(coverage * len(below)))]
+    keep_above = above[: max(0, math.ceil(coverage * len(above)))]
+    lo = threshold - (float(keep_below[-1]) + 1e-4 if len(keep_below) else 0.0)
+    hi = threshold + (float(keep_above[-1]) + 1e-4 if len(keep_above) else 0.0)
+    return IdentifyLadder(threshold, fusion.fused, point.threshold, (lo, hi))

@@ -228,3 +228,18 @@ def m002_search_items(conn: sqlite3.Connection) -> None:
     ]
     for statement in statements:
         conn.execute(statement)
+
+
+@migration
+def m003_face_embeddings(conn: sqlite3.Connection) -> None:
+    """Second embeddings of a face (dlib's, stored at enrolment) for the identification ladder to climb to."""
+    conn.execute(
+        """CREATE TABLE face_embeddings (
+            tenant_id TEXT NOT NULL,
+            face_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (tenant_id, face_id, model),
+            FOREIGN KEY (tenant_id, face_id) REFERENCES faces(tenant_id, id) ON DELETE CASCADE
+        )"""
+    )

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from frugalsense.errors import InvalidRequestError, NotFoundError
 from frugalsense.results import Box
@@ -391,6 +392,37 @@ class SQLiteStore(Database):
             "SELECT * FROM faces WHERE id = ? AND tenant_id = ?", (face_id, tenant_id), f"no face {face_id!r}"
         )
         return _face(row)
+
+    def add_face_embedding(self, tenant_id: str, face_id: str, model: str, vector: npt.ArrayLike) -> None:
+        """Store a second model's embedding of a face (replacing that model's earlier one); erased with it."""
+        blob = np.ascontiguousarray(vector, dtype="<f4").reshape(-1)
+        if not blob.size or not np.all(np.isfinite(blob)):
+            raise InvalidRequestError("a face embedding must be a non-empty vector of finite numbers")
+        with self._write() as conn:
+            self._require(conn, "faces", face_id, tenant_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO face_embeddings (tenant_id, face_id, model, vector) VALUES (?, ?, ?, ?)",
+                (tenant_id, face_id, model, blob.tobytes()),
+            )
+
+    def person_embeddings(
+        self, tenant_id: str, person_ids: Sequence[str], model: str
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Per person, the `model` embeddings of their faces that have one, as a (faces, dim) matrix."""
+        ids = list(dict.fromkeys(person_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(
+            "SELECT f.person_id, e.vector FROM face_embeddings e"
+            " JOIN faces f ON f.tenant_id = e.tenant_id AND f.id = e.face_id"
+            f" WHERE e.tenant_id = ? AND e.model = ? AND f.person_id IN ({marks}) ORDER BY f.rowid",
+            (tenant_id, model, *ids),
+        )
+        grouped: dict[str, list[npt.NDArray[np.float32]]] = {}
+        for row in rows:
+            grouped.setdefault(row["person_id"], []).append(np.frombuffer(row["vector"], dtype="<f4"))
+        return {person: np.stack(vectors).astype(np.float32) for person, vectors in grouped.items()}
 
     def get_faces(self, tenant_id: str, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
         ids = list(dict.fromkeys(face_ids))
