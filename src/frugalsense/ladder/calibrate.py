@@ -16,7 +16,11 @@ confidence, the quality of the answer if the ladder stopped there, and the CPU-s
   reference rung.
 
 With probability at least ``1 - risk`` over the draw of calibration items (exchangeable with future ones), every
-certified vector meets the target in expectation. docs/calibration.md states the assumptions and the limits.
+certified vector meets the target in expectation. With ``future_items=m`` the promise is about the mean over the
+next ``m`` items instead (a test set, a month of traffic): a finite set scatters around the expectation, so a
+candidate must clear the target by the normal quantile of the scatter of a mean over ``m`` items (its spread
+estimated on the calibration items); ``risk`` is split in two (the test, the scatter of the ``m`` items).
+docs/calibration.md states the assumptions and the limits.
 
     >>> rng = np.random.default_rng(0)
     >>> n = 2000
@@ -37,6 +41,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
@@ -52,6 +57,7 @@ __all__ = [
     "Method",
     "Simulation",
     "calibrate",
+    "future_margin",
     "hoeffding_bentkus_pvalue",
     "simulate",
     "wsr_pvalue",
@@ -246,6 +252,7 @@ def calibrate(
     method: Method = "wsr",
     order_fraction: float = 0.0,
     seed: int = 0,
+    future_items: int | None = None,
 ) -> Calibration:
     """Thresholds meeting ``quality >= target * reference quality`` with probability >= 1 - risk, at least CPU.
 
@@ -266,6 +273,10 @@ def calibrate(
         raise InvalidRequestError(f"order_fraction must be in [0, 1), got {order_fraction}")
     if method not in ("wsr", "hb"):
         raise InvalidRequestError(f"method must be 'wsr' or 'hb', got {method!r}")
+    if future_items is not None and future_items < 1:
+        raise InvalidRequestError(f"future_items is a number of items (at least 1), got {future_items}")
+    # A promise about the next items shares the risk between the test and the scatter of those items' mean.
+    test_risk = risk if future_items is None else risk / 2.0
     k = len(table.rungs)
     ref = reference % k
     if len(table) < 10:
@@ -273,6 +284,8 @@ def calibrate(
     fallback_vector = _stop_at(ref, k)
     full_ref = simulate(table, fallback_vector)
     method_name = f"ltt-{'shared' if order_fraction == 0.0 else 'pareto'}-{method}"
+    if future_items is not None:
+        method_name += f"-next{future_items}"
     if k == 1:
         return _result(table, fallback_vector, full_ref, target, risk, method_name, 0, len(table), 1.0, 0, 0, True)
 
@@ -296,8 +309,9 @@ def calibrate(
         stop = False
         for vector, loss in zip(block, losses, strict=True):
             tested += 1
-            p = _pvalue(loss, 0.5, risk, method)
-            if p > risk:
+            alpha = 0.5 if future_items is None else 0.5 - future_margin(loss, future_items, test_risk)
+            p = _pvalue(loss, alpha, test_risk, method) if alpha > 0 else 1.0
+            if p > test_risk:
                 stop = True
                 break
             certified.append((vector, p))
@@ -336,6 +350,22 @@ def calibrate(
         len(certified),
         False,
     )
+
+
+def future_margin(losses: npt.ArrayLike, items: int, delta: float) -> float:
+    """How far below 1/2 the expected loss must sit for the mean over `items` future items to stay under 1/2
+    with probability about ``1 - delta``: the normal quantile of that mean's scatter, ``z(1 - delta) s / sqrt(m)``,
+    with ``s`` the standard deviation of the calibration losses (a plug-in; see docs/calibration.md).
+
+    >>> quiet, noisy = np.full(500, 0.49), np.tile([0.0, 1.0], 250)
+    >>> future_margin(quiet, 250, 0.05) < 1e-9, round(future_margin(noisy, 250, 0.05), 3)
+    (True, 0.052)
+    """
+    x = np.clip(np.asarray(losses, np.float64), 0.0, 1.0)
+    if len(x) < 2:
+        return 0.5
+    spread = float(x.std(ddof=1))
+    return NormalDist().inv_cdf(1.0 - delta) * spread / math.sqrt(items)
 
 
 def wsr_pvalue(losses: npt.ArrayLike, alpha: float, delta: float) -> float:

@@ -203,6 +203,7 @@ def calibrate_faces(
     seed: int = 0,
     method: Method = "wsr",
     command: str = "",
+    future_items: int | None = None,
 ) -> tuple[Calibration, Profile, dict[str, Any]]:
     """Record (or reuse) both models on the pairs of `data` (one folder or several), fit the scores, choose the
     band, and build the ``faces-verify`` profile. ``holdout`` works as in `calibrate_labels`."""
@@ -219,7 +220,7 @@ def calibrate_faces(
     y = np.concatenate([p.same[r] for p, r in zip(parts, fit_rows, strict=True)])
     fusion = fit_fusion(s1, s2, y)
     table = _concat([faces_table(p, fusion, r) for p, r in zip(parts, fit_rows, strict=True)])
-    result = calibrate(table, target=target, risk=risk, method=method, seed=seed)
+    result = calibrate(table, target=target, risk=risk, method=method, seed=seed, future_items=future_items)
     fusion = FaceFusion(fusion.sface, fusion.fused, band=result.thresholds[0])
     held_out: dict[str, Any] = {}
     for folder, part, rows in zip(folders, parts, check_rows, strict=True):

@@ -186,6 +186,7 @@ def calibrate_labels(
     seed: int = 0,
     method: Method = "wsr",
     command: str = "",
+    future_items: int | None = None,
 ) -> tuple[Calibration, Profile, dict[str, Any]]:
     """Record (or reuse) every label model on `data`, gate int8, calibrate, and build the ``labels`` profile.
 
@@ -198,7 +199,9 @@ def calibrate_labels(
     calib, check = records.subset(rows[:cut]), records.subset(rows[cut:])
     gate = int8_gate(calib)
     rungs = gated_rungs(gate)
-    result = calibrate(labels_table(calib, rungs), target=target, risk=risk, method=method, seed=seed)
+    result = calibrate(
+        labels_table(calib, rungs), target=target, risk=risk, method=method, seed=seed, future_items=future_items
+    )
     held_out: dict[str, Any] = {}
     if len(check.files):
         table = labels_table(check, rungs)
