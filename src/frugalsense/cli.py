@@ -103,6 +103,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         holdout=args.holdout,
         seed=args.seed,
         command="frugalsense " + " ".join(sys.argv[1:]),
+        future_items=args.future_items,
     )
     out = Path(args.out) if args.out else (settings.profile_dir or settings.data_dir / "profiles")
     path = profile.save(out / f"{args.task}.json" if out.suffix != ".json" else out)
@@ -207,6 +208,42 @@ def _cmd_keys(args: argparse.Namespace) -> int:
                 raise InvalidRequestError(f"no key with id {args.name}; see frugalsense keys list")
     finally:
         store.close()
+    return 0
+
+
+def _cmd_tenants(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        store = _store(args)
+        try:
+            rows = [t.to_dict() | {"keys": len(store.list_api_keys(t.id))} for t in store.list_tenants()]
+        finally:
+            store.close()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        for row in [] if args.json else rows:
+            print(f"{row['id']:<18} {row['created_at']:<30} {row['keys']:>3} keys  {row['name']}")
+        return 0
+    if not args.name:
+        raise InvalidRequestError("say which tenant: frugalsense tenants erase NAME_OR_ID --yes")
+    if not args.yes:
+        raise InvalidRequestError(
+            f"erasing tenant {args.name!r} deletes its items, faces, persons, collections, keys and files for"
+            " good; add --yes to confirm"
+        )
+    with _search_service(args) as service:
+        tenants = service.store.list_tenants()
+        found = [t for t in tenants if t.id == args.name] or [t for t in tenants if t.name == args.name]
+        if not found:
+            raise InvalidRequestError(f"no tenant named {args.name!r}; see frugalsense tenants list")
+        if len(found) > 1:
+            ids = ", ".join(t.id for t in found)
+            raise InvalidRequestError(f"{len(found)} tenants are named {args.name!r} ({ids}); erase one by its id")
+        erased = service.erase_tenant(found[0].id)
+    if args.json:
+        print(json.dumps(erased, indent=2))
+    else:
+        counts = ", ".join(f"{n} {what}" for what, n in erased.items() if isinstance(n, int))
+        print(f"erased tenant {erased['erased']['name']} ({erased['erased']['id']}): {counts}")
     return 0
 
 
@@ -396,12 +433,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_keys)
 
+    p = sub.add_parser("tenants", help="list tenants, or erase one with everything it owns")
+    p.add_argument("action", choices=["list", "erase"])
+    p.add_argument("name", nargs="?", help="tenant name or id (erase)")
+    p.add_argument("--yes", action="store_true", help="confirm the erasure (it cannot be undone)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_tenants)
+
     p = sub.add_parser("calibrate", help="choose a ladder's thresholds on labelled data, with a guarantee")
     p.add_argument("task", help=f"the ladder: {', '.join(CALIBRATORS)}")
     p.add_argument("--data", required=True, action="append", help="labelled data folder (repeat to pool)")
     p.add_argument("--target", type=float, default=0.99, help="quality as a share of the strongest rung's")
     p.add_argument("--risk", type=float, default=0.1, help="allowed probability of missing the target")
     p.add_argument("--holdout", type=float, default=0.0, help="share of items kept out to check the result")
+    p.add_argument(
+        "--future-items",
+        type=int,
+        help="promise the target on the mean over this many next items, not only in expectation (stricter)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="profile file or folder (default: FRUGALSENSE_PROFILE_DIR or DATA_DIR/profiles)")
     p.set_defaults(func=_cmd_calibrate)

@@ -229,6 +229,11 @@ class _Api:
     def revoke_key(self, key_id: str) -> Any:
         return self._send(_Call("DELETE", f"/v1/keys/{key_id}"))
 
+    def erase_tenant(self) -> Any:
+        """Erase the calling key's tenant with everything it owns, this key included (an admin key; cannot be
+        undone); returns counts of what was erased."""
+        return self._send(_Call("DELETE", "/v1/tenant"))
+
     def health(self) -> Any:
         return self._send(_Call("GET", "/healthz"))
 

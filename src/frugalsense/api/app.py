@@ -56,7 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            store.close()
+            # The search service exists only if a search route ran: its vector snapshots are saved at most once a
+            # minute while indexing, so save the rest now and the next start reads them instead of rebuilding.
+            search = getattr(app.state, "search", None)
+            try:
+                if search is not None:
+                    search.close()
+            finally:
+                store.close()
 
     app = FastAPI(
         title="frugalsense",
@@ -67,10 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
-    from frugalsense.api.routes import analyze, faces, gallery, health, keys, search
+    from frugalsense.api.routes import analyze, faces, gallery, health, keys, search, tenant
 
     app.include_router(health.router)
-    for module in (analyze, faces, gallery, keys, search):
+    # The tenant's erasure comes last, so it is also the last operation of the OpenAPI document.
+    for module in (analyze, faces, gallery, keys, search, tenant):
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

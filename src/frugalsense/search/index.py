@@ -19,8 +19,10 @@ import os
 import re
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +32,7 @@ from frugalsense.search.storage import SearchStore, WriteOutcome
 __all__ = ["IndexCache", "SemanticIndex", "vector_file"]
 
 Vector = npt.NDArray[np.float32]
+T = TypeVar("T")
 
 
 def vector_file(data_dir: Path, tenant_id: str, encoder: str) -> Path:
@@ -163,6 +166,15 @@ class SemanticIndex:
         return index
 
 
+def _stamp(path: Path) -> int | None:
+    """The database version a vector file was saved at (read alone, not the vectors), or None."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return int(data["version"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
 class IndexCache:
     """The loaded indexes of one process, kept in step with the database.
 
@@ -234,6 +246,19 @@ class IndexCache:
             self._dirty.clear()
             self._saved_at = time.monotonic()
 
+    def snapshot(self, tenant_id: str, encoder: str) -> None:
+        """Make the tenant's vector file current: save its loaded index, or when none is loaded (a process that
+        only wrote, such as ``frugalsense index``) rebuild a stale file from the database, so the next start
+        reads the file instead of every vector row."""
+        key = (tenant_id, encoder)
+        with self._lock:
+            if key in self._indexes:
+                self.flush()
+                return
+            if _stamp(vector_file(self.data_dir, tenant_id, encoder)) != self.store.version(tenant_id, encoder):
+                self.get(tenant_id, encoder)  # rebuilds from the database and saves
+                del self._indexes[key]  # this process did not need it in memory
+
     def evict(self, tenant_id: str) -> None:
         """Forget a tenant's loaded indexes (after a flush); the next search reads the file again."""
         with self._lock:
@@ -241,8 +266,10 @@ class IndexCache:
             for key in [k for k in self._indexes if k[0] == tenant_id]:
                 del self._indexes[key]
 
-    def drop_tenant(self, tenant_id: str) -> None:
-        """Forget a tenant and delete its vector files (after the tenant was erased from the database)."""
+    def drop_tenant(self, tenant_id: str) -> int:
+        """Forget a tenant and delete its vector files (after the tenant was erased from the database); returns
+        how many files were deleted."""
+        removed = 0
         with self._lock:
             for key in [k for k in self._indexes if k[0] == tenant_id]:
                 del self._indexes[key]
@@ -253,3 +280,13 @@ class IndexCache:
                 for path in folder.iterdir():
                     if path.name.startswith(prefix):
                         path.unlink(missing_ok=True)
+                        removed += 1
+        return removed
+
+    def erase_tenant(self, tenant_id: str, erase: Callable[[], T]) -> tuple[T, int]:
+        """Run a tenant's erasure from the database, then `drop_tenant`, under the lock every write takes: no
+        write lands in (and no flush saves) an index of the tenant half-way. Returns what ``erase`` returned and
+        the number of vector files deleted."""
+        with self._lock:
+            done = erase()
+            return done, self.drop_tenant(tenant_id)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from frugalsense.analyze import Analyzer, default_features
 from frugalsense.errors import FrugalsenseError, InputTooLargeError, InvalidRequestError, NotFoundError
@@ -34,7 +35,7 @@ from frugalsense.faces.gallery import FaceGallery
 from frugalsense.faces.results import IdentifiedFace
 from frugalsense.ladder.ledger import CostReceipt, Meter
 from frugalsense.media.types import Decoded, Frame
-from frugalsense.results import AnalysisResult, Transcript
+from frugalsense.results import AnalysisResult, Box, Face, Transcript
 from frugalsense.search.encoders import ImageEncoder, page_vector
 from frugalsense.search.index import IndexCache
 from frugalsense.search.near_dup import dhash
@@ -56,6 +57,10 @@ SUFFIXES = frozenset(
 LABEL_MIN_SCORE = 0.05
 #: seconds of speech per transcript vector: long enough for a topic, short enough to point at a moment
 SPEECH_WINDOW_S = 30.0
+#: a person unseen for longer than this many frame-sampling intervals is out of the picture: a new span begins
+SPAN_GAP_INTERVALS = 1.5
+#: a face found again in the re-encoded frame handed to the gallery is the one tracked when boxes overlap this much
+_SAME_BOX_IOU = 0.3
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,34 @@ class IndexOutcome:
         if self.receipt is not None:
             out["receipt"] = self.receipt.to_dict()
         return out
+
+
+@dataclass(frozen=True)
+class FaceSighting:
+    """A face stored for an item (a person or an unknown-face cluster) and, in a video, when that face is seen:
+    ``spans`` of (first, last) seconds over the sampled frames, ``frames`` how many of them show it."""
+
+    face: IdentifiedFace
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    frames: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.face.to_dict()
+        if self.spans:
+            out["first_seen_s"] = self.spans[0][0]
+            out["last_seen_s"] = self.spans[-1][1]
+            out["spans"] = [[start, end] for start, end in self.spans]
+            out["frames"] = self.frames
+        return out
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """One face detected in one sampled frame of a video."""
+
+    frame: int  # index among the sampled frames
+    time_s: float
+    face: Face
 
 
 @dataclass
@@ -179,7 +212,7 @@ class Indexer:
                     if source not in present and not Path(source).exists():
                         self.delete(tenant_id, item_id)
                         summary.outcomes.append(IndexOutcome(source, "removed", item_id))
-        self.cache.flush()
+        self.cache.snapshot(tenant_id, self.encoder.name)
         summary.wall_s = time.perf_counter() - started
         return summary
 
@@ -259,7 +292,7 @@ class Indexer:
         new_faces: list[str] = []
         try:
             faces = self._faces(tenant_id, decoded, data, collection_id, meter) if _wants_faces(decoded) else {}
-            new_faces = [f.face_id for found in faces.values() for f in found if f.face_id]
+            new_faces = [s.face.face_id for found in faces.values() for s in found if s.face.face_id]
             item = self._new_item(key, when, decoded, result, faces, meter)
             outcome = self.cache.write(tenant_id, self.encoder.name, lambda: self.store.put_item(tenant_id, item))
         except BaseException:
@@ -273,21 +306,60 @@ class Indexer:
 
     def _faces(
         self, tenant_id: str, decoded: Decoded, data: bytes, collection_id: str | None, meter: Meter
-    ) -> dict[int, list[IdentifiedFace]]:
+    ) -> dict[int, list[FaceSighting]]:
         """Faces per picture, identified against the collection and kept as sightings (person or cluster)."""
         collection = collection_id or self._collection(tenant_id)
-        out: dict[int, list[IdentifiedFace]] = {}
-        for number, frame in enumerate(decoded.frames):
-            if decoded.kind == "image":
-                probe = data  # the gallery decodes the original itself: no re-encoding loss
-            else:
-                # A video frame: detect first (cheap), and hand over only frames that show someone.
-                if not self.analyzer.faces(frame, meter, embed=False):
-                    continue
-                probe = _jpeg(frame)
-            found = self.gallery.identify(tenant_id, collection, probe, keep=True, name=decoded.name)
+        if decoded.kind == "video":
+            return self._video_faces(tenant_id, decoded, collection, meter)
+        out: dict[int, list[FaceSighting]] = {}
+        for number in range(len(decoded.frames)):
+            # The gallery decodes the original itself: no re-encoding loss.
+            found = self.gallery.identify(tenant_id, collection, data, keep=True, name=decoded.name)
             meter.receipt.merge(found.receipt)
-            out[number] = found.faces
+            out[number] = [FaceSighting(f) for f in found.faces]
+        return out
+
+    def _video_faces(
+        self, tenant_id: str, decoded: Decoded, collection: str, meter: Meter
+    ) -> dict[int, list[FaceSighting]]:
+        """One sighting per person in a video, not one per sampled frame.
+
+        Faces are detected and embedded in every sampled frame and grouped into tracks with the gallery's
+        identification threshold (`face_tracks`). Each track's best face (detection score, then size) is handed
+        to the gallery to identify and store, with the spans of time the track covers. Other faces of the frame
+        it is in are masked out first, so the gallery stores only the faces asked for.
+        """
+        seen = [(n, f.time_s or 0.0, self.analyzer.faces(f, meter)) for n, f in enumerate(decoded.frames)]
+        tracks = face_tracks(seen, self.gallery.profile.identify_threshold)
+        gap_s = SPAN_GAP_INTERVALS * self.settings.video_frame_interval_s
+        best = [max(track, key=_face_rank) for track in tracks]
+        by_frame: dict[int, list[int]] = {}
+        for number, chosen in enumerate(best):
+            by_frame.setdefault(chosen.frame, []).append(number)
+        out: dict[int, list[FaceSighting]] = {}
+        stored: list[str] = []
+        try:
+            for frame_number, numbers in sorted(by_frame.items()):
+                wanted = [best[n].face.box for n in numbers]
+                others = [f.box for f in seen[frame_number][2] if all(f.box.iou(w) == 0.0 for w in wanted)]
+                probe = _jpeg(_masked(decoded.frames[frame_number], others))
+                found = self.gallery.identify(tenant_id, collection, probe, keep=True, name=decoded.name)
+                meter.receipt.merge(found.receipt)
+                stored += [f.face_id for f in found.faces if f.face_id]
+                matched = _match_boxes(wanted, [f.box for f in found.faces])
+                for n, index in zip(numbers, matched, strict=True):
+                    if index is None:
+                        continue  # not found again in the re-encoded frame: too faint to identify
+                    times = [t.time_s for t in tracks[n]]
+                    sighting = FaceSighting(found.faces[index], seen_spans(times, gap_s), len(times))
+                    out.setdefault(frame_number, []).append(sighting)
+                kept = {found.faces[i].face_id for i in matched if i is not None}
+                self._erase_faces(
+                    tenant_id, [f.face_id for f in found.faces if f.face_id and f.face_id not in kept]
+                )
+        except BaseException:
+            self._erase_faces(tenant_id, stored)
+            raise
         return out
 
     def _collection(self, tenant_id: str) -> str:
@@ -314,7 +386,7 @@ class Indexer:
         when: str,
         decoded: Decoded,
         result: AnalysisResult,
-        faces: dict[int, list[IdentifiedFace]],
+        faces: dict[int, list[FaceSighting]],
         meter: Meter,
     ) -> NewItem:
         vectors = []
@@ -339,7 +411,7 @@ class Indexer:
                     vectors += [(part, row) for (part, _), row in zip(windows, matrix, strict=True)]
         record = result.to_dict()
         for number, found in faces.items():
-            record["pages"][number]["faces"] = [f.to_dict() for f in found]
+            record["pages"][number]["faces"] = [s.to_dict() for s in found]
         return NewItem(
             source=key,
             sha256=result.sha256,
@@ -357,7 +429,7 @@ class Indexer:
             text="\n".join(p.full_text for p in result.pages),
             transcript=result.transcript.text if result.transcript is not None else "",
             labels=labels,
-            faces=[(f.face_id, n + 1) for n, found in faces.items() for f in found if f.face_id],
+            faces=[(s.face.face_id, n + 1) for n, found in faces.items() for s in found if s.face.face_id],
             vectors=[(part, np.asarray(v, np.float32)) for part, v in vectors],
         )
 
@@ -387,6 +459,92 @@ def speech_windows(transcript: Transcript) -> list[tuple[str, str]]:
     if not windows and transcript.text.strip():
         windows.append(("speech", transcript.text.strip()))
     return [(part, text) for part, text in windows if text.strip()]
+
+
+def face_tracks(seen: Sequence[tuple[int, float, list[Face]]], threshold: float) -> list[list[TrackedFace]]:
+    """Group the faces found in a video's sampled frames, (frame index, seconds, faces) in order, into one track
+    per person.
+
+    Each face joins the track holding the face most like it (cosine similarity of identity embeddings at or
+    above ``threshold``, best pairs first), unless that track already has a face in the same frame: two faces in
+    one picture are two people. A face like no track starts a new one.
+
+        >>> def face(x: float, y: float) -> Face:
+        ...     return Face(Box(0, 0, 10, 10), [(0.0, 0.0)] * 5, 0.9, np.array([x, y], np.float32))
+        >>> tracks = face_tracks([(0, 0.0, [face(1, 0)]), (1, 2.0, [face(0.9, 0.44), face(0, 1)])], 0.5)
+        >>> [[t.frame for t in track] for track in tracks]
+        [[0, 1], [1]]
+    """
+    tracks: list[list[TrackedFace]] = []
+    members: list[list[npt.NDArray[np.float32]]] = []
+    for frame, time_s, faces in seen:
+        found = [f for f in faces if f.embedding is not None]
+        pairs: list[tuple[float, int, int]] = []
+        for i, face in enumerate(found):
+            assert face.embedding is not None
+            for k, vectors in enumerate(members):
+                similarity = float(np.max(np.stack(vectors) @ face.embedding))
+                if similarity >= threshold:
+                    pairs.append((similarity, i, k))
+        chosen: dict[int, int] = {}
+        for _, i, k in sorted(pairs, reverse=True):
+            if i not in chosen and k not in chosen.values():
+                chosen[i] = k
+        for i, face in enumerate(found):
+            assert face.embedding is not None
+            k = chosen.get(i, len(tracks))
+            if k == len(tracks):
+                tracks.append([])
+                members.append([])
+            tracks[k].append(TrackedFace(frame, time_s, face))
+            members[k].append(face.embedding)
+    return tracks
+
+
+def seen_spans(times: Sequence[float], gap_s: float) -> list[tuple[float, float]]:
+    """(first, last) seconds of each run of sightings no more than ``gap_s`` apart.
+
+    >>> seen_spans([0.0, 2.0, 4.0, 10.0], 3.0)
+    [(0.0, 4.0), (10.0, 10.0)]
+    """
+    spans: list[tuple[float, float]] = []
+    for time_s in sorted(times):
+        if spans and time_s - spans[-1][1] <= gap_s:
+            spans[-1] = (spans[-1][0], time_s)
+        else:
+            spans.append((time_s, time_s))
+    return spans
+
+
+def _face_rank(tracked: TrackedFace) -> tuple[float, float]:
+    """The face a track is stored as: the surest detection, then the largest (scores tie near 1)."""
+    return round(tracked.face.score, 2), tracked.face.box.w * tracked.face.box.h
+
+
+def _masked(frame: Frame, boxes: Sequence[Box]) -> Frame:
+    """The frame with the given faces painted over (a margin around each), so no detector finds them."""
+    if not boxes:
+        return frame
+    pixels = frame.pixels.copy()
+    for box in boxes:
+        margin = 0.25 * max(box.w, box.h)
+        x0, y0 = max(0, int(box.x - margin)), max(0, int(box.y - margin))
+        x1, y1 = min(frame.width, int(box.x + box.w + margin)), min(frame.height, int(box.y + box.h + margin))
+        pixels[y0:y1, x0:x1] = 127
+    return Frame(pixels=pixels, page=frame.page, time_s=frame.time_s)
+
+
+def _match_boxes(wanted: Sequence[Box], found: Sequence[Box]) -> list[int | None]:
+    """For each wanted box, the index of the found box that is the same face (best overlap first), or None."""
+    pairs = sorted(
+        ((w.iou(f), i, j) for i, w in enumerate(wanted) for j, f in enumerate(found) if w.iou(f) >= _SAME_BOX_IOU),
+        reverse=True,
+    )
+    out: list[int | None] = [None] * len(wanted)
+    for _, i, j in pairs:
+        if out[i] is None and j not in out:
+            out[i] = j
+    return out
 
 
 def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterable[Path]:

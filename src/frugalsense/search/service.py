@@ -203,6 +203,28 @@ class SearchService:
         faces = self.indexer.delete(tenant_id, item_id)
         return {"deleted": item_id, "faces": len(faces)}
 
+    # -- tenants --------------------------------------------------------------------------------------------
+
+    def erase_tenant(self, tenant_id: str) -> dict[str, Any]:
+        """Erase a tenant and everything it owns, and say how much went.
+
+        Its items go with their text, labels, vectors and face links; through the gallery its faces, crops,
+        persons, collections, corrections, API keys and the tenant itself; then its vector files. The full-text
+        indexes are merged and the write-ahead log emptied, so the erased words and vectors leave the bytes of
+        the database files, not only its tables. Cannot be undone.
+        """
+        tenant = self.store.get_tenant(tenant_id)
+
+        def erase() -> tuple[dict[str, int], int, dict[str, int]]:
+            counts = self.items.tenant_counts(tenant_id)
+            keys = len(self.store.list_api_keys(tenant_id))
+            return counts, keys, self.gallery.erase_tenant(tenant_id).to_dict()
+
+        (counts, keys, faces), files = self.cache.erase_tenant(tenant_id, erase)
+        self.items.purge_deleted_text()
+        self.items.checkpoint()
+        return {"erased": tenant.to_dict(), **counts, **faces, "keys": keys, "vector_files": files}
+
     def item_id_for(self, tenant_id: str, path: str | os.PathLike[str]) -> str:
         """The id of a file's item, by its path (the CLI's way to show or delete one)."""
         key = str(Path(os.fspath(path)).resolve())

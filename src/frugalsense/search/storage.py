@@ -214,6 +214,17 @@ class SearchStore(Database):
         with self._lock:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
+    def purge_deleted_text(self) -> None:
+        """Merge each full-text index into one segment, which drops the words of deleted rows from the file.
+
+        FTS5 deletes by appending tombstones: the words stay in the older segments until a merge. (SQLite 3.42
+        can delete in place with its 'secure-delete' option; older versions cannot.) The merge rewrites the whole
+        index, so it is for erasures, not for every delete; `checkpoint` afterwards to empty the log.
+        """
+        with self._write() as conn:
+            conn.execute("INSERT INTO item_text (item_text) VALUES ('optimize')")
+            conn.execute("INSERT INTO item_grams (item_grams) VALUES ('optimize')")
+
     # -- reads ----------------------------------------------------------------------------------------------
 
     def get_item(self, tenant_id: str, item_id: str) -> Item:
@@ -276,6 +287,17 @@ class SearchStore(Database):
                     FaceLink(r["face_id"], r["page"], r["person_id"], r["name"], r["cluster_id"])
                 )
         return out
+
+    def tenant_counts(self, tenant_id: str) -> dict[str, int]:
+        """How many items, vectors, labels and face links the tenant has."""
+        row = self._rows(
+            "SELECT (SELECT COUNT(*) FROM items WHERE tenant_id = ?) AS items,"
+            " (SELECT COUNT(*) FROM item_vectors WHERE tenant_id = ?) AS vectors,"
+            " (SELECT COUNT(*) FROM item_labels WHERE tenant_id = ?) AS labels,"
+            " (SELECT COUNT(*) FROM item_faces WHERE tenant_id = ?) AS face_links",
+            (tenant_id,) * 4,
+        )[0]
+        return {name: int(row[name]) for name in ("items", "vectors", "labels", "face_links")}
 
     def version(self, tenant_id: str, encoder: str) -> int:
         with self._lock:

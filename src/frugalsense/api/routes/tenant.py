@@ -1,0 +1,26 @@
+"""The caller's own tenant: erase it with everything it owns (admin keys only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from frugalsense.api.auth import Principal, authenticate, require_admin
+from frugalsense.api.routes.search import search_service
+
+router = APIRouter(tags=["tenant"])
+
+
+@router.delete(
+    "/tenant",
+    summary="Erase your tenant: items, faces, persons, collections, keys and files (cannot be undone)",
+    description=(
+        "Erases the tenant of the calling key with everything it owns, including the key itself, and answers with "
+        "counts of what was erased. Words and vectors are purged from the database files, not only unlinked."
+    ),
+)
+async def erase_tenant(request: Request, p: Principal = Depends(authenticate)) -> Any:
+    require_admin(p)
+    service = search_service(request)
+    return await request.app.state.inflight.run(lambda: service.erase_tenant(p.tenant_id))
