@@ -123,7 +123,8 @@ def main() -> None:
     everything = photos()
     calibration, held_out = everything[0::2], everything[1::2]
     print(
-        f"photos: {len(everything)} ({len(calibration)} calibration, {len(held_out)} held out) from {eval_dir()}"
+        f"photos: {len(everything)} ({len(calibration)} calibration, {len(held_out)} held out) from "
+        f"{eval_dir().name}: zeroshot-imagenet and faces-lfw"
     )
 
     cal_entries, cal_queries, _ = hash_half(calibration, seed=1)
@@ -160,7 +161,8 @@ def main() -> None:
         f"radius: {within} of {held_pairs:,}; a cache of N entries falsely serves about N times the pair rate"
     )
 
-    check_answers(held_out[: args.answers], held_copies[: args.answers])
+    truth = {path: label for path, label in imagenet_sample()}
+    check_answers(held_out[: args.answers], held_copies[: args.answers], truth)
 
 
 def _pairs_within(entries: np.ndarray, radius: int) -> int:
@@ -172,7 +174,7 @@ def _pairs_within(entries: np.ndarray, radius: int) -> int:
     return count
 
 
-def check_answers(paths: list[Path], copies: list[dict[str, bytes]]) -> None:
+def check_answers(paths: list[Path], copies: list[dict[str, bytes]], truth: dict[Path, int]) -> None:
     base = Settings()
     fresh = Analyzer(Settings(data_dir=base.data_dir, model_cache=base.model_dir, cache_entries=0))
     cached = Analyzer(Settings(data_dir=base.data_dir, model_cache=base.model_dir, cache_entries=4096))
@@ -185,7 +187,12 @@ def check_answers(paths: list[Path], copies: list[dict[str, bytes]]) -> None:
     served: dict[str, int] = dict.fromkeys(TRANSFORMS, 0)
     changed: dict[str, dict[str, int]] = {name: {} for name in TRANSFORMS}
     hit_cost: list[float] = []
-    for made in copies:
+    # Against ImageNet's labels: the cache hurt when it served a wrong top-1 that fresh analysis would have got
+    # right, and helped in the opposite case. Model wobble alone cannot count as harm here.
+    hurt: dict[str, int] = dict.fromkeys(TRANSFORMS, 0)
+    helped: dict[str, int] = dict.fromkeys(TRANSFORMS, 0)
+    labelled: dict[str, int] = dict.fromkeys(TRANSFORMS, 0)
+    for path, made in zip(paths, copies, strict=True):
         for name, data in made.items():
             from_cache = cached.analyze(data, FEATURES)
             notes = [s.note for s in from_cache.receipt.stages if s.stage == "cache"]
@@ -194,9 +201,16 @@ def check_answers(paths: list[Path], copies: list[dict[str, bytes]]) -> None:
             served[name] += 1
             hit_cost.append(sum(s.cpu_s for s in from_cache.receipt.stages if s.stage in ("cache", "decode")))
             again = answers(fresh.analyze(data, FEATURES))
-            for feature, value in answers(from_cache).items():
+            given = answers(from_cache)
+            for feature, value in given.items():
                 if again[feature] != value:
                     changed[name][feature] = changed[name].get(feature, 0) + 1
+            if path in truth:
+                labelled[name] += 1
+                served_right = given["top-1 label"] == truth[path]
+                fresh_right = again["top-1 label"] == truth[path]
+                hurt[name] += int(fresh_right and not served_right)
+                helped[name] += int(served_right and not fresh_right)
     n = len(paths)
     print(f"\n## answers on {n} held-out photos through the models ({', '.join(FEATURES)})")
     print("changed = the cached answer differs from analysing the copy afresh (the model's own wobble under the")
@@ -210,6 +224,15 @@ def check_answers(paths: list[Path], copies: list[dict[str, bytes]]) -> None:
             for f in ("top-1 label", "face count", "moderation")
         )
         print(f"| {name} | {served[name]}/{n} | {cells} |")
+    print("\ntop-1 against ImageNet's labels, copies served from cache (harm: cache wrong, fresh analysis right)")
+    print("| transformation | labelled copies served | cache wrong, fresh right | cache right, fresh wrong |")
+    print("|---|---:|---:|---:|")
+    for name in TRANSFORMS:
+        n_lab = max(1, labelled[name])
+        print(
+            f"| {name} | {labelled[name]} | {hurt[name]} ({hurt[name] / n_lab:.1%}) | "
+            f"{helped[name]} ({helped[name] / n_lab:.1%}) |"
+        )
     print(
         f"\nlookup cost: miss (hash + exact lookup + near scan + store) median "
         f"{statistics.median(miss_cost) * 1e6:.0f} CPU-us; hit (incl. decoding the copy) median "
