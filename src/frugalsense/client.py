@@ -14,19 +14,19 @@ errors as the library (`frugalsense.errors`), with `ServiceError`s for faults at
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from frugalsense.errors import FrugalsenseError, InvalidRequestError, ServiceError, error_for_code
 
-__all__ = ["AsyncClient", "Client"]
+if TYPE_CHECKING:
+    from frugalsense.media.types import Source
 
-Source = str | os.PathLike[str] | bytes
+__all__ = ["AsyncClient", "Client"]
 
 
 @dataclass(frozen=True)

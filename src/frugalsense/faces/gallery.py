@@ -47,14 +47,13 @@ from frugalsense.faces.results import (
 )
 from frugalsense.ladder.faces import RUNGS, FaceFusion, IdentifyLadder, load_fusion
 from frugalsense.ladder.ledger import Meter
-from frugalsense.media.types import Frame
+from frugalsense.media.types import Frame, Source
 from frugalsense.results import Box, Face
 from frugalsense.store.base import Collection, Erased, FaceRecord, NewFace, Person, Store
 from frugalsense.store.sqlite import new_id
 
 __all__ = ["FaceGallery", "Source", "decide"]
 
-Source = str | os.PathLike[str] | bytes
 #: unknown faces re-clustered at once (the similarity matrix is n x n float32: 36 MB at 3,000)
 RECLUSTER_MAX = 3000
 #: the model the identification ladder climbs to; its embedding of every enrolled face is stored at enrolment

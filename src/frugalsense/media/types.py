@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AudioClip", "Decoded", "Frame", "MediaKind"]
+#: what a caller may hand in: a path, or the file's bytes
+Source = str | os.PathLike[str] | bytes
+
+__all__ = ["AudioClip", "Decoded", "Frame", "MediaKind", "Source"]
 
 MediaKind = Literal["image", "document", "audio", "video"]
 

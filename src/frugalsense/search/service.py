@@ -23,6 +23,7 @@ from frugalsense.analyze import Analyzer
 from frugalsense.errors import FrugalsenseError, InvalidRequestError, ServiceError, error_for_code
 from frugalsense.faces.gallery import FaceGallery
 from frugalsense.ladder.ledger import Meter
+from frugalsense.media.types import Source
 from frugalsense.search.encoders import ImageEncoder, load_encoder, page_vector
 from frugalsense.search.index import IndexCache
 from frugalsense.search.ingest import Indexer, IndexOutcome, IndexSummary
@@ -35,7 +36,6 @@ from frugalsense.store.sqlite import DB_FILENAME, SQLiteStore
 __all__ = ["MODALITIES", "SearchService", "check_date", "outcome_error"]
 
 MODALITIES = ("image", "document", "audio", "video")
-Source = str | os.PathLike[str] | bytes
 
 
 class SearchService:
