@@ -6,7 +6,15 @@ found by both lists rises above one found by either alone. Every hit carries its
 matched and how closely, the words found and in which field, the face of the person asked for.
 
     >>> rrf([[1, 2, 3], [3, 1]], k=60)[:2]
-    [(1, 0.03252247488101534), (3, 0.03200204813108039)]
+    [(1, 0.03252247488101534), (3, 0.032266458495966696)]
+
+Words are looked for four ways: any of the query's words (BM25), the words inside text whose spaces were lost,
+the exact phrase, and -- for the best fused candidates -- the query as an approximate phrase: its letters, in
+order, in a stretch of the text read that differs from them by at most a fifth of the letters (an edit distance
+that skips spaces and punctuation), so a question or a company name that OCR misread by a letter or two
+("Prt.or Recommended Suppller") still counts as found whole. The items with the closest such stretch form one
+more ranked list in the fusion. The semantic list's weight and that similarity are `Fusion` settings, chosen on
+one half of the benchmark's queries and checked on the other.
 """
 
 from __future__ import annotations
@@ -20,13 +28,30 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from frugalsense.errors import InvalidRequestError
 from frugalsense.ladder.ledger import CostReceipt
 from frugalsense.search.encoders import ImageEncoder
 from frugalsense.search.index import IndexCache
 from frugalsense.search.storage import FaceLink, Filters, Item, SearchStore
 
-__all__ = ["Mode", "Reason", "SearchHit", "SearchResults", "Searcher", "fts_query", "inside_words", "rrf"]
+__all__ = [
+    "Fusion",
+    "Mode",
+    "PhraseMatch",
+    "Reason",
+    "SearchHit",
+    "SearchResults",
+    "Searcher",
+    "find_phrase",
+    "fts_query",
+    "inside_words",
+    "letters",
+    "phrase_start",
+    "rrf",
+]
 
 Mode = Literal["hybrid", "semantic", "keyword"]
 MODES = ("hybrid", "semantic", "keyword")
@@ -34,8 +59,43 @@ MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60
 #: candidates each ranked list contributes before fusion
 DEPTH = 200
+#: the least similarity (1 - edits / the query's letters) at which the query counts as found as a phrase in the
+#: text read; chosen on the even-numbered queries of ``bench/search.py`` (0.7, 0.8, 0.9 tried; the strictest of
+#: the best), checked on the odd ones
+PHRASE_SIMILARITY = 0.8
+#: fused candidates searched for the query as an approximate phrase: the list only reorders these
+PHRASE_DEPTH = 30
+#: shorter queries are left to the other lists: three or four letters turn up inside too many longer words
+#: ("eel" in "steel", "tent" in "content") to mean anything
+PHRASE_MIN_LETTERS = 5
+#: a longer query is looked for by its first letters (the cost grows with the query's letters times the text's)
+PHRASE_MAX_LETTERS = 96
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _MARKED = re.compile(r"\[([^\]]+)\]")
+_NOT_LETTERS = re.compile(r"[\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How a text query's ranked lists are fused: the semantic list's weight (every word list weighs 1) and the
+    similarity the approximate-phrase list asks for (None leaves that list out)."""
+
+    semantic_weight: float = 1.0
+    phrase_similarity: float | None = PHRASE_SIMILARITY
+
+
+@dataclass(frozen=True)
+class PhraseMatch:
+    """The query found as an approximate phrase: ``edits`` of its ``size`` letters differ, and the stretch ends
+    at ``end`` in the item's letters (see `letters`)."""
+
+    edits: int
+    size: int
+    end: int
+
+    @property
+    def similarity(self) -> float:
+        return 1.0 - self.edits / self.size
 
 
 @dataclass(frozen=True)
@@ -100,13 +160,117 @@ class SearchResults:
         return out
 
 
-def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Fuse ranked lists of ids: each id scores the sum of ``1 / (k + rank)`` (rank from 1), best first."""
+def rrf(
+    rankings: Sequence[Sequence[int]], k: int = RRF_K, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
+    """Fuse ranked lists of ids: each id scores the sum of ``weight / (k + rank)`` (rank from 1) over the lists it
+    is in, best first; every weight is 1 unless ``weights`` (one per list) says otherwise.
+
+    >>> [key for key, _ in rrf([[1, 2], [2, 1]], weights=[2.0, 1.0])]
+    [1, 2]
+    """
+    if weights is not None and len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} ranked lists")
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for n, ranking in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[n]
         for rank, key in enumerate(ranking, start=1):
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def letters(text: str) -> str:
+    """The text in lower case with everything but letters and digits removed: how a query is compared with OCR
+    text that lost or gained spaces and punctuation.
+
+    >>> letters("Prt.or Recommended  Suppller:")
+    'prtorrecommendedsuppller'
+    """
+    return _NOT_LETTERS.sub("", text.lower())
+
+
+def find_phrase(pattern: str, text: str, max_edits: int) -> tuple[int, int] | None:
+    """The fewest edits (a character changed, dropped or added) that turn ``pattern`` into some stretch of
+    ``text``, and where the best such stretch ends (exclusive); None when every stretch needs more than
+    ``max_edits``. Approximate string matching (Sellers 1980), one numpy pass per character of the pattern,
+    over only the part of the text that the trigram count allows to hold a match.
+
+    >>> find_phrase("recommended", "prtorrecomendedsuppller", 2)
+    (1, 15)
+    >>> find_phrase("recommended", "prtorrecomendedsuppller", 0) is None
+    True
+    """
+    size = len(pattern)
+    if not size or not text:
+        return None
+    codes, haystack = _codes(pattern), _codes(text)
+    offset = 0
+    # Each edit spoils at most three of the pattern's trigrams, so a match keeps at least `need` of them, all
+    # within a stretch of at most size + max_edits characters (the q-gram lemma; Ukkonen 1992).
+    need = size - 2 - 3 * max_edits
+    if need >= 1:
+        span = _possible_span(codes, haystack, size + max_edits, need)
+        if span is None:
+            return None
+        offset, stop = span
+        haystack = haystack[offset:stop]
+    row = _edits_ending(codes, haystack)
+    end = int(np.argmin(row))
+    edits = int(row[end])
+    return (edits, offset + end) if edits <= max_edits else None
+
+
+def phrase_start(pattern: str, text: str, edits: int, end: int) -> int:
+    """Where the stretch that `find_phrase` found ending at ``end`` begins: the same alignment, read backwards.
+
+    >>> phrase_start("recommended", "prtorrecomendedsuppller", 1, 15)
+    5
+    """
+    first = max(0, end - len(pattern) - edits)
+    row = _edits_ending(_codes(pattern[::-1]), _codes(text[first:end][::-1]))
+    return end - int(np.argmin(row))
+
+
+def _codes(text: str) -> npt.NDArray[np.uint32]:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def _edits_ending(pattern: npt.NDArray[np.uint32], text: npt.NDArray[np.uint32]) -> npt.NDArray[np.int64]:
+    """For each end j (0 to len(text)), the fewest edits turning ``pattern`` into some stretch ``text[i:j]``.
+
+    Row by row of the usual edit-distance table, with a free start anywhere in the text; the one dependency
+    inside a row (a character of the text skipped: left neighbour + 1) is a running minimum of ``cell - j``."""
+    steps = np.arange(len(text) + 1, dtype=np.int64)
+    row = np.zeros(len(text) + 1, np.int64)
+    for i, code in enumerate(pattern, start=1):
+        best = np.empty_like(row)
+        best[0] = i
+        np.minimum(row[:-1] + (text != code), row[1:] + 1, out=best[1:])
+        row = np.minimum.accumulate(best - steps) + steps
+    return row
+
+
+def _trigrams(codes: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
+    wide = codes.astype(np.uint64)
+    if len(wide) < 3:
+        return np.zeros(0, np.uint64)
+    shifted: npt.NDArray[np.uint64] = (wide[:-2] << np.uint64(42)) | (wide[1:-1] << np.uint64(21)) | wide[2:]
+    return shifted
+
+
+def _possible_span(
+    pattern: npt.NDArray[np.uint32], text: npt.NDArray[np.uint32], width: int, need: int
+) -> tuple[int, int] | None:
+    """The stretch of ``text`` from the first to the last window of ``width`` characters holding at least
+    ``need`` of the pattern's trigrams, or None when no window does."""
+    hits = np.isin(_trigrams(text), _trigrams(pattern))
+    window = width - 2  # trigrams that start inside a stretch of `width` characters
+    counts = np.concatenate((np.zeros(1, np.int64), np.cumsum(hits, dtype=np.int64)))
+    sums = counts[-1:] if len(hits) <= window else counts[window:] - counts[:-window]
+    starts = np.flatnonzero(sums >= need)
+    if not len(starts):
+        return None
+    return int(starts[0]), min(len(text), int(starts[-1]) + width)
 
 
 def inside_words(text: str, limit: int = 16) -> list[str]:
@@ -132,8 +296,11 @@ def fts_query(text: str, limit: int = 32) -> str | None:
 class Searcher:
     """Ranks a tenant's items for a text query, a picture, or filters alone."""
 
-    def __init__(self, store: SearchStore, cache: IndexCache, encoder: ImageEncoder) -> None:
+    def __init__(
+        self, store: SearchStore, cache: IndexCache, encoder: ImageEncoder, fusion: Fusion | None = None
+    ) -> None:
         self.store, self.cache, self.encoder = store, cache, encoder
+        self.fusion = fusion or Fusion()
 
     def search(
         self,
@@ -155,6 +322,8 @@ class Searcher:
         keyword: list[tuple[int, float]] = []
         joined: list[tuple[int, float]] = []
         phrases: list[list[int]] = []
+        approximate: dict[int, PhraseMatch] = {}
+        known: dict[int, Item] = {}
         if text.strip():
             pending: Future[list[tuple[int, float, str]]] | None = None
             if mode != "keyword":
@@ -175,14 +344,20 @@ class Searcher:
             if pending is not None:
                 semantic = pending.result()
             lists = [[r for r, _, _ in semantic], [r for r, _ in keyword], [r for r, _ in joined], *phrases]
-            fused = rrf(lists)
+            weights = [self.fusion.semantic_weight] + [1.0] * (len(lists) - 1)
+            fused = rrf(lists, weights=weights)
+            if mode != "semantic":
+                approximate = self._approximate(tenant_id, text, fused[:PHRASE_DEPTH], known)
+            if approximate:
+                fused = rrf([*lists, list(approximate)], weights=[*weights, 1.0])
         elif filters.active:
             fused = [(r, 0.0) for r in self.store.recent_rowids(tenant_id, allowed, top_k)]
         else:
             raise InvalidRequestError("give a query, a picture or at least one filter (person, label, ...)")
         top = fused[:top_k]
-        hits = self._hits(tenant_id, top, semantic, keyword, match, filters, [])
+        hits = self._hits(tenant_id, top, semantic, keyword, match, filters, [], known)
         self._explain_inside(tenant_id, hits, {r for r, _ in joined} - {r for r, _ in keyword}, text)
+        self._explain_phrase(hits, approximate, text)
         return SearchResults(text, mode if text.strip() else "filter", hits, (time.perf_counter() - started) * 1e3)
 
     def _phrases(self, tenant_id: str, text: str, limit: int, allowed: set[int] | None) -> list[list[int]]:
@@ -194,6 +369,30 @@ class Searcher:
         spaced = self.store.keyword(tenant_id, '"' + " ".join(words) + '"', limit)
         joined = self.store.keyword_inside(tenant_id, '"' + "".join(words) + '"', limit)
         return [[r for r, _ in found if _ok(r, allowed)][:DEPTH] for found in (spaced, joined)]
+
+    def _approximate(
+        self, tenant_id: str, text: str, candidates: list[tuple[int, float]], known: dict[int, Item]
+    ) -> dict[int, PhraseMatch]:
+        """The candidates (in fused order) whose text read or transcript holds the query as an approximate
+        phrase with the fewest edits found among them, if that is within `Fusion.phrase_similarity`: only the
+        best match votes (an item whose letters merely come close by running unrelated words together, e.g.
+        "samples More recommendations" for "storage recommendations", is left out). Fills ``known``."""
+        least = self.fusion.phrase_similarity
+        pattern = letters(text)[:PHRASE_MAX_LETTERS]
+        if least is None or len(pattern) < PHRASE_MIN_LETTERS or not candidates:
+            return {}
+        most = int((1.0 - least) * len(pattern) + 1e-9)
+        known.update(self.store.items_by_rowid(tenant_id, [r for r, _ in candidates]))
+        found: dict[int, PhraseMatch] = {}
+        for rowid, _ in candidates:
+            item = known.get(rowid)
+            if item is None:
+                continue
+            match = find_phrase(pattern, letters("\n".join(line for _, line in _read(item))), most)
+            if match is not None:
+                found[rowid] = PhraseMatch(match[0], len(pattern), match[1])
+                most = min(most, match[0])  # nothing worse than the best so far can be kept
+        return {r: m for r, m in found.items() if m.edits == most}
 
     def _semantic(self, tenant_id: str, text: str, allowed: set[int] | None) -> list[tuple[int, float, str]]:
         query = self.encoder.encode_texts([text])[0]
@@ -223,6 +422,20 @@ class Searcher:
 
     # -- explanations ---------------------------------------------------------------------------------------
 
+    def _explain_phrase(self, hits: list[SearchHit], found: dict[int, PhraseMatch], text: str) -> None:
+        """Hits holding the query as an approximate phrase quote the stretch read and say how close it is."""
+        pattern = letters(text)[:PHRASE_MAX_LETTERS]
+        for hit in hits:
+            match = found.get(hit.item.rowid)
+            if match is None:
+                continue
+            lines = _read(hit.item)
+            start = phrase_start(pattern, letters("\n".join(line for _, line in lines)), match.edits, match.end)
+            field, quoted = _quote(lines, start, match.end)
+            how = "exactly" if not match.edits else f"{match.edits} of its {match.size} letters differ"
+            detail = f"reads {quoted!r}: the query as one phrase ({how}; spaces and punctuation ignored)"
+            hit.reasons.append(Reason("words", field, detail, match.similarity))
+
     def _explain_inside(self, tenant_id: str, hits: list[SearchHit], rowids: set[int], text: str) -> None:
         """Hits found only inside run-together text say which query words were found there."""
         chosen = [h.item.rowid for h in hits if h.item.rowid in rowids]
@@ -242,9 +455,11 @@ class Searcher:
         match: str | None,
         filters: Filters,
         near: list[tuple[int, int]],
+        known: dict[int, Item] | None = None,
     ) -> list[SearchHit]:
         rowids = [r for r, _ in top]
-        items = self.store.items_by_rowid(tenant_id, rowids)
+        items = {r: known[r] for r in rowids if known and r in known}
+        items.update(self.store.items_by_rowid(tenant_id, [r for r in rowids if r not in items]))
         faces = self.store.faces_of(tenant_id, [i.id for i in items.values()])
         meaning = {r: (s, part) for r, s, part in semantic}
         worded = {r for r, _ in keyword}
@@ -284,6 +499,38 @@ class Searcher:
                 reasons.append(Reason("label", "labels", f"labelled {label!r}"))
             hits.append(SearchHit(item, score, reasons, shown))
         return hits
+
+
+def _read(item: Item) -> list[tuple[str, str]]:
+    """The lines of text an item holds, as (field, line): the text read on each picture, then the transcript."""
+    lines = [
+        ("text", str(line.get("text") or ""))
+        for page in item.result.get("pages") or []
+        for line in page.get("text") or []
+    ]
+    transcript = (item.result.get("transcript") or {}).get("text") or ""
+    if transcript:
+        lines.append(("transcript", str(transcript)))
+    return lines
+
+
+def _quote(lines: list[tuple[str, str]], start: int, end: int, limit: int = 120) -> tuple[str, str]:
+    """The field and the words of ``lines`` that hold letters ``start`` to ``end`` (counted as by `letters` over
+    the lines joined)."""
+    field, words, seen = "", [], 0
+    for where, line in lines:
+        for word in line.split():
+            size = len(letters(word))
+            if size and seen < end and seen + size > start:
+                field = field or where
+                words.append(word)
+            seen += size
+            if seen >= end:
+                break
+        if seen >= end:
+            break
+    quoted = " ".join(words)
+    return field or "text", quoted if len(quoted) <= limit else quoted[: limit - 1] + "…"
 
 
 def _meaning_detail(item: Item, part: str, similarity: float) -> str:
