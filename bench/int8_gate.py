@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import funsd, imagenet_sample, lfw_pairs, sroie
+from frugalsense.convert._files import quiet_session
 from frugalsense.media import load_image_bytes
 from frugalsense.models.registry import ModelZoo
 from frugalsense.settings import Settings
@@ -55,15 +56,6 @@ def efficientnet(zoo: ModelZoo, variant: int) -> dict[str, Any]:
         "int8": scores["int8"],
         "cpu_ms": cpu,
     }
-
-
-def _ort_session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def minilm(settings: Settings) -> dict[str, Any]:
@@ -94,7 +86,7 @@ def minilm(settings: Settings) -> dict[str, Any]:
     for precision in ("fp32", "int8"):
         if precision not in paths:
             return {"metric": "retrieval", "fp32": None, "int8": None, "note": "int8 rejected at conversion"}
-        session = _ort_session(paths[precision])
+        session = quiet_session(paths[precision])
         start = time.thread_time()
         d, q = embed(session, docs), embed(session, queries)
         cpu[precision] = (time.thread_time() - start) / (len(docs) + len(queries)) * 1000

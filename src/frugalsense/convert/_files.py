@@ -12,7 +12,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_target", "file_digest", "finish_conversion", "temp_next_to"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "atomic_target",
+    "cached_conversion",
+    "file_digest",
+    "finish_conversion",
+    "lowest_cosine",
+    "quiet_session",
+    "temp_next_to",
+]
 
 
 def file_digest(*paths: Path) -> str:
@@ -74,3 +85,51 @@ def finish_conversion(
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     paths["sidecar"] = sidecar
     return paths
+
+
+def cached_conversion(
+    sidecar: Path,
+    fp32_path: Path,
+    int8_path: Path,
+    *,
+    source_sha256: str,
+    converter_version: str,
+    int8: bool,
+) -> dict[str, Path] | None:
+    """The files of an earlier conversion when its sidecar records the same source and converter (and, if int8
+    is asked for, that int8 was tried), else None: the work must be redone."""
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("source_sha256") != source_sha256 or meta.get("converter_version") != converter_version:
+        return None
+    paths = {"fp32": fp32_path}
+    if int8:
+        int8_meta = meta.get("int8")
+        if not isinstance(int8_meta, dict):
+            return None  # an fp32-only conversion; int8 was never tried
+        if int8_meta.get("kept"):
+            paths["int8"] = int8_path
+    paths["sidecar"] = sidecar
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    return paths
+
+
+def quiet_session(onnx_path: Path) -> Any:
+    """An ONNX Runtime session on one thread, warnings off: for checking a converted graph, not for serving."""
+    import onnxruntime as ort  # deferred: building graphs does not need the runtime
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def lowest_cosine(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
+    """The smallest row-wise cosine similarity of two (rows, dim) arrays, in float64."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    cos = (a64 * b64).sum(axis=1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1))
+    return float(cos.min())

@@ -37,7 +37,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from frugalsense.convert._files import file_digest
+from frugalsense.convert._files import file_digest, quiet_session
 from frugalsense.convert._pth import load_state_dict
 from frugalsense.errors import ModelConversionError, ModelUnavailableError
 
@@ -342,11 +342,7 @@ def reference_path() -> Path:
 
 
 def _run(onnx_path: Path, batch: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort  # deferred: building the graph does not need the runtime
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = quiet_session(onnx_path)
     return np.asarray(session.run(["logits"], {"image": batch})[0], dtype=np.float32)
 
 

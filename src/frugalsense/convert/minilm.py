@@ -28,7 +28,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from frugalsense.convert._files import atomic_target, file_digest, finish_conversion, temp_next_to
+from frugalsense.convert._files import (
+    atomic_target,
+    cached_conversion,
+    file_digest,
+    finish_conversion,
+    lowest_cosine,
+    quiet_session,
+    temp_next_to,
+)
 from frugalsense.convert._safetensors import read_safetensors
 from frugalsense.errors import ModelConversionError, ModelUnavailableError
 
@@ -278,22 +286,6 @@ def load_reference() -> dict[str, np.ndarray[Any, Any]]:
         return {name: npz[name] for name in npz.files}
 
 
-def _session(onnx_path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-
-
-def _min_cosine(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
-    a64 = a.astype(np.float64)
-    b64 = b.astype(np.float64)
-    cos = (a64 * b64).sum(axis=1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1))
-    return float(cos.min())
-
-
 def check_against_reference(onnx_path: Path, *, min_cosine: float = REFERENCE_MIN_COSINE) -> float:
     """Smallest cosine between the graph's and PyTorch's embeddings of the reference sentences.
 
@@ -310,10 +302,10 @@ def check_against_reference(onnx_path: Path, *, min_cosine: float = REFERENCE_MI
             "re-run scripts/make_reference_minilm.py in a torch venv"
         )
     try:
-        got = embed(_session(onnx_path), sentences)
+        got = embed(quiet_session(onnx_path), sentences)
     except Exception as exc:  # onnxruntime raises its own exception types for broken graphs
         raise ModelConversionError(f"{onnx_path.name} does not run: {exc}; delete it to reconvert") from exc
-    cosine = _min_cosine(got, ref["embedding"])
+    cosine = lowest_cosine(got, ref["embedding"])
     if not cosine >= min_cosine:  # written this way so NaN fails too
         raise ModelConversionError(
             f"{onnx_path.name} differs from the PyTorch reference (min cosine {cosine:.6f} < {min_cosine}); "
@@ -328,26 +320,6 @@ def check_against_reference(onnx_path: Path, *, min_cosine: float = REFERENCE_MI
 def _source_digest(folder: Path) -> str:
     # The graph depends on the weights and the architecture config, so both go into the cache key.
     return file_digest(folder / "model.safetensors", folder / "config.json")
-
-
-def _cached(out_dir: Path, source_sha256: str, int8: bool) -> dict[str, Path] | None:
-    sidecar = out_dir / SIDECAR_NAME
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("source_sha256") != source_sha256 or meta.get("converter_version") != CONVERTER_VERSION:
-        return None
-    paths = {"fp32": out_dir / FP32_NAME, "sidecar": sidecar}
-    if int8:
-        int8_meta = meta.get("int8")
-        if not isinstance(int8_meta, dict):
-            return None  # an fp32-only conversion; int8 was never tried
-        if int8_meta.get("kept"):
-            paths["int8"] = out_dir / INT8_NAME
-    if not all(p.is_file() for p in paths.values()):
-        return None
-    return paths
 
 
 # Texts the int8 graph is compared with fp32 on (no PyTorch needed for that, so more than the reference set):
@@ -388,7 +360,7 @@ def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     texts = [str(s) for s in load_reference()["sentences"]] + list(_INT8_CHECK_TEXTS)
-    fp32_vectors = embed(_session(fp32_path), texts)
+    fp32_vectors = embed(quiet_session(fp32_path), texts)
     matmuls = [n for n in onnx.load_model(str(fp32_path)).graph.node if n.op_type == "MatMul"]
     tmp = temp_next_to(int8_path)
     tried: list[dict[str, Any]] = []
@@ -405,7 +377,7 @@ def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
                 op_types_to_quantize=["MatMul", "Gather"],
                 nodes_to_exclude=exclude,
             )
-            cosine = _min_cosine(embed(_session(tmp), texts), fp32_vectors)
+            cosine = lowest_cosine(embed(quiet_session(tmp), texts), fp32_vectors)
             tried.append({"fp32_matmuls": list(keep), "min_cosine_vs_fp32": cosine})
             if cosine >= INT8_MIN_COSINE:
                 os.replace(tmp, int8_path)
@@ -427,7 +399,14 @@ def convert_minilm(out_dir: Path, *, int8: bool = True) -> dict[str, Path]:
     folder = minilm_package_dir()
     source_sha256 = _source_digest(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cached = _cached(out_dir, source_sha256, int8)
+    cached = cached_conversion(
+        out_dir / SIDECAR_NAME,
+        out_dir / FP32_NAME,
+        out_dir / INT8_NAME,
+        source_sha256=source_sha256,
+        converter_version=CONVERTER_VERSION,
+        int8=int8,
+    )
     if cached is not None:
         return cached
 

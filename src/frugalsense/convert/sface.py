@@ -18,7 +18,6 @@ from OpenCV's 112x112 BGR ``alignCrop``. The output ``feature`` [batch, 128] is 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -30,7 +29,15 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from frugalsense.convert._files import atomic_target, file_digest, finish_conversion, temp_next_to
+from frugalsense.convert._files import (
+    atomic_target,
+    cached_conversion,
+    file_digest,
+    finish_conversion,
+    lowest_cosine,
+    quiet_session,
+    temp_next_to,
+)
 from frugalsense.errors import ModelConversionError
 
 __all__ = [
@@ -503,25 +510,9 @@ def _build_fp32(source: Path) -> tuple[onnx.ModelProto, dict[str, Any]]:
 # --------------------------------------------------------------------------------------------------- checking
 
 
-def _session(onnx_path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-
-
 def _run(session: Any, crops: Sequence[UInt8Array]) -> Float32Array:
     (out,) = session.run([OUTPUT_NAME], {INPUT_NAME: preprocess(crops)})
     return np.asarray(out, np.float32)
-
-
-def _min_cosine(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    cos = (a64 * b64).sum(axis=1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1))
-    return float(cos.min())
 
 
 def check_sface(
@@ -534,10 +525,10 @@ def check_sface(
     """
     crops = sample_crops(_CHECK_CROPS, seed=_CHECK_SEED) if crops is None else list(crops)
     try:
-        got = _run(_session(onnx_path), crops)
+        got = _run(quiet_session(onnx_path), crops)
     except Exception as exc:  # onnxruntime raises its own exception types for broken graphs
         raise ModelConversionError(f"{onnx_path.name} does not run: {exc}; delete it to reconvert") from exc
-    cosine = _min_cosine(got, opencv_features(crops))
+    cosine = lowest_cosine(got, opencv_features(crops))
     if not cosine >= min_cosine:  # written this way so NaN fails too
         raise ModelConversionError(
             f"{onnx_path.name} differs from OpenCV's SFace (min cosine {cosine:.6f} < {min_cosine}); "
@@ -607,27 +598,6 @@ def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------- converting
 
 
-def _cached(out_dir: Path, source_sha256: str, int8: bool) -> dict[str, Path] | None:
-    sidecar = out_dir / SIDECAR_NAME
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("source_sha256") != source_sha256 or meta.get("converter_version") != CONVERTER_VERSION:
-        return None
-    paths = {"fp32": out_dir / FP32_NAME}
-    if int8:
-        int8_meta = meta.get("int8")
-        if not isinstance(int8_meta, dict):
-            return None  # an fp32-only conversion; int8 was never tried
-        if int8_meta.get("kept"):
-            paths["int8"] = out_dir / INT8_NAME
-    paths["sidecar"] = sidecar
-    if not all(p.is_file() for p in paths.values()):
-        return None
-    return paths
-
-
 def convert_sface(out_dir: Path, *, int8: bool = False) -> dict[str, Path]:
     """Write ``sface-fp32.onnx`` (and ``sface-int8.onnx``) into ``out_dir``; returns their paths and the sidecar.
 
@@ -640,7 +610,14 @@ def convert_sface(out_dir: Path, *, int8: bool = False) -> dict[str, Path]:
     source = sface_source()
     source_sha256 = file_digest(source)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cached = _cached(out_dir, source_sha256, int8)
+    cached = cached_conversion(
+        out_dir / SIDECAR_NAME,
+        out_dir / FP32_NAME,
+        out_dir / INT8_NAME,
+        source_sha256=source_sha256,
+        converter_version=CONVERTER_VERSION,
+        int8=int8,
+    )
     if cached is not None:
         return cached
 
