@@ -318,24 +318,11 @@ def calibrate(
         if stop:
             break
 
-    if not certified:
-        return _result(
-            table,
-            fallback_vector,
-            full_ref,
-            target,
-            risk,
-            method_name,
-            len(order_part),
-            len(test_part),
-            1.0,
-            tested,
-            0,
-            True,
-        )
-    costs = [simulate(table, v).cpu for v, _ in certified]
-    best = int(np.argmin(costs))
-    vector, p = certified[best]
+    if certified:
+        costs = [simulate(table, v).cpu for v, _ in certified]
+        vector, p = certified[int(np.argmin(costs))]
+    else:
+        vector, p = fallback_vector, 1.0  # nothing certified: always climb to the reference
     return _result(
         table,
         vector,
@@ -348,7 +335,7 @@ def calibrate(
         p,
         tested,
         len(certified),
-        False,
+        not certified,
     )
 
 
