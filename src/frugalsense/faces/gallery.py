@@ -233,13 +233,69 @@ class FaceGallery:
 
         Every face is kept as a sighting (for search and clustering) unless ``keep`` is False.
         """
-        self.store.get_collection(tenant_id, collection_id)
-        if not 1 <= top_k <= 100:
-            raise InvalidRequestError(f"top_k must be between 1 and 100, got {top_k}")
-        limit = _check_threshold(threshold, self.profile.identify_threshold)
+        limit = self._identify_limit(tenant_id, collection_id, top_k, threshold)
         meter = Meter(self.settings.price_per_cpu_hour)
         frame, decoded_name, sha256 = self._decode(source, meter, name)
         faces = self._faces(frame, meter)
+        return self._identify(
+            tenant_id, collection_id, frame, faces, sha256, decoded_name, limit, top_k, threshold, keep, meter
+        )
+
+    def identify_faces(
+        self,
+        tenant_id: str,
+        collection_id: str,
+        frame: Frame,
+        faces: Sequence[Face],
+        *,
+        source_sha256: str,
+        source_name: str,
+        top_k: int = 3,
+        threshold: float | None = None,
+        keep: bool = True,
+    ) -> IdentifyResult:
+        """`identify` for faces already detected and embedded in a decoded `frame` (by the analyzer's face
+        models), e.g. the chosen frames of a video: nothing is decoded or detected again. The receipt covers
+        only the matching, climbing and storing."""
+        limit = self._identify_limit(tenant_id, collection_id, top_k, threshold)
+        if any(face.embedding is None for face in faces):
+            raise InvalidRequestError("identify_faces needs faces with identity embeddings (Analyzer.faces)")
+        meter = Meter(self.settings.price_per_cpu_hour)
+        return self._identify(
+            tenant_id,
+            collection_id,
+            frame,
+            list(faces),
+            source_sha256,
+            source_name,
+            limit,
+            top_k,
+            threshold,
+            keep,
+            meter,
+        )
+
+    def _identify_limit(self, tenant_id: str, collection_id: str, top_k: int, threshold: float | None) -> float:
+        """Check an identification's arguments; the threshold it decides with."""
+        self.store.get_collection(tenant_id, collection_id)
+        if not 1 <= top_k <= 100:
+            raise InvalidRequestError(f"top_k must be between 1 and 100, got {top_k}")
+        return _check_threshold(threshold, self.profile.identify_threshold)
+
+    def _identify(
+        self,
+        tenant_id: str,
+        collection_id: str,
+        frame: Frame,
+        faces: list[Face],
+        sha256: str,
+        decoded_name: str,
+        limit: float,
+        top_k: int,
+        threshold: float | None,
+        keep: bool,
+        meter: Meter,
+    ) -> IdentifyResult:
         identified: list[IdentifiedFace] = []
         with meter.stage("match", items=max(1, len(faces))):
             index = self._index(tenant_id)

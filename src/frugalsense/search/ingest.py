@@ -35,7 +35,7 @@ from frugalsense.faces.gallery import FaceGallery
 from frugalsense.faces.results import IdentifiedFace
 from frugalsense.ladder.ledger import CostReceipt, Meter
 from frugalsense.media.types import Decoded, Frame
-from frugalsense.results import AnalysisResult, Box, Face, Transcript
+from frugalsense.results import AnalysisResult, Face, Transcript
 from frugalsense.search.encoders import ImageEncoder, page_vector
 from frugalsense.search.index import IndexCache
 from frugalsense.search.near_dup import dhash
@@ -59,8 +59,6 @@ LABEL_MIN_SCORE = 0.05
 SPEECH_WINDOW_S = 30.0
 #: a person unseen for longer than this many frame-sampling intervals is out of the picture: a new span begins
 SPAN_GAP_INTERVALS = 1.5
-#: a face found again in the re-encoded frame handed to the gallery is the one tracked when boxes overlap this much
-_SAME_BOX_IOU = 0.3
 
 
 @dataclass(frozen=True)
@@ -291,7 +289,7 @@ class Indexer:
         result = self.analyzer.analyze_decoded(decoded, features, meter)
         new_faces: list[str] = []
         try:
-            faces = self._faces(tenant_id, decoded, data, collection_id, meter) if _wants_faces(decoded) else {}
+            faces = self._faces(tenant_id, decoded, collection_id, meter) if _wants_faces(decoded) else {}
             new_faces = [s.face.face_id for found in faces.values() for s in found if s.face.face_id]
             item = self._new_item(key, when, decoded, result, faces, meter)
             outcome = self.cache.write(tenant_id, self.encoder.name, lambda: self.store.put_item(tenant_id, item))
@@ -305,18 +303,16 @@ class Indexer:
         return IndexOutcome(key, status, outcome.item.id, decoded.kind, receipt=meter.receipt, duration_s=audio)
 
     def _faces(
-        self, tenant_id: str, decoded: Decoded, data: bytes, collection_id: str | None, meter: Meter
+        self, tenant_id: str, decoded: Decoded, collection_id: str | None, meter: Meter
     ) -> dict[int, list[FaceSighting]]:
         """Faces per picture, identified against the collection and kept as sightings (person or cluster)."""
         collection = collection_id or self._collection(tenant_id)
         if decoded.kind == "video":
             return self._video_faces(tenant_id, decoded, collection, meter)
         out: dict[int, list[FaceSighting]] = {}
-        for number in range(len(decoded.frames)):
-            # The gallery decodes the original itself: no re-encoding loss.
-            found = self.gallery.identify(tenant_id, collection, data, keep=True, name=decoded.name)
-            meter.receipt.merge(found.receipt)
-            out[number] = [FaceSighting(f) for f in found.faces]
+        for number, frame in enumerate(decoded.frames):
+            found = self._identify(tenant_id, collection, decoded, frame, self.analyzer.faces(frame, meter), meter)
+            out[number] = [FaceSighting(f) for f in found]
         return out
 
     def _video_faces(
@@ -325,9 +321,8 @@ class Indexer:
         """One sighting per person in a video, not one per sampled frame.
 
         Faces are detected and embedded in every sampled frame and grouped into tracks with the gallery's
-        identification threshold (`face_tracks`). Each track's best face (detection score, then size) is handed
-        to the gallery to identify and store, with the spans of time the track covers. Other faces of the frame
-        it is in are masked out first, so the gallery stores only the faces asked for.
+        identification threshold (`face_tracks`). Each track's best face (detection score, then size) is
+        identified and stored, with the spans of time the track covers.
         """
         seen = [(n, f.time_s or 0.0, self.analyzer.faces(f, meter)) for n, f in enumerate(decoded.frames)]
         tracks = face_tracks(seen, self.gallery.profile.identify_threshold)
@@ -340,27 +335,28 @@ class Indexer:
         stored: list[str] = []
         try:
             for frame_number, numbers in sorted(by_frame.items()):
-                wanted = [best[n].face.box for n in numbers]
-                others = [f.box for f in seen[frame_number][2] if all(f.box.iou(w) == 0.0 for w in wanted)]
-                probe = _jpeg(_masked(decoded.frames[frame_number], others))
-                found = self.gallery.identify(tenant_id, collection, probe, keep=True, name=decoded.name)
-                meter.receipt.merge(found.receipt)
-                stored += [f.face_id for f in found.faces if f.face_id]
-                matched = _match_boxes(wanted, [f.box for f in found.faces])
-                for n, index in zip(numbers, matched, strict=True):
-                    if index is None:
-                        continue  # not found again in the re-encoded frame: too faint to identify
+                faces = [best[n].face for n in numbers]
+                found = self._identify(tenant_id, collection, decoded, decoded.frames[frame_number], faces, meter)
+                stored += [f.face_id for f in found if f.face_id]
+                for n, face in zip(numbers, found, strict=True):
                     times = [t.time_s for t in tracks[n]]
-                    sighting = FaceSighting(found.faces[index], seen_spans(times, gap_s), len(times))
-                    out.setdefault(frame_number, []).append(sighting)
-                kept = {found.faces[i].face_id for i in matched if i is not None}
-                self._erase_faces(
-                    tenant_id, [f.face_id for f in found.faces if f.face_id and f.face_id not in kept]
-                )
+                    out.setdefault(frame_number, []).append(
+                        FaceSighting(face, seen_spans(times, gap_s), len(times))
+                    )
         except BaseException:
             self._erase_faces(tenant_id, stored)
             raise
         return out
+
+    def _identify(
+        self, tenant_id: str, collection: str, decoded: Decoded, frame: Frame, faces: list[Face], meter: Meter
+    ) -> list[IdentifiedFace]:
+        """Identify and keep the faces the analyzer found in one of the item's frames (no second decode)."""
+        found = self.gallery.identify_faces(
+            tenant_id, collection, frame, faces, source_sha256=decoded.sha256, source_name=decoded.name
+        )
+        meter.receipt.merge(found.receipt)
+        return found.faces
 
     def _collection(self, tenant_id: str) -> str:
         name = self.settings.search_collection
@@ -469,6 +465,7 @@ def face_tracks(seen: Sequence[tuple[int, float, list[Face]]], threshold: float)
     above ``threshold``, best pairs first), unless that track already has a face in the same frame: two faces in
     one picture are two people. A face like no track starts a new one.
 
+        >>> from frugalsense.results import Box
         >>> def face(x: float, y: float) -> Face:
         ...     return Face(Box(0, 0, 10, 10), [(0.0, 0.0)] * 5, 0.9, np.array([x, y], np.float32))
         >>> tracks = face_tracks([(0, 0.0, [face(1, 0)]), (1, 2.0, [face(0.9, 0.44), face(0, 1)])], 0.5)
@@ -521,32 +518,6 @@ def _face_rank(tracked: TrackedFace) -> tuple[float, float]:
     return round(tracked.face.score, 2), tracked.face.box.w * tracked.face.box.h
 
 
-def _masked(frame: Frame, boxes: Sequence[Box]) -> Frame:
-    """The frame with the given faces painted over (a margin around each), so no detector finds them."""
-    if not boxes:
-        return frame
-    pixels = frame.pixels.copy()
-    for box in boxes:
-        margin = 0.25 * max(box.w, box.h)
-        x0, y0 = max(0, int(box.x - margin)), max(0, int(box.y - margin))
-        x1, y1 = min(frame.width, int(box.x + box.w + margin)), min(frame.height, int(box.y + box.h + margin))
-        pixels[y0:y1, x0:x1] = 127
-    return Frame(pixels=pixels, page=frame.page, time_s=frame.time_s)
-
-
-def _match_boxes(wanted: Sequence[Box], found: Sequence[Box]) -> list[int | None]:
-    """For each wanted box, the index of the found box that is the same face (best overlap first), or None."""
-    pairs = sorted(
-        ((w.iou(f), i, j) for i, w in enumerate(wanted) for j, f in enumerate(found) if w.iou(f) >= _SAME_BOX_IOU),
-        reverse=True,
-    )
-    out: list[int | None] = [None] * len(wanted)
-    for _, i, j in pairs:
-        if out[i] is None and j not in out:
-            out[i] = j
-    return out
-
-
 def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterable[Path]:
     """Files to index: files as named, folders walked (hidden entries skipped, known endings only), each once."""
     seen: set[Path] = set()
@@ -579,15 +550,6 @@ def _part(kind: str, number: int, frame: Frame) -> str:
     if kind == "document":
         return f"page {frame.page or number + 1}"
     return "image"
-
-
-def _jpeg(frame: Frame) -> bytes:
-    import cv2
-
-    ok, buffer = cv2.imencode(".jpg", frame.bgr(), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    if not ok:
-        raise InvalidRequestError("a video frame could not be encoded for face identification")
-    return bytes(buffer)
 
 
 def _read(path: Path, limit: int) -> bytes:
