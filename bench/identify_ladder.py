@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import eval_dir
+from _data import deepface_identities, eval_dir
 from frugalsense.faces.calibration import FaceProfile, operating_point
 from frugalsense.faces.gallery import decide
 from frugalsense.ladder.faces import FACES_TASK, IdentifyLadder, calibrate_identify, load_fusion
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     lfw_records = record_faces(settings, lfw_dir, cache_dir=cache)
     lfw = pictures(lfw_records, {f: Path(f).stem.rsplit("_", 1)[0] for f in lfw_records.files})
     deep_records = record_faces(settings, deepface_dir, cache_dir=cache)
-    deep = pictures(deep_records, _deepface_people(deepface_dir, deep_records.files))
+    deep = pictures(deep_records, _deepface_people(deep_records.files))
 
     people = sorted(set(lfw.people))
     half_a = set(people[0::2])
@@ -253,10 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _deepface_people(base: Path, files: list[str]) -> dict[str, str]:
-    """faces-deepface names people by file stem (e.g. img12 -> Angelina): read from its identities file."""
-    from _data import deepface_identities
-
+def _deepface_people(files: list[str]) -> dict[str, str]:
+    """faces-deepface's people per picture file, from its identities file."""
     identities = {path.name: person for path, person in deepface_identities().items()}
     return {f: identities.get(Path(f).name, f) for f in files}
 

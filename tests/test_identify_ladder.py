@@ -13,7 +13,8 @@ from frugalsense.analyze import Analyzer
 from frugalsense.errors import ConfigurationError
 from frugalsense.faces import FaceGallery
 from frugalsense.faces.gallery import SECOND_MODEL
-from frugalsense.ladder.faces import FaceFusion, IdentifyLadder, calibrate_identify, load_fusion
+from frugalsense.ladder.faces import FACES_TASK, FaceFusion, IdentifyLadder, calibrate_identify, load_fusion
+from frugalsense.ladder.profiles import load_profile
 from frugalsense.settings import Settings
 from frugalsense.store import DB_FILENAME, SQLiteStore
 
@@ -55,10 +56,11 @@ def test_rescore_sits_on_the_sface_scale() -> None:
 
 def test_the_shipped_profile_holds_a_calibrated_identification_band() -> None:
     fusion = load_fusion()
-    assert fusion.identify is not None
-    ladder = IdentifyLadder.from_params(fusion.identify)
+    ladder = fusion.identify
+    assert ladder is not None
     assert ladder.band[0] < ladder.threshold < ladder.band[1]
-    assert fusion.identify["far"] == 1e-3 and "faces-lfw" in fusion.identify["data"]
+    params = load_profile(FACES_TASK).params["identify"]
+    assert params["far"] == 1e-3 and "faces-lfw" in params["data"]
 
 
 @pytest.fixture()

@@ -101,9 +101,7 @@ class FaceGallery:
         if analyzer.pipeline.face_embedder != RUNGS[0]:
             self.fusion = None
         # The 1:N side: probes whose best SFace score is in the calibrated band are re-scored with dlib.
-        self.identify_ladder: IdentifyLadder | None = None
-        if self.fusion is not None and isinstance(self.fusion.identify, dict):
-            self.identify_ladder = IdentifyLadder.from_params(self.fusion.identify)
+        self.identify_ladder: IdentifyLadder | None = self.fusion.identify if self.fusion is not None else None
         self.model = analyzer.pipeline.face_embedder
         if self.profile.model != self.model:
             raise ConfigurationError(

@@ -56,7 +56,7 @@ class FaceFusion:
     sface: tuple[float, float]  # logistic (slope, intercept) on SFace's cosine similarity
     fused: tuple[float, float, float]  # logistic (SFace weight, dlib weight, intercept) on the two cosines
     band: float  # a pair climbs when SFace's confidence max(p, 1 - p) is below this
-    identify: dict[str, Any] | None = None  # the 1:N ladder's parameters (IdentifyLadder.from_params)
+    identify: IdentifyLadder | None = None  # the 1:N side, when the profile holds one
 
     def __post_init__(self) -> None:
         if self.sface[0] <= 0:
@@ -123,7 +123,7 @@ class FaceFusion:
             sface=(a, b),
             fused=(w1, w2, c),
             band=float(profile.thresholds[0]),
-            identify=dict(identify) if isinstance(identify, dict) else None,
+            identify=IdentifyLadder.from_params(identify) if isinstance(identify, dict) else None,
         )
 
 
