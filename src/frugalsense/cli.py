@@ -83,6 +83,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 CALIBRATORS = {
     "labels": "frugalsense.ladder.labels:calibrate_labels",
     "faces-verify": "frugalsense.ladder.faces:calibrate_faces",
+    "text-gate": "frugalsense.ladder.gate:calibrate_text_gate",
 }
 
 
@@ -102,11 +103,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         cache_dir=settings.data_dir / "calibration",
         holdout=args.holdout,
         seed=args.seed,
-        command="frugalsense " + " ".join(sys.argv[1:]),
+        command="frugalsense " + " ".join(args.argv),
         future_items=args.future_items,
     )
     out = Path(args.out) if args.out else (settings.profile_dir or settings.data_dir / "profiles")
-    path = profile.save(out / f"{args.task}.json" if out.suffix != ".json" else out)
+    path = profile.save(out / f"{profile.task}.json" if out.suffix != ".json" else out)
     print(f"{'rung':<28} {'threshold':>9} {'answers':>8}")
     for rung, threshold, share in zip(
         result.rungs, [*result.thresholds, None], result.share_per_rung, strict=True
@@ -442,7 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="choose a ladder's thresholds on labelled data, with a guarantee")
     p.add_argument("task", help=f"the ladder: {', '.join(CALIBRATORS)}")
-    p.add_argument("--data", required=True, action="append", help="labelled data folder (repeat to pool)")
+    p.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="data folder (repeat to pool); text-gate: any photos, no labels",
+    )
     p.add_argument("--target", type=float, default=0.99, help="quality as a share of the strongest rung's")
     p.add_argument("--risk", type=float, default=0.1, help="allowed probability of missing the target")
     p.add_argument("--holdout", type=float, default=0.0, help="share of items kept out to check the result")
@@ -471,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what the user typed, for records
     try:
         code: int = args.func(args)
     except InputError as exc:
