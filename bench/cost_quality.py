@@ -34,7 +34,7 @@ import _record_detect as rd
 import _record_text as rt
 import text_gate as tg
 from frugalsense.ladder.calibrate import CalibrationTable, calibrate, simulate
-from frugalsense.ladder.gate import gate_table
+from frugalsense.ladder.gate import gate_table, measure_gate
 from frugalsense.ladder.profiles import load_profile
 from frugalsense.ladder.report import (
     CLOUD_PRICES,
@@ -221,15 +221,28 @@ def text_targets(data: TaskData, sets: list[str]) -> list[str]:
 
 
 def gate_costs() -> list[str]:
-    photos = list(rt.load_raw("photos").values())
+    """What a photo stopped at the gate costs against a full OCR pass of the same photo (bench/text_gate.py's
+    recording, the shipped threshold), and against a document page's OCR pass for scale."""
+    rec = tg.Recording.load(tg.OUT)
+    profile = load_profile("text")
+    photos = np.flatnonzero(~rec.scan)
+    records = rec.records.subset(photos)
+    has_text = records.has_text(float(profile.params.get("line_confidence", 0.9)))
+    table = gate_table(records, has_text)
+    stopped = table.confidence[:, 0] >= profile.thresholds[0]
+    gate = table.cpu[stopped, 0]
+    own = table.cpu[stopped, 1]
+    m = measure_gate(table, has_text, profile.thresholds[0])
     docs = [r for p in ("sroie", "funsd") for r in rt.load_raw(p).values()]  # the first recording's CPU
-    gate = statistics.median(r["scan_cpu"] + r["gate_cpu"] for r in photos)
     pp = statistics.median(r["ppocr_cpu"] for r in docs)
-    tess = statistics.median(r["tesseract_cpu"] for r in docs)
     return [
-        f"- photo without text, route + gate: median {gate * 1000:.1f} CPU-ms ({len(photos)} photos)",
-        f"- full OCR pass on a document page: PP-OCR median {pp:.3f} CPU-s, Tesseract {tess:.3f} CPU-s",
-        f"- gate / PP-OCR pass = {gate / pp:.1%}; gate / Tesseract pass = {gate / tess:.1%} (target <= 10%)",
+        f"- photos stopped at the gate (shipped threshold {profile.thresholds[0]:g}): {int(stopped.sum())} of "
+        f"{len(photos)}; route + gate median {statistics.median(gate) * 1000:.1f} CPU-ms against their own full "
+        f"PP-OCR pass median {statistics.median(own) * 1000:.1f} CPU-ms: {gate.sum() / own.sum():.1%} "
+        "(target <= 10%)",
+        f"- every photo without text, stopped or not: {m.no_text_share:.1%} of its OCR pass on average; all "
+        f"photos {m.ladder_share:.1%} of OCR on every photo",
+        f"- for scale, a document page's full PP-OCR pass: median {pp:.3f} CPU-s",
     ]
 
 
@@ -410,19 +423,22 @@ def photo_costs(settings: Settings, price: float) -> list[str]:
     photos = [p.a for p in _data.lfw_pairs()[::20]] + [p for p, _ in _data.imagenet_sample()[::20]]
     features = ["faces", "labels", "moderation", "text"]
     analyzer.analyze(photos[0], features)
-    cpu = [analyzer.analyze(p, features).receipt.cpu_seconds for p in photos]
-    median = statistics.median(cpu)
-    ours = usd_per_1000(median, price)
+    results = [analyzer.analyze(p, features) for p in photos]
+    cpu = [r.receipt.cpu_seconds for r in results]
+    read = sum(any(s.stage == "ocr" for s in r.receipt.stages) for r in results)
+    median, mean = statistics.median(cpu), statistics.fmean(cpu)
     lines = [
-        f"- full analysis of a photo ({len(photos)} photos: LFW + ImageNet; faces, labels, moderation, text): "
-        f"median {median * 1000:.1f} CPU-ms, ${ours:.5f} per 1,000 at ${price}/CPU-hour",
+        f"- full analysis of a photo ({len(photos)} photos: LFW + ImageNet; faces, labels, moderation, text; the "
+        f"gate sent {read} to OCR): median {median * 1000:.1f} CPU-ms (${usd_per_1000(median, price):.5f} per "
+        f"1,000), mean {mean * 1000:.1f} CPU-ms (${usd_per_1000(mean, price):.5f} per 1,000) at ${price}/CPU-hour",
     ]
     for name, per_feature in CLOUD_PRICES.items():
         ratio = cloud_ratio(median, 4, price, per_feature)
-        verdict = "met" if ratio >= 500 else "NOT met"
+        ratio_mean = cloud_ratio(mean, 4, price, per_feature)
+        verdict = "met" if min(ratio, ratio_mean) >= 500 else "NOT met"
         lines.append(
             f"- {name}: 4 features x ${per_feature:.2f} = ${4 * per_feature:.2f} per 1,000 -> {ratio:,.0f}x "
-            f"cheaper here (target >= 500x: {verdict})"
+            f"cheaper here at the median, {ratio_mean:,.0f}x at the mean (target >= 500x: {verdict})"
         )
     return lines
 
