@@ -189,6 +189,9 @@ def check_answers(paths: list[Path], copies: list[dict[str, bytes]], truth: dict
     hit_cost: list[float] = []
     # Against ImageNet's labels: the cache hurt when it served a wrong top-1 that fresh analysis would have got
     # right, and helped in the opposite case. Model wobble alone cannot count as harm here.
+    # Per served copy: the cached top-1 label's score and whether any answer differs from fresh analysis, to see
+    # whether serving only confident answers could keep near-copies from changing (it cannot: see the table).
+    scored: list[tuple[float, bool, bool]] = []
     hurt: dict[str, int] = dict.fromkeys(TRANSFORMS, 0)
     helped: dict[str, int] = dict.fromkeys(TRANSFORMS, 0)
     labelled: dict[str, int] = dict.fromkeys(TRANSFORMS, 0)
@@ -205,6 +208,9 @@ def check_answers(paths: list[Path], copies: list[dict[str, bytes]], truth: dict
             for feature, value in given.items():
                 if again[feature] != value:
                     changed[name][feature] = changed[name].get(feature, 0) + 1
+            labels = from_cache.pages[0].labels or []
+            differs = [again[f] != given[f] for f in given]
+            scored.append((labels[0].score if labels else 0.0, differs[0], any(differs)))
             if path in truth:
                 labelled[name] += 1
                 served_right = given["top-1 label"] == truth[path]
@@ -232,6 +238,19 @@ def check_answers(paths: list[Path], copies: list[dict[str, bytes]], truth: dict
         print(
             f"| {name} | {labelled[name]} | {hurt[name]} ({hurt[name] / n_lab:.1%}) | "
             f"{helped[name]} ({helped[name] / n_lab:.1%}) |"
+        )
+    copies = n * len(TRANSFORMS)
+    print("\nserving near-copies only when the cached top-1 label is confident (all transformations together)")
+    print("| serve when top-1 score >= | copies served | top-1 label changed | any answer changed |")
+    print("|---:|---:|---:|---:|")
+    score = np.array([s for s, _, _ in scored])
+    label_changed = np.array([c for _, c, _ in scored], bool)
+    any_changed = np.array([c for _, _, c in scored], bool)
+    for cut in (0.0, *np.quantile(score, [0.05, 0.1, 0.2, 0.3, 0.5])):
+        keep = score >= cut
+        print(
+            f"| {cut:.3f} | {keep.sum() / copies:.1%} | {label_changed[keep].mean():.1%} | "
+            f"{any_changed[keep].mean():.1%} |"
         )
     print(
         f"\nlookup cost: miss (hash + exact lookup + near scan + store) median "
