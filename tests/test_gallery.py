@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from frugalsense.analyze import Analyzer
@@ -25,6 +26,8 @@ from frugalsense.errors import (
     UnsupportedFormatError,
 )
 from frugalsense.faces import FaceGallery, FaceProfile
+from frugalsense.faces.gallery import SECOND_MODEL
+from frugalsense.ladder.ledger import Meter
 from frugalsense.settings import Settings
 from frugalsense.store import DB_FILENAME, SQLiteStore
 
@@ -167,6 +170,16 @@ def test_corrections_change_later_answers(enrolled: Enrolled) -> None:
     assert corrected.face.enrolled and corrected.face.cluster_id is None
     assert g.get_person(tenant, lin.id).face_count == 1
     assert g.identify(tenant, collection, enrolled.root / STRANGER).faces[0].decision == lin.id
+    # Enrolled by correction, the face also gets dlib's embedding (from its stored crop), as enrolment from a
+    # picture gives it: close to dlib's embedding of the same face found in the whole picture.
+    (from_crop,) = g.store.person_embeddings(tenant, [lin.id], SECOND_MODEL)[lin.id]
+    meter = Meter(0.05)
+    frame, _, _ = g._decode(enrolled.root / STRANGER, meter, None)
+    face = max(g._faces(frame, meter), key=lambda f: f.box.w * f.box.h)
+    whole = g._second_embedding(frame, face, meter)
+    assert from_crop.shape == whole.shape == (128,)
+    cosine = float(from_crop @ whole) / float(np.linalg.norm(from_crop) * np.linalg.norm(whole))
+    assert cosine > 0.9, cosine
 
 
 def test_search_finds_a_face_seen_earlier_and_never_enrolled(enrolled: Enrolled, eval_dir: Path) -> None:

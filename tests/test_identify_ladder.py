@@ -113,3 +113,49 @@ def test_erasing_a_person_erases_their_second_embeddings(gallery: FaceGallery, e
     wal = db.with_name(DB_FILENAME + "-wal")
     data = db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
     assert vector.astype("<f4").tobytes() not in data
+
+
+def _lfw_slice(eval_dir: Path, folder: Path, *, identities: bool) -> Path:
+    """40 same and 40 different LFW fold-1 pairs, with or without the identity columns."""
+    import csv
+
+    source = eval_dir / "faces-lfw"
+    with open(source / "pairs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    chosen = [r for r in rows if r["same"] == "1"][:40] + [r for r in rows if r["same"] == "0"][:40]
+    folder.mkdir(parents=True)
+    (folder / "images").symlink_to(source / "images")
+    columns = ["file_x", "file_y", "same"] + (["identity_x", "identity_y"] if identities else [])
+    with open(folder / "pairs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(chosen)
+    return folder
+
+
+def test_cli_calibrate_faces_verify_calibrates_the_identification_ladder_too(
+    eval_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """`frugalsense calibrate faces-verify` rewrites the whole profile: with pictures whose people the data names,
+    the 1:N band and fused threshold are calibrated with it; without, the profile says the 1:N ladder is off."""
+    from frugalsense.cli import main
+
+    base = ["--data-dir", str(tmp_path / "data"), "--model-cache", str(model_dir), "calibrate", "faces-verify"]
+    named = _lfw_slice(eval_dir, tmp_path / "named" / "faces-lfw", identities=True)
+    assert main([*base, "--data", str(named), "--target", "0.98", "--out", str(tmp_path / "p1")]) == 0
+    profile = load_profile(FACES_TASK, tmp_path / "p1")
+    ladder = FaceFusion.from_profile(profile).identify
+    assert ladder is not None and ladder.band[0] <= ladder.threshold <= ladder.band[1]
+    params = profile.params["identify"]
+    assert params["far"] == 1e-3 and params["command"].startswith("frugalsense ")
+    assert "calibrate faces-verify" in params["command"]
+    assert "impostor pairs" in params["data"]
+    # Same fused weights as compare: the 1:N ladder is re-fitted with the 1:1 one, never left stale.
+    assert list(ladder.fused) == profile.params["fused_logistic"]
+
+    unnamed = _lfw_slice(eval_dir, tmp_path / "unnamed" / "faces-lfw", identities=False)
+    assert main([*base, "--data", str(unnamed), "--target", "0.98", "--out", str(tmp_path / "p2")]) == 0
+    profile = load_profile(FACES_TASK, tmp_path / "p2")
+    assert "identify" not in profile.params and FaceFusion.from_profile(profile).identify is None
+    assert profile.calibration["identify"]["calibrated"] is False
+    assert "names nobody" in profile.calibration["identify"]["why"]

@@ -402,6 +402,27 @@ class FaceGallery:
         vectors = self.analyzer.zoo.get(SECOND_MODEL).predict([(frame.bgr(), face)], meter)
         return np.asarray(vectors[0], np.float32)
 
+    def _second_from_crop(self, tenant_id: str, face_id: str) -> npt.NDArray[np.float32] | None:
+        """dlib's embedding of a stored face, from its crop: None without an identification ladder, without a
+        crop (crops off, or written by an older version), or when the detector no longer finds the face in it."""
+        if self.identify_ladder is None:
+            return None
+        record = self.store.get_face(tenant_id, face_id)
+        path = self.settings.data_dir / record.crop_path if record.crop_path else None
+        if path is None or not path.is_file():
+            return None
+        meter = Meter(self.settings.price_per_cpu_hour)
+        frame, _, _ = self._decode(path, meter, None)
+        faces = self._faces(frame, meter)
+        if not faces:
+            return None
+        # The crop is centred on the face with a margin: the largest face nearest the centre is the one.
+        cx, cy = frame.width / 2, frame.height / 2
+        face = min(
+            faces, key=lambda f: (abs(f.box.x + f.box.w / 2 - cx) + abs(f.box.y + f.box.h / 2 - cy), -f.box.w)
+        )
+        return self._second_embedding(frame, face, meter)
+
     def _ruled_out(
         self, index: VectorIndex, vector: npt.NDArray[np.float32], scores: dict[str, float], threshold: float
     ) -> list[str]:
@@ -505,11 +526,16 @@ class FaceGallery:
         if is_person is not None and is_person == is_not_person:
             raise InvalidRequestError("a face cannot both be and not be the same person")
         corrections = []
+        # Enrolled by a correction: dlib's embedding from the stored crop, so the person can climb the
+        # identification ladder like one enrolled from a picture (worked out before taking the lock).
+        second = self._second_from_crop(tenant_id, face_id) if is_person is not None else None
         with self._lock:
             if is_not_person is not None:
                 corrections.append(self.store.correct_face(tenant_id, face_id, is_not_person, "is_not"))
             if is_person is not None:
                 corrections.append(self.store.correct_face(tenant_id, face_id, is_person, "is"))
+            if second is not None:
+                self.store.add_face_embedding(tenant_id, face_id, SECOND_MODEL, second)
             record = self.store.get_face(tenant_id, face_id)
             index = self._index(tenant_id)
             if record.person_id is None and record.cluster_id is None and record.model == self.model:

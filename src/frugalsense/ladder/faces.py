@@ -17,7 +17,9 @@ confidence (chosen by `frugalsense.ladder.calibrate`) is the band: pairs below i
 
 from __future__ import annotations
 
+import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from frugalsense.settings import Settings
 
 __all__ = [
     "FACES_TASK",
+    "IDENTIFY_FAR",
     "RUNGS",
     "FaceFusion",
     "IdentifyLadder",
@@ -42,6 +45,7 @@ __all__ = [
     "fit_fusion",
     "fit_logistic",
     "load_fusion",
+    "read_identities",
 ]
 
 FACES_TASK = "faces-verify"
@@ -235,6 +239,8 @@ def calibrate_faces(
                 "cpu_s": round(run.cpu, 5),
                 "both_cpu_s": round(ref.cpu, 5),
             }
+    identify, identify_note = _identify_ladder(folders, parts, fit_rows, fusion)
+    fusion = FaceFusion(fusion.sface, fusion.fused, band=fusion.band, identify=identify)
     provenance = {
         "data": [f.resolve().name for f in folders],
         "pairs": int(sum(len(p.same) for p in parts)),
@@ -244,8 +250,88 @@ def calibrate_faces(
         "held_out": held_out,
         "command": command,
     }
-    profile = result.to_profile(FACES_TASK, params=fusion.to_params(), provenance=provenance)
+    params = fusion.to_params()
+    if identify is not None:
+        params["identify"] = {**identify.to_params(), **identify_note, "command": command}
+    else:
+        provenance["identify"] = identify_note
+    profile = result.to_profile(FACES_TASK, params=params, provenance=provenance)
     return result, profile, held_out
+
+
+#: the false-accept rate per impostor pair the fused identification threshold is set at (as SFace's own)
+IDENTIFY_FAR = 1e-3
+
+
+def read_identities(data: Path) -> dict[str, str]:
+    """Who is in each picture of a face data set, where the set says: ``identities.csv`` (file, identity) or
+    the ``identity_x`` / ``identity_y`` columns of its pairs file. Empty when it says nothing."""
+    found: dict[str, str] = {}
+    table = data / "identities.csv"
+    if table.is_file():
+        with open(table, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                if row.get("file") and row.get("identity"):
+                    found[row["file"]] = row["identity"]
+        return found
+    index = next((data / n for n in ("pairs.csv", "pairs_all.csv") if (data / n).is_file()), None)
+    if index is None:
+        return found
+    with open(index, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            for side in ("x", "y"):
+                if row.get(f"file_{side}") and row.get(f"identity_{side}"):
+                    found[row[f"file_{side}"]] = row[f"identity_{side}"]
+    return found
+
+
+def _identify_ladder(
+    folders: Sequence[Path],
+    parts: Sequence[FaceRecords],
+    fit_rows: Sequence[npt.NDArray[np.intp]],
+    fusion: FaceFusion,
+) -> tuple[IdentifyLadder | None, dict[str, Any]]:
+    """The 1:N ladder on every pair of calibration pictures whose people the data names (all pairs, not only the
+    listed ones: a FAR of 1e-3 needs thousands of impostor pairs), or why there is none."""
+    from frugalsense.faces import FaceProfile
+
+    sface, dlib, people = [], [], []
+    for folder, part, rows in zip(folders, parts, fit_rows, strict=True):
+        names = read_identities(folder)
+        used = np.unique(np.concatenate([part.pair_a[rows], part.pair_b[rows]])) if len(rows) else np.zeros(0, int)
+        for i in used:
+            person = names.get(part.files[i])
+            if person is not None and part.found[i]:
+                sface.append(part.sface[i])
+                dlib.append(part.dlib[i])
+                people.append(f"{folder.resolve().name}/{person}")
+    if len(people) < 2:
+        return None, {
+            "calibrated": False,
+            "why": "the data names nobody in its pictures (identities.csv or "
+            "identity_x/identity_y columns): the identification ladder is off, SFace decides alone",
+        }
+    upper = np.triu_indices(len(people), k=1)
+    s1 = (np.array(sface) @ np.array(sface).T)[upper].astype(np.float64)
+    s2 = (np.array(dlib) @ np.array(dlib).T)[upper].astype(np.float64)
+    labels = np.array(people)
+    same = labels[upper[0]] == labels[upper[1]]
+    impostors = int((~same).sum())
+    if same.sum() == 0 or impostors < 1 / IDENTIFY_FAR:
+        return None, {
+            "calibrated": False,
+            "why": f"{int(same.sum())} genuine and {impostors} impostor pairs among the named pictures: too few "
+            f"to set a false-accept rate of {IDENTIFY_FAR:g}; the identification ladder is off",
+        }
+    threshold = FaceProfile.load().identify_threshold
+    ladder = calibrate_identify(s1, s2, same, threshold=threshold, fusion=fusion, far=IDENTIFY_FAR)
+    note = {
+        "far": IDENTIFY_FAR,
+        "coverage": 1.0,
+        "data": f"every pair of the {len(people)} calibration pictures whose people the data names "
+        f"({int(same.sum())} genuine, {impostors} impostor pairs); same fusion as compare",
+    }
+    return ladder, note
 
 
 def _concat(tables: list[CalibrationTable]) -> CalibrationTable:
