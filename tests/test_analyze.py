@@ -33,7 +33,7 @@ def test_photo_gets_faces_labels_moderation_and_a_receipt(analyzer: Analyzer, sa
     assert page.faces[0].score > 0.8
     assert page.labels is not None and len(page.labels) == 5
     assert page.moderation is not None and not page.moderation.flagged
-    # The portrait shows a few small letters low in the picture: the calibrated gate lets it through, OCR reads them.
+    # The portrait shows a few small letters (a name tag): the calibrated gate lets it through, OCR reads them.
     assert page.text is not None and "HOPPE" in " ".join(line.text for line in page.text)
     stages = {s.stage for s in result.receipt.stages}
     assert {"decode", "face-detection", "face-embedding", "labels", "moderation", "text-presence", "ocr"} <= stages

@@ -47,3 +47,34 @@ def test_concurrent_requests_are_answered_or_refused_cleanly(tmp_path: Path, mod
     assert sum(statuses.values()) == 64
     assert set(statuses) <= {200, 503}, statuses
     assert statuses[200] >= 8, statuses  # at most workers + queue wait; the rest are refused, never dropped
+
+
+def test_batching_server_answers_concurrent_requests_with_every_feature(tmp_path: Path, model_dir: Path) -> None:
+    """With a batching window the server groups the embedder, labeler, moderator and the text profile's gate;
+    concurrent requests through all of them still get their own full answers and receipts."""
+    photo = write_samples(tmp_path / "samples")[0].read_bytes()
+    env = {"FRUGALSENSE_RATE_PER_KEY": "0", "FRUGALSENSE_BATCH_WINDOW_MS": "4", "FRUGALSENSE_CACHE_ENTRIES": "0"}
+    server = Server(tmp_path / "data", model_dir, env=env).start()
+    bodies: list[dict[str, object]] = []
+    lock = threading.Lock()
+    try:
+        headers = {"Authorization": f"Bearer {server.admin_key}"}
+
+        def client() -> None:
+            with httpx.Client(base_url=server.url, headers=headers, timeout=120) as c:
+                r = c.post("/v1/analyze", files={"file": ("p.jpg", photo)})
+                assert r.status_code == 200, r.text
+                with lock:
+                    bodies.append(r.json())
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.kill()
+    assert len(bodies) == 4
+    for body in bodies:
+        stages = {s["stage"] for s in body["receipt"]["stages"]}  # type: ignore[index]
+        assert {"face-embedding", "labels", "moderation", "text-presence"} <= stages

@@ -54,7 +54,6 @@ class Pipeline:
     #: labels climb the calibrated ladder of the "labels" profile; False runs `labeler` alone
     labels_ladder: bool = True
     moderator: str = "opennsfw"
-    text_gate: str = "text-gate"
     speech: str = "whisper-tiny-en"
     top_k: int = 5
     nsfw_threshold: float = 0.8

@@ -43,8 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = SQLiteStore(settings.data_dir / DB_FILENAME)
         analyzer = Analyzer(settings)
         if settings.batch_window_ms > 0:
+            from frugalsense.ladder.profiles import load_profile
+
             pipeline = analyzer.pipeline
-            for name in (pipeline.face_embedder, pipeline.labeler, pipeline.moderator, pipeline.text_gate):
+            # The text gate is the one the text profile names (its ladder's first rung).
+            gate = str(load_profile("text", settings.profile_dir).params.get("gate", "text-gate"))
+            for name in (pipeline.face_embedder, pipeline.labeler, pipeline.moderator, gate):
                 analyzer.zoo.get(name).enable_batching(settings.batch_window_ms, settings.max_batch)
         app.state.settings = settings
         app.state.store = store

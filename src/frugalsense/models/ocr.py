@@ -128,7 +128,7 @@ class TextGate(Model[Frame, float]):
     The score is the detector's strongest pixel probability on a log scale (``1 + log10(p) / 9`` in [0, 1]:
     1e-9 or less gives 0, 1e-3 gives 0.67, a confident text pixel 1). Most photos have no text, and OCR is the
     most expensive stage, so the ladder reads text only where this gate opens. The log scale keeps the faint
-    responses of text too small to see at 320 px apart from the near-zero ones of most photos without text,
+    responses of text too small to see on the small copy apart from the near-zero ones of most photos without text,
     so a threshold can be calibrated among them (bench/text_gate.py); the share of pixels above DB's own
     binarisation threshold, the score before, is 0 on four photos in five, those with small text included.
     """
@@ -144,9 +144,11 @@ class TextGate(Model[Frame, float]):
         reference="measured by bench/models.py: recall on receipts and forms, pass rate on portraits",
         description="probability-like score that the picture contains text",
     )
+    #: the copy's longer side, chosen by bench/text_gate.py --sides on its calibration half: the cheapest ladder
+    #: whose stopped photos still cost at most 10% of their OCR pass (384 px came second, at 10.1%)
     side = 320
     #: probabilities at or below this score 0; the scale spans the decades above it (photos without text
-    #: mostly peak between 1e-8 and 1e-5 at 320 px, photos with small text a few decades higher)
+    #: mostly peak between 1e-8 and 1e-5 on the small copy, photos with small text a few decades higher)
     floor = 1e-9
     #: names the score's definition: recordings made with another one are stale
     score_kind = "log10-peak-320-floor-1e-9"
