@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from frugalsense.errors import InvalidRequestError
+from frugalsense.errors import (
+    CorruptInputError,
+    EmptyInputError,
+    InputTooLargeError,
+    InvalidRequestError,
+    UnsupportedFormatError,
+)
 from frugalsense.ladder.calibrate import NEVER, Calibration, CalibrationTable, Method, calibrate, simulate
 from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import Profile, load_profile
@@ -163,7 +169,8 @@ def record_gate(
     cache_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> GateRecords:
-    """The gate and full PP-OCR once on every photo of `files`, or the cached recording of exactly that."""
+    """The gate and full PP-OCR once on every photo of `files`, or the cached recording of exactly that. Files
+    that cannot be read as pictures are left out (``records.files`` holds the ones kept)."""
     from frugalsense.models.ocr import TextGate
     from frugalsense.models.registry import ModelZoo
 
@@ -183,9 +190,13 @@ def record_gate(
     zoo = ModelZoo(settings)
     for name in ("text-gate", "ppocr-v4"):  # loading is not part of any photo's bill
         zoo.get(name).load()
-    rows = []
+    rows, kept = [], []
     for i, path in enumerate(files):
-        rows.append(record_photo(zoo, path))
+        try:
+            rows.append(record_photo(zoo, path))
+            kept.append(path)
+        except (EmptyInputError, UnsupportedFormatError, CorruptInputError, InputTooLargeError):
+            pass  # a file that is not a picture we can read: the calibration counts what it skipped
         if progress:
             progress(i + 1, len(files))
 
@@ -193,7 +204,7 @@ def record_gate(
         return np.array([r[key] for r in rows], np.float64)
 
     records = GateRecords(
-        [str(p) for p in files],
+        [str(p) for p in kept],
         np.array([r["scan"] for r in rows], bool),
         column("route_cpu"),
         column("score"),
@@ -383,6 +394,7 @@ def calibrate_text_gate(
     record.update(
         {
             "data": ", ".join(sorted({Path(f).parent.name for f in records.files})),
+            "photos_skipped": len(files) - len(records.files),
             "split": f"seed {seed}: {len(calib)} photos calibrate, {len(check)} held out; "
             f"{int(records.scan.sum())} scans left out",
             "command": command,
