@@ -85,7 +85,9 @@ def test_gate_calibration_on_synthetic_scores_keeps_the_promise() -> None:
     assert measured.gate_share == pytest.approx((1e-3 + 0.01) / 0.2)  # route check + gate, against OCR
 
 
-def test_cli_calibrates_the_gate_on_unlabelled_photos(eval_dir: Path, model_dir: Path, tmp_path: Path) -> None:
+def test_cli_calibrates_the_gate_on_unlabelled_photos(
+    eval_dir: Path, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`frugalsense calibrate text-gate` on a folder of photos with and without text, judged by full PP-OCR:
     it writes a text profile whose gate threshold carries its record, the other rungs untouched, and a second
     run reuses the recording."""
@@ -107,6 +109,7 @@ def test_cli_calibrates_the_gate_on_unlabelled_photos(eval_dir: Path, model_dir:
     args = ["--data-dir", str(tmp_path / "data"), "--model-cache", str(model_dir), "calibrate", "text-gate"]
     args += ["--data", str(photos), "--target", "0.5", "--risk", "0.2", "--holdout", "0.25", "--out", str(out)]
     assert main(args) == 0
+    assert "recording" in capsys.readouterr().err  # a progress bar while every photo goes through both
     written = load_profile("text", out)
     shipped = load_profile("text")
     gate = written.calibration["gate"]

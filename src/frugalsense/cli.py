@@ -94,7 +94,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.task not in CALIBRATORS:
         raise InvalidRequestError(f"no ladder called {args.task!r}; choose from {', '.join(sorted(CALIBRATORS))}")
     module, function = CALIBRATORS[args.task].split(":")
+    from tqdm import tqdm
+
     data = [Path(d) for d in args.data]
+    # Recording runs every model once on every item (minutes on a big set); a cached recording shows no bar.
+    bar = tqdm(unit="item", desc="recording", disable=args.quiet, file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
     result, profile, held_out = getattr(importlib.import_module(module), function)(
         settings,
         data[0] if len(data) == 1 else data,
@@ -105,7 +115,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         seed=args.seed,
         command="frugalsense " + " ".join(args.argv),
         future_items=args.future_items,
+        progress=progress,
     )
+    bar.close()
     out = Path(args.out) if args.out else (settings.profile_dir or settings.data_dir / "profiles")
     path = profile.save(out / f"{profile.task}.json" if out.suffix != ".json" else out)
     print(f"{'rung':<28} {'threshold':>9} {'answers':>8}")
@@ -458,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="promise the target on the mean over this many next items, not only in expectation (stricter)",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar while recording")
     p.add_argument("--out", help="profile file or folder (default: FRUGALSENSE_PROFILE_DIR or DATA_DIR/profiles)")
     p.set_defaults(func=_cmd_calibrate)
 

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from frugalsense.errors import ConfigurationError, InvalidRequestError
 from frugalsense.ladder.calibrate import NEVER, Calibration, CalibrationTable, Method, calibrate, simulate
 from frugalsense.ladder.profiles import Profile, load_profile
-from frugalsense.ladder.record import FaceRecords, record_faces
+from frugalsense.ladder.record import FaceRecords, Progress, record_faces
 from frugalsense.settings import Settings
 
 __all__ = [
@@ -208,11 +208,12 @@ def calibrate_faces(
     method: Method = "wsr",
     command: str = "",
     future_items: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Calibration, Profile, dict[str, Any]]:
     """Record (or reuse) both models on the pairs of `data` (one folder or several), fit the scores, choose the
     band, and build the ``faces-verify`` profile. ``holdout`` works as in `calibrate_labels`."""
     folders = [data] if isinstance(data, Path) else list(data)
-    parts = [record_faces(settings, folder, cache_dir=cache_dir) for folder in folders]
+    parts = [record_faces(settings, folder, cache_dir=cache_dir, progress=progress) for folder in folders]
     fit_rows, check_rows = [], []
     for i, part in enumerate(parts):
         rows = np.random.default_rng(seed + i).permutation(len(part.same))

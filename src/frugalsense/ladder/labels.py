@@ -30,7 +30,7 @@ from frugalsense.ladder.calibrate import Calibration, CalibrationTable, Method, 
 from frugalsense.ladder.core import Ladder, Outcome
 from frugalsense.ladder.ledger import Meter, StageCost
 from frugalsense.ladder.profiles import Profile
-from frugalsense.ladder.record import LabelRecords, record_labels
+from frugalsense.ladder.record import LabelRecords, Progress, record_labels
 from frugalsense.media.types import Frame
 from frugalsense.models.base import Model
 from frugalsense.models.registry import ModelZoo
@@ -187,13 +187,14 @@ def calibrate_labels(
     method: Method = "wsr",
     command: str = "",
     future_items: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Calibration, Profile, dict[str, Any]]:
     """Record (or reuse) every label model on `data`, gate int8, calibrate, and build the ``labels`` profile.
 
     With ``holdout`` > 0 that share of the items is kept out of calibration and the profile records how the
     ladder did on it. Returns the calibration, the profile and the held-out check (empty without one).
     """
-    records = record_labels(settings, data, cache_dir=cache_dir)
+    records = record_labels(settings, data, cache_dir=cache_dir, progress=progress)
     rows = np.random.default_rng(seed).permutation(len(records.files))
     cut = len(rows) - round(holdout * len(rows))
     calib, check = records.subset(rows[:cut]), records.subset(rows[cut:])

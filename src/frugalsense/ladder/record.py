@@ -35,6 +35,7 @@ __all__ = [
     "LABEL_MODELS",
     "FaceRecords",
     "LabelRecords",
+    "Progress",
     "read_face_pairs",
     "read_label_items",
     "record_faces",
