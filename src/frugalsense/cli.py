@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,8 +190,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from frugalsense.ladder.report import report
 
     settings = _settings(args)
+    tables = Path(args.tables)
+    if args.record:
+        from tqdm import tqdm
+
+        from frugalsense.ladder.bench import record_tables
+
+        def progress(task: str) -> Callable[[int, int], None]:
+            bar = tqdm(unit="item", desc=f"recording {task}", disable=args.quiet, file=sys.stderr, leave=False)
+
+            def update(done: int, total: int) -> None:
+                bar.total, bar.n = total, done
+                bar.refresh()
+
+            return update
+
+        tasks = args.tasks.split(",") if args.tasks else None
+        kwargs = {"tasks": tasks} if tasks else {}
+        for path in record_tables(settings, Path(args.eval_dir), tables, progress=progress, **kwargs):
+            print(f"recorded {path}", file=sys.stderr)
     plot_path = Path(args.plot) if args.plot else None
-    print(report(Path(args.tables), price_per_cpu_hour=settings.price_per_cpu_hour, plot_path=plot_path))
+    print(report(tables, price_per_cpu_hour=settings.price_per_cpu_hour, plot_path=plot_path))
     return 0
 
 
@@ -476,6 +496,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="cost-quality tables (and a plot) from recorded ladder tables")
     p.add_argument("--tables", default="bench/out/tables", help="folder of recorded tables (.npz)")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="first record the labels, face-verification and text-gate tables from --eval-dir into --tables",
+    )
+    p.add_argument(
+        "--eval-dir",
+        default=os.environ.get("FRUGALSENSE_EVAL_DIR", "../shared/eval"),
+        help="evaluation data laid out as ../shared/eval (default: FRUGALSENSE_EVAL_DIR or ../shared/eval)",
+    )
+    p.add_argument("--tasks", help="with --record: comma-separated labels, faces-lfw, faces-deepface, text-gate")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars while recording")
     p.add_argument("--plot", help="write the cost-quality plot (PNG) here")
     p.add_argument("--price", type=float, help="USD per CPU-hour (default: FRUGALSENSE_PRICE_PER_CPU_HOUR)")
     p.set_defaults(func=_cmd_bench)

@@ -134,8 +134,9 @@ def report(
         from frugalsense.errors import InvalidRequestError
 
         raise InvalidRequestError(
-            f"no recorded tables in {table_dir}; run python bench/cost_quality.py (after the bench/_record_* "
-            "scripts) in a checkout with ../shared/eval"
+            f"no recorded tables in {table_dir}: add --record (labels, face verification and the text gate "
+            "from ../shared/eval, a few minutes), or run python bench/cost_quality.py after the bench/_record_* "
+            "scripts for every task"
         )
     parts = []
     rows_by_task: dict[str, list[CostRow]] = {}
