@@ -33,6 +33,7 @@ import _data
 import _record_detect as rd
 import _record_text as rt
 import text_gate as tg
+from frugalsense.ladder.bench import gate_task_data
 from frugalsense.ladder.calibrate import CalibrationTable, calibrate, simulate
 from frugalsense.ladder.gate import gate_table, measure_gate
 from frugalsense.ladder.profiles import load_profile
@@ -160,17 +161,7 @@ def text_gate() -> TaskData:
     rec = tg.Recording.load(tg.OUT)
     if not rec.keys:
         raise SystemExit("no gate recording: run python bench/text_gate.py --record-only first")
-    line_confidence = float(load_profile("text").params.get("line_confidence", 0.9))
-    photos = np.flatnonzero(~rec.scan)
-    records = rec.records.subset(photos)
-    table = gate_table(records, records.has_text(line_confidence))
-    singles = {
-        "no gate (OCR every photo)": (table.quality[:, 1], table.cpu[:, 1]),
-        "text-gate alone": (table.quality[:, 0], table.cpu[:, 0]),
-    }
-    return TaskData(
-        "text: gate (photo handled as full OCR would)", table, singles, "no gate (OCR every photo)", "photos right"
-    )
+    return gate_task_data(rec.records, float(load_profile("text").params.get("line_confidence", 0.9)))
 
 
 def text_configs(data: TaskData, sets: list[str]) -> list[str]:

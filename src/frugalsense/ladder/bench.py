@@ -28,14 +28,14 @@ import numpy.typing as npt
 
 from frugalsense.errors import InvalidRequestError
 from frugalsense.ladder.faces import faces_table, fit_fusion, fit_logistic
-from frugalsense.ladder.gate import gate_table, photo_files, record_gate
+from frugalsense.ladder.gate import GateRecords, gate_table, photo_files, record_gate
 from frugalsense.ladder.labels import ENSEMBLE, gated_rungs, int8_gate, labels_table
 from frugalsense.ladder.profiles import load_profile
 from frugalsense.ladder.record import Progress, record_faces, record_labels
 from frugalsense.ladder.report import TaskData, save_task, split_rows
 from frugalsense.settings import Settings
 
-__all__ = ["BENCH_TASKS", "faces_task", "gate_task", "labels_task", "record_tables"]
+__all__ = ["BENCH_TASKS", "faces_task", "gate_task", "gate_task_data", "labels_task", "record_tables"]
 
 #: the half `cost_quality` calibrates on (its defaults): tables fit their own scores on the same half
 FRACTION = 0.5
@@ -91,9 +91,13 @@ def gate_task(
 ) -> TaskData:
     """The text gate against OCR on every photo, full PP-OCR judging which photos have text; scans left out."""
     records = record_gate(settings, photo_files(folders), cache_dir=cache_dir, progress=progress)
-    photos = np.flatnonzero(~records.scan)
-    kept = records.subset(photos)
     line_confidence = float(load_profile("text", settings.profile_dir).params.get("line_confidence", 0.9))
+    return gate_task_data(records, line_confidence)
+
+
+def gate_task_data(records: GateRecords, line_confidence: float) -> TaskData:
+    """The gate's task from a recording: its photos (scans left out), the gate alone, and OCR on every photo."""
+    kept = records.subset(np.flatnonzero(~records.scan))
     table = gate_table(kept, kept.has_text(line_confidence))
     singles = {
         "no gate (OCR every photo)": (table.quality[:, 1], table.cpu[:, 1]),
