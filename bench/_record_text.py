@@ -7,8 +7,9 @@
 
 The raw records (lines, confidences, CPU-seconds; with --parts and --widths every detector box's reading and
 CPU) are kept so that the ladder's parameters (detector size, recogniser padding, line confidence) can be swept
-without running OCR again: `lite_table` and `gate_table` turn them into the `CalibrationTable`s the text ladder
-is calibrated on, and `hybrid_reading` replays the Tesseract-then-PP-OCR hybrid that was measured, not shipped.
+without running OCR again: `lite_table` turns them into the `CalibrationTable` the document rungs of the text
+ladder are calibrated on (the gate's own recording and table: bench/text_gate.py), and `hybrid_reading`
+replays the Tesseract-then-PP-OCR hybrid that was measured, not shipped.
 """
 
 from __future__ import annotations
@@ -254,30 +255,6 @@ def load_parts(part: str) -> dict[str, Any]:
     return data
 
 
-GATE_SIDES = (320, 480, 640, 960)
-
-
-def record_gate_sides() -> None:
-    """The gate's score and CPU at every candidate copy size, on the photos and scene pages (scans skip it)."""
-    analyzer = Analyzer(Settings())
-    gate = analyzer.zoo.get("text-gate")
-    gate.load()
-    path = OUT / "gate_sides.json"
-    done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    for part in ("scene", "photos"):
-        for key, image, _ in items(part):
-            if key in done:
-                continue
-            frame = load(image, analyzer.settings).frames[0]
-            scores = {}
-            for side in GATE_SIDES:
-                gate.side = side  # type: ignore[attr-defined]  # the bench sweeps the copy size of one instance
-                (score,), cpu = _timed(gate.predict, [frame])
-                scores[str(side)] = [score, cpu]
-            done[key] = scores
-    path.write_text(json.dumps(done))
-
-
 def load_raw(part: str) -> dict[str, Any]:
     path = OUT / f"{part}.json"
     if not path.is_file():
@@ -431,28 +408,12 @@ def lite_table(
     return CalibrationTable(["ppocr-lite", "ppocr-v4"], np.array(conf), np.array(qual), np.array(cpu))
 
 
-def gate_table(records: list[dict[str, Any]]) -> CalibrationTable:
-    """Rungs text-gate -> OCR, on pages with text (quality 0 if the gate stops them) and photos (always 1)."""
-    conf, qual, cpu = [], [], []
-    for rec in records:
-        has_text = rec["truth"] is not None
-        # Scans skip the gate (confidence 0: always climb), exactly as GateRung does.
-        conf.append([0.0 if rec["scan"] else 1.0 - rec["gate"], 1.0])
-        qual.append([0.0 if has_text else 1.0, 1.0])
-        cpu.append([rec["scan_cpu"] + (0.0 if rec["scan"] else rec["gate_cpu"]), rec["ppocr_cpu"]])
-    return CalibrationTable(["text-gate", "ocr"], np.array(conf), np.array(qual), np.array(cpu))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", action="append", choices=PARTS, help="record only these parts")
-    parser.add_argument("--gate-sides", action="store_true", help="record the gate at every candidate size")
     parser.add_argument("--parts", action="store_true", help="record PP-OCR's detector and recogniser apart")
     parser.add_argument("--widths", action="store_true", help="record the recogniser at each padding")
     args = parser.parse_args()
-    if args.gate_sides:
-        record_gate_sides()
-        return
     if args.parts:
         record_hybrid(args.part or ["sroie", "funsd"])
         return
