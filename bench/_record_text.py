@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,21 +134,25 @@ def record_one(analyzer: Analyzer, image: Path, truth: list[tuple[str, Quad]] | 
     return record
 
 
+def _resume(path: Path, part: str, label: str, one: Callable[[Path, Any], dict[str, Any]]) -> None:
+    """`one(image, truth)` on every item of `part` not yet in the JSON file `path`, saved every 10 items."""
+    done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    todo = [it for it in items(part) if it[0] not in done]
+    for i, (key, image, truth) in enumerate(todo):
+        done[key] = one(image, truth)
+        if i % 10 == 9 or i == len(todo) - 1:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(done))
+            print(f"{label}: {len(done)} recorded", file=sys.stderr)
+
+
 def record(parts: list[str]) -> None:
     analyzer = Analyzer(Settings())
+    # The first item of a part also pays for model loading: load everything before measuring.
+    for name in ("text-gate", "ppocr-v4", "tesseract-eng"):
+        analyzer.zoo.get(name).load()
     for part in parts:
-        path = OUT / f"{part}.json"
-        done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        todo = [it for it in items(part) if it[0] not in done]
-        # The first item of a part also pays for model loading: load everything before measuring.
-        for name in ("text-gate", "ppocr-v4", "tesseract-eng"):
-            analyzer.zoo.get(name).load()
-        for i, (key, image, truth) in enumerate(todo):
-            done[key] = record_one(analyzer, image, truth)
-            if i % 10 == 9 or i == len(todo) - 1:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(done))
-                print(f"{part}: {len(done)} recorded", file=sys.stderr)
+        _resume(OUT / f"{part}.json", part, part, lambda image, truth: record_one(analyzer, image, truth))
 
 
 #: detector input sizes recorded for the lite and hybrid rungs: RapidOCR's default (shorter side at least
@@ -192,14 +196,7 @@ def record_hybrid(parts: list[str]) -> None:
     for name in ("ppocr-v4", "tesseract-eng"):
         analyzer.zoo.get(name).load()
     for part in parts:
-        path = OUT / f"parts-{part}.json"
-        done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        todo = [it for it in items(part) if it[0] not in done]
-        for i, (key, image, _) in enumerate(todo):
-            done[key] = record_parts(analyzer, image)
-            if i % 10 == 9 or i == len(todo) - 1:
-                path.write_text(json.dumps(done))
-                print(f"parts {part}: {len(done)} recorded", file=sys.stderr)
+        _resume(OUT / f"parts-{part}.json", part, f"parts {part}", lambda image, _: record_parts(analyzer, image))
 
 
 #: recogniser paddings recorded for the lite rung (RapidOCR pads every line to 320 px), on the boxes of
@@ -227,14 +224,9 @@ def record_all_widths(parts: list[str]) -> None:
     analyzer = Analyzer(Settings())
     analyzer.zoo.get("ppocr-v4").load()
     for part in parts:
-        path = OUT / f"widths-{part}.json"
-        done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        todo = [it for it in items(part) if it[0] not in done]
-        for i, (key, image, _) in enumerate(todo):
-            done[key] = record_widths(analyzer, image)
-            if i % 10 == 9 or i == len(todo) - 1:
-                path.write_text(json.dumps(done))
-                print(f"widths {part}: {len(done)} recorded", file=sys.stderr)
+        _resume(
+            OUT / f"widths-{part}.json", part, f"widths {part}", lambda image, _: record_widths(analyzer, image)
+        )
 
 
 def load_parts(part: str) -> dict[str, Any]:

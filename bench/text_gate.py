@@ -243,7 +243,8 @@ def rescore(done: Recording, wanted: list[Photo], path: Path) -> Recording:
 def record(wanted: list[Photo], path: Path) -> Recording:
     done = Recording.load(path)
     if done.keys and done.score_kind != TextGate.score_kind:
-        done = rescore(done.select([k for k in done.keys if k in {p.key for p in wanted}]), wanted, path)
+        keys = {p.key for p in wanted}
+        done = rescore(done.select([k for k in done.keys if k in keys]), wanted, path)
     done.score_kind = TextGate.score_kind
     have = set(done.keys)
     todo = [p for p in wanted if p.key not in have]

@@ -88,6 +88,19 @@ CALIBRATORS = {
 }
 
 
+def _recording_bar(desc: str, quiet: bool) -> tuple[Any, Callable[[int, int], None]]:
+    """A progress bar on stderr and the ``progress(done, total)`` callback the recorders call."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit="item", desc=desc, disable=quiet, file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    return bar, progress
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     import importlib
 
@@ -95,17 +108,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.task not in CALIBRATORS:
         raise InvalidRequestError(f"no ladder called {args.task!r}; choose from {', '.join(sorted(CALIBRATORS))}")
     module, function = CALIBRATORS[args.task].split(":")
-    from tqdm import tqdm
-
     data = [Path(d) for d in args.data]
     # Recording runs every model once on every item (minutes on a big set); a cached recording shows no bar.
-    bar = tqdm(unit="item", desc="recording", disable=args.quiet, file=sys.stderr, leave=False)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    bar, progress = _recording_bar("recording", args.quiet)
     result, profile, held_out = getattr(importlib.import_module(module), function)(
         settings,
         data[0] if len(data) == 1 else data,
@@ -192,18 +197,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     settings = _settings(args)
     tables = Path(args.tables)
     if args.record:
-        from tqdm import tqdm
-
         from frugalsense.ladder.bench import record_tables
 
         def progress(task: str) -> Callable[[int, int], None]:
-            bar = tqdm(unit="item", desc=f"recording {task}", disable=args.quiet, file=sys.stderr, leave=False)
-
-            def update(done: int, total: int) -> None:
-                bar.total, bar.n = total, done
-                bar.refresh()
-
-            return update
+            return _recording_bar(f"recording {task}", args.quiet)[1]
 
         tasks = args.tasks.split(",") if args.tasks else None
         kwargs = {"tasks": tasks} if tasks else {}

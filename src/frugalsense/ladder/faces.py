@@ -313,8 +313,9 @@ def _identify_ladder(
             "identity_x/identity_y columns): the identification ladder is off, SFace decides alone",
         }
     upper = np.triu_indices(len(people), k=1)
-    s1 = (np.array(sface) @ np.array(sface).T)[upper].astype(np.float64)
-    s2 = (np.array(dlib) @ np.array(dlib).T)[upper].astype(np.float64)
+    first, second = np.array(sface), np.array(dlib)
+    s1 = (first @ first.T)[upper].astype(np.float64)
+    s2 = (second @ second.T)[upper].astype(np.float64)
     labels = np.array(people)
     same = labels[upper[0]] == labels[upper[1]]
     impostors = int((~same).sum())
