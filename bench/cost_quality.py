@@ -35,7 +35,7 @@ import _record_text as rt
 import text_gate as tg
 from frugalsense.ladder.bench import gate_task_data
 from frugalsense.ladder.calibrate import CalibrationTable, calibrate, simulate
-from frugalsense.ladder.gate import gate_table, measure_gate
+from frugalsense.ladder.gate import measure_gate
 from frugalsense.ladder.profiles import load_profile
 from frugalsense.ladder.report import (
     CLOUD_PRICES,
@@ -211,15 +211,12 @@ def text_targets(data: TaskData, sets: list[str]) -> list[str]:
     return lines
 
 
-def gate_costs() -> list[str]:
-    """What a photo stopped at the gate costs against a full OCR pass of the same photo (bench/text_gate.py's
-    recording, the shipped threshold), and against a document page's OCR pass for scale."""
-    rec = tg.Recording.load(tg.OUT)
+def gate_costs(gate_data: TaskData) -> list[str]:
+    """What a photo stopped at the gate costs against a full OCR pass of the same photo (the table of
+    `text_gate()`, the shipped threshold), and against a document page's OCR pass for scale."""
     profile = load_profile("text")
-    photos = np.flatnonzero(~rec.scan)
-    records = rec.records.subset(photos)
-    has_text = records.has_text(float(profile.params.get("line_confidence", 0.9)))
-    table = gate_table(records, has_text)
+    table = gate_data.table
+    has_text = table.quality[:, 0] == 0.0  # stopping a photo loses it exactly when it has text
     stopped = table.confidence[:, 0] >= profile.thresholds[0]
     gate = table.cpu[stopped, 0]
     own = table.cpu[stopped, 1]
@@ -228,7 +225,7 @@ def gate_costs() -> list[str]:
     pp = statistics.median(r["ppocr_cpu"] for r in docs)
     return [
         f"- photos stopped at the gate (shipped threshold {profile.thresholds[0]:g}): {int(stopped.sum())} of "
-        f"{len(photos)}; route + gate median {statistics.median(gate) * 1000:.1f} CPU-ms against their own full "
+        f"{len(table)}; route + gate median {statistics.median(gate) * 1000:.1f} CPU-ms against their own full "
         f"PP-OCR pass median {statistics.median(own) * 1000:.1f} CPU-ms: {gate.sum() / own.sum():.1%} "
         "(target <= 10%)",
         f"- every photo without text, stopped or not: {m.no_text_share:.1%} of its OCR pass on average; all "
@@ -504,7 +501,7 @@ def main() -> None:
     print("\n### text ladder against the issue's targets (held-out pages)\n")
     print("\n".join(text_targets(text, sets)))
     print("\n### text gate cost\n")
-    print("\n".join(gate_costs()))
+    print("\n".join(gate_costs(gate)))
     print(f"\nface detection: rungs {det_best[0]}, full_size_px {det_best[1]}")
     print(f"(cheapest 5 on the calibration half: {det_info['sweep']})")
     cal = det.table.subset(split_rows(len(det.table), FRACTION, SEED)[0])
