@@ -9,7 +9,9 @@ Every message says what went wrong and what to do about it.
     │   ├── UnsupportedFormatError  not a format we decode (or a text file named .jpg)
     │   ├── CorruptInputError       truncated or damaged file
     │   ├── InputTooLargeError      over the byte, pixel, page or duration limit
+    │   ├── BudgetExceededError     the request spent its CPU-seconds budget before it was done (HTTP 422)
     │   └── InvalidRequestError     a bad option (unknown feature, bad threshold, ...)
+    ├── CancelledError              the caller went away; the work stopped (nobody reads the answer)
     ├── NotFoundError               a stored object (person, face, collection) does not exist
     ├── ModelError                  a model cannot be used (HTTP 503, CLI exit 3)
     │   ├── ModelUnavailableError   its package is not installed or its weights are missing
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceededError",
+    "CancelledError",
     "ConfigurationError",
     "CorruptInputError",
     "EmptyInputError",
@@ -74,6 +78,18 @@ class InputTooLargeError(InputError):
 
 class InvalidRequestError(InputError):
     code = "invalid_request"
+
+
+class BudgetExceededError(InputError):
+    """The request's work would spend more than its budget (CPU-seconds); raise the budget or send less."""
+
+    code = "budget_exceeded"
+
+
+class CancelledError(FrugalsenseError):
+    """The work was stopped because nobody waits for its answer any more (the client disconnected)."""
+
+    code = "cancelled"
 
 
 class NotFoundError(FrugalsenseError):

@@ -39,9 +39,46 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=60_000_000, gt=0, description="guard against decompression bombs")
     max_pdf_pages: int = Field(default=50, gt=0)
     pdf_dpi: int = Field(default=150, ge=36, le=600)
-    max_audio_seconds: float = Field(default=3 * 3600, gt=0)
+    max_audio_seconds: float = Field(default=30 * 60, gt=0, description="longest audio track decoded")
     video_frame_interval_s: float = Field(default=2.0, gt=0, description="seconds between sampled video frames")
     max_video_frames: int = Field(default=300, gt=0)
+
+    # -- budgets per request, checked before the work they bound (pages and frames are decoded one at a time) --
+    max_request_pixels: int = Field(
+        default=150_000_000, gt=0, description="decoded pixels per request, summed over every page and frame"
+    )
+    max_request_cpu_seconds: float = Field(
+        default=120.0, gt=0, description="CPU-seconds one request may spend before it is stopped (422)"
+    )
+    memory_budget_bytes: int = Field(
+        default=768 * 1024 * 1024,
+        gt=0,
+        description="bytes of request bodies and decoded pictures held at once by the server; past it: 503",
+    )
+    tenant_workers: int = Field(
+        default=0,
+        ge=0,
+        description="inference workers one tenant may hold at once (0: all but one, so others are never shut out)",
+    )
+    metadata_threads: int = Field(
+        default=8, ge=1, le=64, description="threads for database reads and writes, apart from inference"
+    )
+
+    # -- the connection edge --
+    header_timeout_s: float = Field(default=10.0, gt=0, description="time a client has to send its headers")
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="longest pause between two parts of a request body before 408"
+    )
+    max_connections: int = Field(default=512, ge=1, description="open connections; past it new ones get 503")
+    auth_failures_per_minute: float = Field(
+        default=30.0, ge=0, description="failed API-key checks per client address per minute before 429 (0: off)"
+    )
+
+    # -- what callers may store --
+    max_name_chars: int = Field(default=200, ge=1, description="longest person, collection or item name")
+    max_source_chars: int = Field(default=1024, ge=1, description="longest `source` key of an indexed item")
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=2, description="largest metadata object, as JSON")
+    max_json_depth: int = Field(default=32, ge=2, description="deepest nesting accepted in any JSON body")
     keep_face_crops: bool = Field(
         default=True, description="store a small JPEG of each stored face next to its embedding (DATA_DIR/crops)"
     )
@@ -91,6 +128,11 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @property
+    def inference_per_tenant(self) -> int:
+        """Inference workers one tenant may hold: the setting, or all but one of them."""
+        return self.tenant_workers or max(1, self.workers - 1)
 
     @property
     def model_dir(self) -> Path:

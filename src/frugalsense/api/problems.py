@@ -23,6 +23,7 @@ _STATUS: tuple[tuple[type[errors.FrugalsenseError], int], ...] = (
     (errors.EmptyInputError, 400),
     (errors.CorruptInputError, 422),
     (errors.InvalidRequestError, 422),
+    (errors.BudgetExceededError, 422),
     (errors.InputError, 400),
     (errors.NotFoundError, 404),
     (errors.ModelError, 503),

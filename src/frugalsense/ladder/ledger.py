@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,8 +108,18 @@ class Meter:
     ['decode', 'overhead']
     """
 
-    def __init__(self, price_per_cpu_hour: float) -> None:
+    def __init__(
+        self,
+        price_per_cpu_hour: float,
+        *,
+        cpu_budget_s: float | None = None,
+        cancelled: threading.Event | None = None,
+    ) -> None:
         self.receipt = CostReceipt(price_per_cpu_hour=price_per_cpu_hour)
+        #: the request stops at the next stage once its receipt passes this many CPU-seconds
+        self.cpu_budget_s = cpu_budget_s
+        #: set by whoever waits for the answer when it no longer does (the HTTP client went away)
+        self.cancelled = cancelled
         self._thread0 = time.thread_time()
         self._covered = 0.0  # calling-thread CPU spent inside outermost stages
         self._depth = 0
@@ -118,6 +129,7 @@ class Meter:
     def stage(
         self, stage: str, model: str | None = None, *, items: int = 1, clock: Clock = "thread", note: str = ""
     ) -> Iterator[None]:
+        self.check()
         cpu = _CLOCKS[clock]
         thread0, cpu0, wall0 = time.thread_time(), cpu(), time.perf_counter()
         self._depth += 1
@@ -135,6 +147,31 @@ class Meter:
                 note=note,
             )
             self.record(cost, covered_thread_s=time.thread_time() - thread0)
+
+    def check(self) -> None:
+        """Stop the request here if nobody waits for it any more or it has spent its CPU budget.
+
+        Called when every stage starts, and by long stages between their own steps (pages, audio segments).
+
+        >>> meter = Meter(0.05, cpu_budget_s=0.0)
+        >>> meter.record(StageCost("ocr", None, 0.5, 500.0), covered_thread_s=0.5)
+        >>> meter.check()
+        Traceback (most recent call last):
+        ...
+        frugalsense.errors.BudgetExceededError: the request spent 0.500 CPU-s, over its budget of 0 CPU-s ...
+        """
+        from frugalsense.errors import BudgetExceededError, CancelledError
+
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise CancelledError("the client went away; the work was stopped")
+        if self.cpu_budget_s is not None:
+            spent = self.receipt.cpu_seconds
+            if spent > self.cpu_budget_s:
+                raise BudgetExceededError(
+                    f"the request spent {spent:.3f} CPU-s, over its budget of {self.cpu_budget_s:g} CPU-s "
+                    "(FRUGALSENSE_MAX_REQUEST_CPU_SECONDS); send fewer pages, a shorter recording or fewer "
+                    "features, or raise the budget"
+                )
 
     def record(self, cost: StageCost, *, covered_thread_s: float) -> None:
         """Add a stage measured elsewhere (e.g. a batch's share); `covered_thread_s` is this thread's CPU in it."""
