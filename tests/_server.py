@@ -87,6 +87,16 @@ class Server:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
+    def tenant_key(self, tenant: str) -> str:
+        """An admin key of `tenant` (made with the CLI, as an operator would)."""
+        return self.cli("keys", "create", f"{tenant} admin", "--tenant", tenant, "--admin")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system), from /proc."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)

@@ -7,18 +7,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import compile_path
 
 from frugalsense import __version__
-from frugalsense.api.limits import BodySizeLimit, InFlight, RateLimiter
+from frugalsense.api.auth import KeyCache
+from frugalsense.api.limits import AuthFailures, BodySizeLimit, MemoryBudget, RateLimiter, WorkPools
 from frugalsense.api.metrics import Metrics, MetricsMiddleware
 from frugalsense.api.problems import install_problem_handlers
 from frugalsense.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "upload_paths"]
 
 DESCRIPTION = """
 Self-hosted vision, document and speech AI. Every response carries a cost receipt: the CPU-seconds the request
@@ -54,8 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.analyzer = analyzer
         app.state.gallery = FaceGallery(store, analyzer)
-        app.state.inflight = InFlight(settings.workers, settings.queue)
+        app.state.pools = WorkPools(settings)
+        app.state.memory = MemoryBudget(settings.memory_budget_bytes)
         app.state.rate_limiter = RateLimiter(settings.rate_per_key, settings.rate_burst)
+        app.state.auth_failures = AuthFailures(settings.auth_failures_per_minute)
+        app.state.key_cache = KeyCache()
         app.state.metrics = metrics
         try:
             yield
@@ -84,6 +90,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The tenant's erasure comes last, so it is also the last operation of the OpenAPI document.
     for module in (analyze, faces, gallery, keys, search, tenant):
         app.include_router(module.router, prefix="/v1")
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    # Routes that take files declare a multipart body in the OpenAPI document: only they get the upload limit.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, upload_paths=upload_paths(app))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def upload_paths(app: FastAPI) -> list[re.Pattern[str]]:
+    """Patterns of the paths whose operations take a file (a multipart body in the OpenAPI document)."""
+    patterns = []
+    for path, operations in app.openapi().get("paths", {}).items():
+        bodies = [
+            op.get("requestBody", {}).get("content", {}) for op in operations.values() if isinstance(op, dict)
+        ]
+        if any("multipart/form-data" in body for body in bodies):
+            patterns.append(compile_path(path)[0])
+    return patterns

@@ -1,57 +1,92 @@
-"""Limits at the edge: request body size, per-key rate, and bounded in-flight work."""
+"""Limits at the edge: body size, per-key rate, failed sign-ins per address, memory, and fair pools of work.
+
+Work runs in two pools so that a cheap read never waits behind a model: inference (a few threads, shared fairly
+between tenants, each request inside its CPU budget and stopped when its client goes away) and metadata (database
+reads and writes, more threads, no queue behind inference).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frugalsense.api.problems import ApiError, problem
+from frugalsense.errors import InputTooLargeError
+from frugalsense.ladder.ledger import RequestLimits, request_limits
+from frugalsense.settings import Settings
 
-__all__ = ["BodySizeLimit", "InFlight", "RateLimiter"]
+__all__ = [
+    "SMALL_BODY_BYTES",
+    "AuthFailures",
+    "BodySizeLimit",
+    "FairSlots",
+    "MemoryBudget",
+    "RateLimiter",
+    "WorkPools",
+]
+
+_T = TypeVar("_T")
+
+#: bodies of routes that take no file (JSON objects: names, metadata, corrections) stay under this size
+SMALL_BODY_BYTES = 1024 * 1024
 
 
 class BodySizeLimit:
-    """Refuses bodies over `max_bytes` with 413, from Content-Length or while streaming (chunked uploads)."""
+    """Refuses bodies over the limit with 413, from Content-Length or while streaming (chunked uploads).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    Paths that take files (`upload_paths`) may send up to `max_bytes`; every other path up to
+    `SMALL_BODY_BYTES`, so a JSON body of names and metadata can never be a 50 MB allocation.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_paths: Iterable[re.Pattern[str]]) -> None:
+        self.app, self.max_bytes, self.upload_paths = app, max_bytes, list(upload_paths)
+
+    def _limit(self, scope: Scope) -> int:
+        path = scope.get("path", "")
+        if any(pattern.match(path) for pattern in self.upload_paths):
+            return self.max_bytes
+        return min(self.max_bytes, SMALL_BODY_BYTES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         too_large = problem(
             413,
             "input_too_large",
-            f"request body is over the limit of {self.max_bytes} bytes; send a smaller file "
-            "(the limit is FRUGALSENSE_MAX_UPLOAD_BYTES)",
+            f"the request body is over the limit of {limit:,} bytes for this route; send a smaller file"
+            + (" (the limit is FRUGALSENSE_MAX_UPLOAD_BYTES)" if limit == self.max_bytes else ""),
             instance=scope.get("path", ""),
         )
         if declared is not None:
             try:
-                if int(declared) > self.max_bytes:
+                if int(declared) > limit:
                     await too_large(scope, receive, send)
                     return
             except ValueError:
                 pass
         received = 0
-        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received, refused
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    refused = True
-                    raise _BodyTooLarge
+                if received > limit:
+                    raise BodyTooLarge(f"the request body is over the limit of {limit:,} bytes; send less")
             return message
 
         sent_start = False
@@ -64,18 +99,13 @@ class BodySizeLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             if not sent_start:
                 await too_large(scope, receive, send)
-        except Exception:
-            if refused and not sent_start:
-                await too_large(scope, receive, send)
-            else:
-                raise
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(InputTooLargeError):
+    """Raised inside `receive` when a streamed body passes its limit (parsers re-raise our errors as they are)."""
 
 
 class RateLimiter:
@@ -105,40 +135,218 @@ class RateLimiter:
             self._buckets[key] = (tokens - 1.0, now)
 
 
-class InFlight:
-    """Bounds work in progress: at most `workers` compute at once, at most `queue` more wait, the rest get 503."""
+class AuthFailures:
+    """Failed key checks per client address: past `per_minute` (with as large a burst), the address gets 429
+    before its key is even looked up. Bounded: at most `max_addresses` addresses are remembered.
 
-    def __init__(self, workers: int, queue: int) -> None:
-        self.workers, self.queue = workers, queue
-        self._slots = asyncio.Semaphore(workers)
-        self._waiting = 0
-        self.active = 0
+    >>> guard = AuthFailures(per_minute=2)
+    >>> guard.failed("10.0.0.9"); guard.failed("10.0.0.9")
+    >>> guard.check("10.0.0.9")
+    Traceback (most recent call last):
+    ...
+    frugalsense.api.problems.ApiError: too many failed API-key checks from this address; retry after 30 s
+    >>> guard.check("10.0.0.8")
+    """
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run blocking `fn(*args)` in a worker thread, off the event loop."""
-        import anyio.to_thread
+    def __init__(self, per_minute: float, max_addresses: int = 10_000) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = max(1.0, per_minute)
+        self.max_addresses = max_addresses
+        self._spent: dict[str, tuple[float, float]] = {}  # address -> (failures not yet forgiven, when)
 
-        if self._waiting >= self.queue and self._slots.locked():
+    def _level(self, address: str, now: float) -> float:
+        spent, when = self._spent.get(address, (0.0, now))
+        return max(0.0, spent - (now - when) * self.rate)
+
+    def check(self, address: str) -> None:
+        if self.rate <= 0:
+            return
+        level = self._level(address, time.monotonic())
+        if level > self.burst - 1.0:
+            wait = (level - self.burst + 1.0) / self.rate
             raise ApiError(
-                503,
-                "overloaded",
-                f"the server is busy ({self.workers} running, {self._waiting} waiting); retry shortly",
+                429,
+                "rate_limited",
+                f"too many failed API-key checks from this address; retry after {wait:.0f} s",
+                {"Retry-After": str(max(1, round(wait)))},
+            )
+
+    def failed(self, address: str) -> None:
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        if address not in self._spent and len(self._spent) >= self.max_addresses:
+            self._forget(now)
+        self._spent[address] = (self._level(address, now) + 1.0, now)
+
+    def _forget(self, now: float) -> None:
+        """Drop forgiven addresses; if every one still counts, drop the oldest half."""
+        for address in [a for a in self._spent if self._level(a, now) <= 0.0]:
+            del self._spent[address]
+        if len(self._spent) >= self.max_addresses:
+            for address, _ in sorted(self._spent.items(), key=lambda kv: kv[1][1])[: len(self._spent) // 2]:
+                del self._spent[address]
+
+
+class MemoryBudget:
+    """Bytes the server may hold for requests at once (bodies and what they decode to). Thread-safe.
+
+    >>> budget = MemoryBudget(100)
+    >>> budget.try_reserve(60), budget.try_reserve(60), budget.held
+    (True, False, 60)
+    >>> budget.release(60); budget.held
+    0
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def try_reserve(self, size: int) -> bool:
+        with self._lock:
+            # One request larger than the whole budget may still run alone, or nothing that big could ever run.
+            if self.held and self.held + size > self.limit:
+                return False
+            self.held += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self.held = max(0, self.held - size)
+
+
+def overloaded(detail: str, retry_after: int = 1) -> ApiError:
+    return ApiError(503, "overloaded", detail, {"Retry-After": str(retry_after)})
+
+
+class FairSlots:
+    """At most `workers` requests compute at once, at most `per_tenant` of them for one tenant.
+
+    A freed slot goes to the longest-waiting request whose tenant is under its share, so one tenant's backlog
+    never stands in front of another tenant's request. At most `queue` requests wait (503 past it), and at most
+    half of those for one tenant (429 past it). Lives on the event loop; not thread-safe.
+    """
+
+    def __init__(self, workers: int, per_tenant: int, queue: int) -> None:
+        self.workers, self.per_tenant, self.queue = workers, min(per_tenant, workers), queue
+        self.tenant_queue = max(1, queue // 2)
+        self.running = 0
+        self._active: Counter[str] = Counter()
+        self._waiting: Counter[str] = Counter()
+        self._waiters: deque[tuple[str, asyncio.Future[None]]] = deque()
+
+    def _free_for(self, tenant: str) -> bool:
+        return self.running < self.workers and self._active[tenant] < self.per_tenant
+
+    def _take(self, tenant: str) -> None:
+        self.running += 1
+        self._active[tenant] += 1
+
+    @asynccontextmanager
+    async def slot(self, tenant: str) -> AsyncIterator[None]:
+        ahead = any(self._active[t] < self.per_tenant for t, _ in self._waiters)
+        if self._free_for(tenant) and not ahead:
+            self._take(tenant)
+        else:
+            await self._wait(tenant)
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self._active[tenant] -= 1
+            if not self._active[tenant]:
+                del self._active[tenant]
+            self._grant()
+
+    async def _wait(self, tenant: str) -> None:
+        if len(self._waiters) >= self.queue:
+            raise overloaded(f"the server is busy ({self.running} running, {len(self._waiters)} waiting)")
+        if self._waiting[tenant] >= self.tenant_queue:
+            raise ApiError(
+                429,
+                "tenant_busy",
+                f"your tenant already has {self._waiting[tenant]} requests waiting for a worker; "
+                "wait for some to finish",
                 {"Retry-After": "1"},
             )
-        self._waiting += 1
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (tenant, future)
+        self._waiters.append(entry)
+        self._waiting[tenant] += 1
         try:
-            await self._slots.acquire()
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                # The slot was granted just as the wait was cancelled: hand it on.
+                self.running -= 1
+                self._active[tenant] -= 1
+                self._grant()
+            raise
         finally:
-            self._waiting -= 1
-        self.active += 1
-        try:
-            return await anyio.to_thread.run_sync(fn, *args)
-        finally:
-            self.active -= 1
-            self._slots.release()
+            self._waiting[tenant] -= 1
+            if not self._waiting[tenant]:
+                del self._waiting[tenant]
+            if entry in self._waiters:
+                self._waiters.remove(entry)
 
-    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-        async def runner(*args: Any) -> Any:
-            return await self.run(fn, *args)
+    def _grant(self) -> None:
+        """Give free slots to waiters, oldest first, skipping tenants at their share."""
+        for entry in list(self._waiters):
+            if self.running >= self.workers:
+                return
+            tenant, future = entry
+            if future.done() or not self._free_for(tenant):
+                continue
+            self._waiters.remove(entry)
+            self._take(tenant)
+            future.set_result(None)
 
-        return runner
+
+class WorkPools:
+    """The two pools every route's blocking work goes through."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.inference = FairSlots(settings.workers, settings.inference_per_tenant, settings.queue)
+        self._inference_threads = anyio.CapacityLimiter(settings.workers)
+        self._metadata_threads = anyio.CapacityLimiter(settings.metadata_threads)
+
+    async def metadata(self, fn: Callable[[], _T]) -> _T:
+        """Database reads and writes: their own threads, never behind inference."""
+        return await anyio.to_thread.run_sync(fn, limiter=self._metadata_threads)
+
+    async def infer(self, tenant: str, fn: Callable[[], _T], *, cancelled: threading.Event | None = None) -> _T:
+        """Model work of `tenant`: a fair slot, then a worker thread, inside the request's CPU budget.
+
+        `cancelled` is set by the caller when its client goes away; the work stops at its next stage.
+        """
+        limits = RequestLimits(self.settings.max_request_cpu_seconds, cancelled)
+
+        def bounded() -> _T:
+            with request_limits(limits):
+                return fn()
+
+        async with self.inference.slot(tenant):
+            if cancelled is not None and cancelled.is_set():
+                from frugalsense.errors import CancelledError
+
+                raise CancelledError("the client went away before its work started")
+            return await anyio.to_thread.run_sync(bounded, limiter=self._inference_threads)
+
+    @property
+    def active(self) -> int:
+        return self.inference.running
+
+
+def watch_disconnect(receive: Receive, cancelled: threading.Event) -> asyncio.Task[Any]:
+    """A task that sets `cancelled` when the client disconnects; start it once the body has been read."""
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                cancelled.set()
+                return
+
+    return asyncio.get_running_loop().create_task(watch())

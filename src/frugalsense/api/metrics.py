@@ -12,6 +12,9 @@ from frugalsense.ladder.ledger import CostReceipt
 
 __all__ = ["Metrics", "MetricsMiddleware"]
 
+#: label values a client can choose are limited to these, so made-up methods cannot grow the registry
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 
 class Metrics:
     """One registry per app, so tests can run several apps in one process."""
@@ -66,12 +69,13 @@ class MetricsMiddleware:
         finally:
             self.metrics.in_flight.dec()
             route = _route_template(scope)
-            self.metrics.requests.labels(scope.get("method", ""), route, str(status)).inc()
+            method = str(scope.get("method", ""))
+            self.metrics.requests.labels(method if method in _METHODS else "other", route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
 
 
 def _route_template(scope: dict[str, Any] | Any) -> str:
-    """The matched route's path with ids put back as `{name}`, so ids do not explode the label set."""
+    """The matched route's path with ids put back as `{name}`: ids and made-up paths never grow the labels."""
     if scope.get("route") is None:
         return "unmatched"
     path = str(scope.get("path", ""))

@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from frugalsense.errors import EmptyInputError, InvalidRequestError, UnsupportedFormatError
+from frugalsense.errors import EmptyInputError, FrugalsenseError, InvalidRequestError, UnsupportedFormatError
 
-__all__ = ["UPLOAD_BODY", "Upload", "read_upload", "read_uploads"]
+__all__ = ["UPLOAD_BODY", "Upload", "json_depth", "read_upload", "read_uploads"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ def _media_type(request: Request) -> str:
 async def _form(request: Request) -> tuple[dict[str, bytes | str], dict[str, str]]:
     try:
         form = await request.form()
+    except FrugalsenseError:
+        raise  # e.g. the body passed its size limit while it streamed in: 413, not a parse error
     except Exception as exc:  # python-multipart's errors are not a stable hierarchy
         raise InvalidRequestError(f"the multipart body could not be parsed: {exc}") from exc
     files: dict[str, bytes | str] = {}
@@ -44,13 +46,43 @@ async def _form(request: Request) -> tuple[dict[str, bytes | str], dict[str, str
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    max_depth = request.app.state.settings.max_json_depth
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"the JSON body could not be parsed: {exc}") from exc
+    except RecursionError:
+        raise InvalidRequestError(_too_deep(max_depth)) from None
     if not isinstance(body, dict):
         raise InvalidRequestError("the JSON body must be an object")
+    if json_depth(body) > max_depth:
+        raise InvalidRequestError(_too_deep(max_depth))
     return body
+
+
+def _too_deep(max_depth: int) -> str:
+    return f"the JSON body is nested more than {max_depth} levels deep (FRUGALSENSE_MAX_JSON_DEPTH); flatten it"
+
+
+def json_depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (a scalar is 0), without recursion.
+
+    >>> json_depth({"a": [1, {"b": []}]}), json_depth(3)
+    (4, 0)
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _b64(value: Any, field: str) -> bytes:

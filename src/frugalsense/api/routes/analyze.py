@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from frugalsense.api.auth import Principal, authenticate
+from frugalsense.api.auth import Principal
 from frugalsense.api.uploads import read_upload, upload_body
+from frugalsense.api.work import admitted, infer
 from frugalsense.errors import InvalidRequestError
 from frugalsense.ladder.ledger import CostReceipt
 
@@ -43,11 +44,9 @@ def receipt_response(
     summary="Analyse a photo, scan, PDF, audio or video file",
     openapi_extra=upload_body("file", extra={"features": _FEATURES_SCHEMA}),
 )
-async def analyze(request: Request, principal: Principal = Depends(authenticate)) -> JSONResponse:
+async def analyze(request: Request, principal: Principal = Depends(admitted)) -> JSONResponse:
     upload, fields = await read_upload(request)
     features = parse_features(fields.get("features"))
     analyzer = request.app.state.analyzer
-    result = await request.app.state.inflight.run(
-        lambda: analyzer.analyze(upload.data, features, name=upload.name)
-    )
+    result = await infer(request, principal, lambda: analyzer.analyze(upload.data, features, name=upload.name))
     return receipt_response(result.to_dict(), result.receipt, request)

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from frugalsense.api.auth import Principal, authenticate
+from frugalsense.api.auth import Principal
 from frugalsense.api.routes.analyze import receipt_response
 from frugalsense.api.uploads import read_upload, read_uploads, upload_body
+from frugalsense.api.work import admitted, infer
 from frugalsense.errors import InvalidRequestError
 
 router = APIRouter(tags=["faces"])
@@ -28,12 +29,10 @@ def optional_float(fields: dict[str, Any], name: str) -> float | None:
 @router.post(
     "/faces/detect", summary="Find faces: boxes, five landmarks, scores", openapi_extra=upload_body("file")
 )
-async def detect(request: Request, principal: Principal = Depends(authenticate)) -> JSONResponse:
+async def detect(request: Request, principal: Principal = Depends(admitted)) -> JSONResponse:
     upload, _ = await read_upload(request)
     analyzer = request.app.state.analyzer
-    result = await request.app.state.inflight.run(
-        lambda: analyzer.analyze(upload.data, ["faces"], name=upload.name)
-    )
+    result = await infer(request, principal, lambda: analyzer.analyze(upload.data, ["faces"], name=upload.name))
     body = {"name": result.name, "faces": [], "receipt": result.receipt.to_dict()}
     for page in result.pages:
         body["faces"].extend(face.to_dict() for face in page.faces or [])
@@ -45,9 +44,9 @@ async def detect(request: Request, principal: Principal = Depends(authenticate))
     summary="1:1: are the largest faces of two pictures the same person?",
     openapi_extra=upload_body("a", "b", extra={"threshold": {"type": "number"}}),
 )
-async def compare(request: Request, principal: Principal = Depends(authenticate)) -> JSONResponse:
+async def compare(request: Request, principal: Principal = Depends(admitted)) -> JSONResponse:
     (a, b), fields = await read_uploads(request, ("a", "b"))
     threshold = optional_float(fields, "threshold")
     gallery = request.app.state.gallery
-    result = await request.app.state.inflight.run(lambda: gallery.compare(a.data, b.data, threshold=threshold))
+    result = await infer(request, principal, lambda: gallery.compare(a.data, b.data, threshold=threshold))
     return receipt_response(result.to_dict(), result.receipt, request)

@@ -12,6 +12,7 @@ from frugalsense.api.auth import Principal, authenticate
 from frugalsense.api.routes.analyze import receipt_response
 from frugalsense.api.routes.faces import optional_float
 from frugalsense.api.uploads import read_upload, upload_body
+from frugalsense.api.work import admitted, infer, metadata
 from frugalsense.errors import InvalidRequestError
 
 router = APIRouter(tags=["galleries"])
@@ -63,18 +64,13 @@ def _bool(fields: dict[str, Any], name: str, default: bool) -> bool:
     raise InvalidRequestError(f"'{name}' must be true or false, got {value!r}")
 
 
-async def _blocking(request: Request, fn: Any) -> Any:
-    """Store calls touch SQLite and the index: run them off the event loop too."""
-    return await request.app.state.inflight.run(fn)
-
-
 # -- collections -------------------------------------------------------------------------------------------
 
 
 @router.post("/collections", status_code=201, summary="Create a collection of persons")
 async def create_collection(body: NewCollection, request: Request, p: Principal = Depends(authenticate)) -> Any:
     gallery = request.app.state.gallery
-    return (await _blocking(request, lambda: gallery.create_collection(p.tenant_id, body.name))).to_dict()
+    return (await metadata(request, lambda: gallery.create_collection(p.tenant_id, body.name))).to_dict()
 
 
 @router.get("/collections", summary="List your collections")
@@ -82,7 +78,7 @@ async def list_collections(request: Request, p: Principal = Depends(authenticate
     gallery = request.app.state.gallery
     return {
         "collections": [
-            c.to_dict() for c in await _blocking(request, lambda: gallery.list_collections(p.tenant_id))
+            c.to_dict() for c in await metadata(request, lambda: gallery.list_collections(p.tenant_id))
         ]
     }
 
@@ -90,7 +86,7 @@ async def list_collections(request: Request, p: Principal = Depends(authenticate
 @router.delete("/collections/{collection_id}", summary="Delete a collection and erase everything in it")
 async def delete_collection(collection_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
     gallery = request.app.state.gallery
-    return (await _blocking(request, lambda: gallery.delete_collection(p.tenant_id, collection_id))).to_dict()
+    return (await metadata(request, lambda: gallery.delete_collection(p.tenant_id, collection_id))).to_dict()
 
 
 # -- persons -----------------------------------------------------------------------------------------------
@@ -101,7 +97,7 @@ async def create_person(
     collection_id: str, body: NewPerson, request: Request, p: Principal = Depends(authenticate)
 ) -> Any:
     gallery = request.app.state.gallery
-    person = await _blocking(
+    person = await metadata(
         request, lambda: gallery.create_person(p.tenant_id, collection_id, body.name, body.metadata)
     )
     return person.to_dict()
@@ -115,7 +111,7 @@ async def list_persons(collection_id: str, request: Request, p: Principal = Depe
         gallery.get_collection(p.tenant_id, collection_id)
         return gallery.list_persons(p.tenant_id, collection_id)
 
-    return {"persons": [x.to_dict() for x in await _blocking(request, work)]}
+    return {"persons": [x.to_dict() for x in await metadata(request, work)]}
 
 
 @router.get("/persons/{person_id}", summary="A person and their enrolled faces")
@@ -127,13 +123,13 @@ async def get_person(person_id: str, request: Request, p: Principal = Depends(au
         faces = gallery.list_faces(p.tenant_id, person_id=person_id)
         return {**person.to_dict(), "faces": [f.to_dict() for f in faces]}
 
-    return await _blocking(request, work)
+    return await metadata(request, work)
 
 
 @router.delete("/persons/{person_id}", summary="Delete a person and erase all their faces, embeddings and crops")
 async def delete_person(person_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
     gallery = request.app.state.gallery
-    return (await _blocking(request, lambda: gallery.delete_person(p.tenant_id, person_id))).to_dict()
+    return (await metadata(request, lambda: gallery.delete_person(p.tenant_id, person_id))).to_dict()
 
 
 @router.post(
@@ -142,12 +138,14 @@ async def delete_person(person_id: str, request: Request, p: Principal = Depends
     summary="Enrol a face for a person (the picture must show one face, or pick one with face_index)",
     openapi_extra=upload_body("file", extra={"face_index": {"type": "integer", "minimum": 0}}),
 )
-async def enrol(person_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
+async def enrol(person_id: str, request: Request, p: Principal = Depends(admitted)) -> JSONResponse:
     upload, fields = await read_upload(request)
     face_index = _int(fields, "face_index", None, 0, 10_000)
     gallery = request.app.state.gallery
-    result = await request.app.state.inflight.run(
-        lambda: gallery.enrol(p.tenant_id, person_id, upload.data, face_index=face_index, name=upload.name)
+    result = await infer(
+        request,
+        p,
+        lambda: gallery.enrol(p.tenant_id, person_id, upload.data, face_index=face_index, name=upload.name),
     )
     return receipt_response(result.to_dict(), result.receipt, request, status=201)
 
@@ -167,16 +165,18 @@ async def enrol(person_id: str, request: Request, p: Principal = Depends(authent
         },
     ),
 )
-async def identify(collection_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
+async def identify(collection_id: str, request: Request, p: Principal = Depends(admitted)) -> JSONResponse:
     upload, fields = await read_upload(request)
     top_k = _int(fields, "top_k", 3, 1, 50) or 3
     threshold = optional_float(fields, "threshold")
     keep = _bool(fields, "keep", True)
     gallery = request.app.state.gallery
-    result = await request.app.state.inflight.run(
+    result = await infer(
+        request,
+        p,
         lambda: gallery.identify(
             p.tenant_id, collection_id, upload.data, top_k=top_k, threshold=threshold, keep=keep, name=upload.name
-        )
+        ),
     )
     return receipt_response(result.to_dict(), result.receipt, request)
 
@@ -193,7 +193,7 @@ async def identify(collection_id: str, request: Request, p: Principal = Depends(
         },
     ),
 )
-async def search_faces(request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
+async def search_faces(request: Request, p: Principal = Depends(admitted)) -> JSONResponse:
     upload, fields = await read_upload(request)
     top_k = _int(fields, "top_k", 10, 1, 100) or 10
     include = _bool(fields, "include_unenrolled", True)
@@ -201,10 +201,12 @@ async def search_faces(request: Request, p: Principal = Depends(authenticate)) -
     if collection_id is not None and not isinstance(collection_id, str):
         raise InvalidRequestError("'collection_id' must be a string")
     gallery = request.app.state.gallery
-    result = await request.app.state.inflight.run(
+    result = await infer(
+        request,
+        p,
         lambda: gallery.search_faces(
             p.tenant_id, upload.data, top_k=top_k, include_unenrolled=include, collection_id=collection_id
-        )
+        ),
     )
     return receipt_response(result.to_dict(), result.receipt, request)
 
@@ -212,13 +214,13 @@ async def search_faces(request: Request, p: Principal = Depends(authenticate)) -
 @router.get("/faces/{face_id}", summary="A stored face")
 async def get_face(face_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
     gallery = request.app.state.gallery
-    return (await _blocking(request, lambda: gallery.get_face(p.tenant_id, face_id))).to_dict()
+    return (await metadata(request, lambda: gallery.get_face(p.tenant_id, face_id))).to_dict()
 
 
 @router.delete("/faces/{face_id}", summary="Erase a stored face: its embedding, crop and corrections")
 async def delete_face(face_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
     gallery = request.app.state.gallery
-    return (await _blocking(request, lambda: gallery.delete_face(p.tenant_id, face_id))).to_dict()
+    return (await metadata(request, lambda: gallery.delete_face(p.tenant_id, face_id))).to_dict()
 
 
 @router.post("/faces/{face_id}/corrections", summary='"This face is person Y" and/or "this face is not person X"')
@@ -226,7 +228,7 @@ async def correct(
     face_id: str, body: CorrectionBody, request: Request, p: Principal = Depends(authenticate)
 ) -> Any:
     gallery = request.app.state.gallery
-    result = await _blocking(
+    result = await metadata(
         request,
         lambda: gallery.correct(p.tenant_id, face_id, is_person=body.is_person, is_not_person=body.is_not_person),
     )
@@ -241,7 +243,7 @@ async def clusters(
     request: Request, p: Principal = Depends(authenticate), min_size: int = Query(2, ge=1, le=1000)
 ) -> Any:
     gallery = request.app.state.gallery
-    found = await _blocking(request, lambda: gallery.clusters(p.tenant_id, min_size=min_size))
+    found = await metadata(request, lambda: gallery.clusters(p.tenant_id, min_size=min_size))
     return {"clusters": [c.to_dict() for c in found]}
 
 
@@ -250,7 +252,7 @@ async def promote(
     cluster_id: str, body: PromoteBody, request: Request, p: Principal = Depends(authenticate)
 ) -> Any:
     gallery = request.app.state.gallery
-    person = await _blocking(
+    person = await metadata(
         request, lambda: gallery.promote_cluster(p.tenant_id, cluster_id, body.collection_id, body.name)
     )
     return person.to_dict()

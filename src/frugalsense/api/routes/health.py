@@ -19,7 +19,8 @@ async def readyz(request: Request) -> Any:
     from frugalsense.api.problems import problem
 
     try:
-        request.app.state.store.data_version()
+        store = request.app.state.store
+        await request.app.state.pools.metadata(store.data_version)
     except Exception as exc:  # the store being down is exactly what readiness reports
         return problem(503, "not_ready", f"the store does not answer: {exc}")
     return {"status": "ready", "models_loaded": request.app.state.analyzer.zoo.loaded()}

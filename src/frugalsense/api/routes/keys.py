@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from frugalsense.api.auth import Principal, authenticate, require_admin
+from frugalsense.api.work import metadata
 
 router = APIRouter(tags=["keys"])
 
@@ -20,16 +21,21 @@ class NewKey(BaseModel):
 @router.post("/keys", status_code=201, summary="Create an API key (the secret is shown once)")
 async def create_key(body: NewKey, request: Request, p: Principal = Depends(authenticate)) -> Any:
     require_admin(p)
-    return request.app.state.store.create_api_key(p.tenant_id, body.name, body.role).to_dict()
+    store = request.app.state.store
+    return (await metadata(request, lambda: store.create_api_key(p.tenant_id, body.name, body.role))).to_dict()
 
 
 @router.get("/keys", summary="List your tenant's keys (never their secrets)")
 async def list_keys(request: Request, p: Principal = Depends(authenticate)) -> Any:
     require_admin(p)
-    return {"keys": [k.to_dict() for k in request.app.state.store.list_api_keys(p.tenant_id)]}
+    store = request.app.state.store
+    return {"keys": [k.to_dict() for k in await metadata(request, lambda: store.list_api_keys(p.tenant_id))]}
 
 
 @router.delete("/keys/{key_id}", summary="Revoke a key")
 async def revoke_key(key_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
     require_admin(p)
-    return request.app.state.store.revoke_api_key(p.tenant_id, key_id).to_dict()
+    store = request.app.state.store
+    revoked = await metadata(request, lambda: store.revoke_api_key(p.tenant_id, key_id))
+    request.app.state.key_cache.forget(key_id=revoked.id)
+    return revoked.to_dict()

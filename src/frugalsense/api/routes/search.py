@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from frugalsense.api.auth import Principal, authenticate
 from frugalsense.api.routes.analyze import receipt_response
 from frugalsense.api.uploads import read_upload, upload_body
+from frugalsense.api.work import admitted, infer, metadata
 from frugalsense.errors import InvalidRequestError
 from frugalsense.search.near_dup import DEFAULT_MAX_DISTANCE
 from frugalsense.search.service import SearchService, check_date, outcome_error
@@ -78,7 +79,7 @@ def _number(fields: dict[str, Any], name: str, low: float, high: float) -> float
         },
     ),
 )
-async def index(request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
+async def index(request: Request, p: Principal = Depends(admitted)) -> JSONResponse:
     upload, fields = await read_upload(request)
     source, captured_at = _field(fields, "source"), _field(fields, "captured_at")
     collection_id = _field(fields, "collection_id")
@@ -98,7 +99,7 @@ async def index(request: Request, p: Principal = Depends(authenticate)) -> JSONR
             collection_id=collection_id,
         )
 
-    outcome = await request.app.state.inflight.run(work)
+    outcome = await infer(request, p, work)
     if outcome.status == "failed":
         raise outcome_error(outcome)
     body = outcome.to_dict()
@@ -138,7 +139,7 @@ async def search(
         )
         return service.search(p.tenant_id, q, filters=filters, top_k=top_k, mode=mode).to_dict()
 
-    return await request.app.state.inflight.run(work)
+    return await infer(request, p, work)
 
 
 @router.post(
@@ -152,7 +153,7 @@ async def search(
         },
     ),
 )
-async def search_image(request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
+async def search_image(request: Request, p: Principal = Depends(admitted)) -> JSONResponse:
     upload, fields = await read_upload(request)
     top_k = int(_number(fields, "top_k", 1, 100) or 20)
     safe = (_field(fields, "safe") or "false").lower() in ("1", "true", "yes")
@@ -170,7 +171,7 @@ async def search_image(request: Request, p: Principal = Depends(authenticate)) -
         )
         return service.search_image(p.tenant_id, upload.data, name=upload.name, filters=filters, top_k=top_k)
 
-    results = await request.app.state.inflight.run(work)
+    results = await infer(request, p, work)
     assert results.receipt is not None
     return receipt_response(results.to_dict(), results.receipt, request)
 
@@ -187,7 +188,7 @@ async def duplicates(
         groups = service.near_duplicates(p.tenant_id, max_distance)
         return {"groups": [[i.to_dict() for i in group] for group in groups]}
 
-    return await request.app.state.inflight.run(work)
+    return await metadata(request, work)
 
 
 @router.get("/items", summary="Indexed items, newest first")
@@ -198,19 +199,17 @@ async def list_items(
     offset: int = Query(0, ge=0, le=10_000_000),
 ) -> Any:
     service = search_service(request)
-    items = await request.app.state.inflight.run(
-        lambda: service.list_items(p.tenant_id, limit=limit, offset=offset)
-    )
+    items = await metadata(request, lambda: service.list_items(p.tenant_id, limit=limit, offset=offset))
     return {"items": [i.to_dict() for i in items]}
 
 
 @router.get("/items/{item_id}", summary="An indexed item with its analysis and faces")
 async def get_item(item_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
     service = search_service(request)
-    return await request.app.state.inflight.run(lambda: service.get_item(p.tenant_id, item_id))
+    return await metadata(request, lambda: service.get_item(p.tenant_id, item_id))
 
 
 @router.delete("/items/{item_id}", summary="Delete an item with its faces, text and vectors")
 async def delete_item(item_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
     service = search_service(request)
-    return await request.app.state.inflight.run(lambda: service.delete_item(p.tenant_id, item_id))
+    return await metadata(request, lambda: service.delete_item(p.tenant_id, item_id))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from frugalsense.api.auth import Principal, authenticate, require_admin
 from frugalsense.api.routes.search import search_service
+from frugalsense.api.work import metadata
 
 router = APIRouter(tags=["tenant"])
 
@@ -23,4 +24,6 @@ router = APIRouter(tags=["tenant"])
 async def erase_tenant(request: Request, p: Principal = Depends(authenticate)) -> Any:
     require_admin(p)
     service = search_service(request)
-    return await request.app.state.inflight.run(lambda: service.erase_tenant(p.tenant_id))
+    erased = await metadata(request, lambda: service.erase_tenant(p.tenant_id))
+    request.app.state.key_cache.forget(tenant_id=p.tenant_id)
+    return erased

@@ -1,0 +1,77 @@
+"""How a route gets its blocking work done: admission before the body is read, then one of the two pools.
+
+p: Principal = Depends(admitted)          # file routes: memory reserved for the body before it is read
+await metadata(request, lambda: ...)      # database work: its own threads
+await infer(request, p, lambda: ...)      # model work: fair slot, CPU budget, stopped if the client leaves
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+from fastapi import Depends, Request
+
+from frugalsense.api.auth import Principal, authenticate
+from frugalsense.api.limits import MemoryBudget, WorkPools, overloaded, watch_disconnect
+from frugalsense.settings import Settings
+
+__all__ = ["admitted", "body_reservation", "infer", "metadata"]
+
+_T = TypeVar("_T")
+
+#: bytes held per byte of body while it is parsed: a JSON body is kept as bytes, as a parsed string and as the
+#: decoded file; a multipart file is spooled, then read
+_HELD_PER_BODY_BYTE = {"application/json": 3, "multipart/form-data": 2}
+
+
+def body_reservation(request: Request) -> int:
+    """Bytes to reserve for a request's body: from Content-Length, or the upload limit when it streams."""
+    settings: Settings = request.app.state.settings
+    declared = request.headers.get("content-length")
+    try:
+        size = min(int(declared), settings.max_upload_bytes) if declared is not None else settings.max_upload_bytes
+    except ValueError:
+        size = settings.max_upload_bytes
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return max(0, size) * _HELD_PER_BODY_BYTE.get(media, 1)
+
+
+async def admitted(request: Request, principal: Principal = Depends(authenticate)) -> AsyncIterator[Principal]:
+    """FastAPI dependency for routes that take files: the caller, once memory for the body is reserved.
+
+    Past the server's memory budget the request is refused with 503 and Retry-After before its body is read.
+    """
+    budget: MemoryBudget = request.app.state.memory
+    size = body_reservation(request)
+    if not budget.try_reserve(size):
+        raise overloaded(
+            f"the server holds {budget.held / 2**20:.0f} MiB of uploads, near its budget of "
+            f"{budget.limit / 2**20:.0f} MiB (FRUGALSENSE_MEMORY_BUDGET_BYTES); retry shortly",
+            retry_after=2,
+        )
+    try:
+        yield principal
+    finally:
+        budget.release(size)
+
+
+async def metadata(request: Request, fn: Callable[[], _T]) -> _T:
+    """Run a database read or write off the event loop, in the metadata pool."""
+    pools: WorkPools = request.app.state.pools
+    return await pools.metadata(fn)
+
+
+async def infer(request: Request, principal: Principal, fn: Callable[[], _T]) -> _T:
+    """Run model work for the caller's tenant; it stops at its next stage if the client disconnects.
+
+    Call it after the body has been read: from then on the only message the client can send is a disconnect.
+    """
+    pools: WorkPools = request.app.state.pools
+    cancelled = threading.Event()
+    watcher = watch_disconnect(request.receive, cancelled)
+    try:
+        return await pools.infer(principal.tenant_id, fn, cancelled=cancelled)
+    finally:
+        watcher.cancel()

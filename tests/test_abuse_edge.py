@@ -1,0 +1,292 @@
+"""Issue 10 at the HTTP edge, each finding against a real server on 127.0.0.1: budgets, fair pools, admission
+before the body is read, work that stops when its client leaves, bounded metrics and failed sign-ins, clear 4xx."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from _server import Server
+from frugalsense.samples import write_samples
+
+
+def _receipts_pdf(eval_dir: Path, pages: int) -> bytes:
+    """A real multi-page scan: SROIE receipts, one per page (reading them is seconds of OCR)."""
+    images = [Image.open(p).convert("RGB") for p in sorted((eval_dir / "ocr-sroie" / "img").glob("*.jpg"))[:pages]]
+    buf = io.BytesIO()
+    images[0].save(buf, format="PDF", save_all=True, append_images=images[1:], resolution=150)
+    return buf.getvalue()
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _post_pdf(url: str, key: str, pdf: bytes, timeout: float = 300) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/analyze",
+        headers=_auth(key),
+        files={"file": ("scan.pdf", pdf, "application/pdf")},
+        data={"features": "text"},
+        timeout=timeout,
+    )
+
+
+def _in_background(fn: object, results: list[object]) -> threading.Thread:
+    def run() -> None:
+        results.append(fn())  # type: ignore[operator]
+        results.append(time.monotonic())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture()
+def photo(tmp_path: Path) -> bytes:
+    return write_samples(tmp_path / "samples")[0].read_bytes()
+
+
+def test_metadata_reads_never_wait_behind_inference(tmp_path: Path, model_dir: Path, eval_dir: Path) -> None:
+    """Finding 2: both workers busy with one tenant's long scans; another tenant's reads answer meanwhile."""
+    env = {"FRUGALSENSE_RATE_PER_KEY": "0", "FRUGALSENSE_WORKERS": "2", "FRUGALSENSE_TENANT_WORKERS": "2"}
+    server = Server(tmp_path / "data", model_dir, env=env).start()
+    try:
+        other = server.tenant_key("other")
+        pdf = _receipts_pdf(eval_dir, 6)
+        busy: list[list[object]] = [[], []]
+        threads = [_in_background(lambda: _post_pdf(server.url, server.admin_key, pdf), r) for r in busy]
+        time.sleep(1.5)  # both scans are being read now
+        reads = [httpx.get(f"{server.url}/v1/collections", headers=_auth(other), timeout=60) for _ in range(5)]
+        keys = httpx.get(f"{server.url}/v1/keys", headers=_auth(other), timeout=60)
+        answered = time.monotonic()
+        for thread in threads:
+            thread.join(timeout=300)
+    finally:
+        server.kill()
+    assert all(r.status_code == 200 for r in reads) and keys.status_code == 200
+    assert all(isinstance(r[0], httpx.Response) and r[0].status_code == 200 for r in busy), busy
+    # Every read was answered while both scans were still being read.
+    assert all(answered < float(r[1]) for r in busy)  # type: ignore[arg-type]
+
+
+def test_one_tenant_cannot_hold_every_worker(
+    tmp_path: Path, model_dir: Path, eval_dir: Path, photo: bytes
+) -> None:
+    """Finding 2: a tenant with a backlog of long scans holds one of two workers; another tenant's photo is
+    analysed while the backlog is still being worked through."""
+    env = {"FRUGALSENSE_RATE_PER_KEY": "0", "FRUGALSENSE_WORKERS": "2", "FRUGALSENSE_CACHE_ENTRIES": "0"}
+    server = Server(tmp_path / "data", model_dir, env=env).start()
+    try:
+        other = server.tenant_key("other")
+        pdf = _receipts_pdf(eval_dir, 3)
+        backlog: list[list[object]] = [[], [], []]
+        threads = [_in_background(lambda: _post_pdf(server.url, server.admin_key, pdf), r) for r in backlog]
+        time.sleep(1.0)
+        mine = httpx.post(
+            f"{server.url}/v1/analyze",
+            headers=_auth(other),
+            files={"file": ("p.jpg", photo)},
+            data={"features": "faces,labels"},
+            timeout=120,
+        )
+        answered = time.monotonic()
+        for thread in threads:
+            thread.join(timeout=300)
+    finally:
+        server.kill()
+    assert mine.status_code == 200, mine.text
+    assert all(isinstance(r[0], httpx.Response) and r[0].status_code == 200 for r in backlog), backlog
+    # The other tenant did not wait for any of the backlog's scans to end: it had a worker of its own.
+    assert answered < min(float(r[1]) for r in backlog)  # type: ignore[arg-type]
+
+
+def test_a_request_over_its_cpu_budget_stops_with_422(tmp_path: Path, model_dir: Path, eval_dir: Path) -> None:
+    """Finding 2: a CPU-seconds budget per request; the work stops and the problem names the budget."""
+    env = {"FRUGALSENSE_RATE_PER_KEY": "0", "FRUGALSENSE_MAX_REQUEST_CPU_SECONDS": "0.5"}
+    server = Server(tmp_path / "data", model_dir, env=env).start()
+    try:
+        pdf = _receipts_pdf(eval_dir, 8)
+        response = _post_pdf(server.url, server.admin_key, pdf)
+        cpu = server.cpu_seconds()
+        # The server still works, and a small request fits the budget.
+        small = httpx.get(f"{server.url}/v1/collections", headers=_auth(server.admin_key))
+    finally:
+        server.kill()
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "budget_exceeded"
+    assert "FRUGALSENSE_MAX_REQUEST_CPU_SECONDS" in problem["detail"]
+    assert small.status_code == 200
+    # Eight pages of OCR cost several CPU-seconds; the server stopped after the first page or two.
+    assert cpu < 20, cpu
+
+
+def _idle_after(server: Server, quiet_window: float = 1.0, limit: float = 60.0) -> float:
+    """Seconds until the server's CPU use stays under 10% for a whole window."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = server.cpu_seconds()
+        time.sleep(quiet_window)
+        if server.cpu_seconds() - before < 0.1 * quiet_window:
+            return time.monotonic() - start
+    return limit
+
+
+def test_work_stops_when_the_client_goes_away(tmp_path: Path, model_dir: Path, eval_dir: Path) -> None:
+    """Finding 2: a client that gives up on a 20-page scan no longer costs the server its whole OCR pass."""
+    env = {"FRUGALSENSE_RATE_PER_KEY": "0", "FRUGALSENSE_MAX_REQUEST_CPU_SECONDS": "600"}
+    server = Server(tmp_path / "data", model_dir, env=env).start()
+    try:
+        pdf = _receipts_pdf(eval_dir, 20)
+        with pytest.raises(httpx.TimeoutException):
+            _post_pdf(server.url, server.admin_key, pdf, timeout=2.0)
+        quiet_after = _idle_after(server)
+        alive = httpx.get(f"{server.url}/healthz")
+    finally:
+        server.kill()
+    assert alive.status_code == 200
+    # Twenty receipts take well over 15 s of OCR on this machine; a stopped request is done within a page.
+    assert quiet_after < 10, quiet_after
+
+
+def _raw_request(port: int, head: bytes, body: bytes = b"", read_timeout: float = 10) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as sock:
+        sock.sendall(head + body)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks) and b'"code"' in b"".join(chunks):
+                break
+        return b"".join(chunks)
+
+
+def test_uploads_past_the_memory_budget_are_refused_before_their_body_is_read(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """Finding 3: admission happens before the body is read; past the budget, 503 with Retry-After at once."""
+    size = 8 * 1024 * 1024
+    env = {
+        "FRUGALSENSE_RATE_PER_KEY": "0",
+        "FRUGALSENSE_MEMORY_BUDGET_BYTES": str(int(size * 3.5)),  # one 8 MiB JSON body (x3 while parsed)
+        "FRUGALSENSE_BODY_TIMEOUT_S": "30",
+    }
+    server = Server(tmp_path / "data", model_dir, env=env).start()
+    holder = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    try:
+        head = (
+            f"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.admin_key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+        ).encode()
+        holder.sendall(head + b'{"file": "')  # admitted, then stalls with almost all of its body unsent
+        time.sleep(0.5)
+        started = time.monotonic()
+        # The second one declares as much and sends none of it: it is refused from its headers alone.
+        refused = _raw_request(server.port, head)
+        waited = time.monotonic() - started
+        small = httpx.post(
+            f"{server.url}/v1/collections", headers=_auth(server.admin_key), json={"name": "still served"}
+        )
+    finally:
+        holder.close()
+        server.kill()
+    status_line = refused.split(b"\r\n", 1)[0]
+    assert b" 503 " in status_line, refused[:300]
+    assert b"retry-after" in refused.lower() and b"FRUGALSENSE_MEMORY_BUDGET_BYTES" in refused
+    assert waited < 5, waited
+    assert small.status_code == 201
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[Server]:
+    env = {"FRUGALSENSE_RATE_PER_KEY": "0", "FRUGALSENSE_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024)}
+    server = Server(tmp_path_factory.mktemp("edge"), model_dir, env=env).start()
+    yield server
+    server.kill()
+
+
+@pytest.mark.parametrize("route", ["/v1/analyze", "/v1/faces/detect", "/v1/index", "/v1/search/image"])
+def test_json_nested_too_deep_is_a_clear_422(edge: Server, route: str) -> None:
+    """Finding 14: 100,000 levels of nesting was a RecursionError (500) on every upload route."""
+    body = b'{"file": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = httpx.post(
+        edge.url + route, headers={**_auth(edge.admin_key), "Content-Type": "application/json"}, content=body
+    )
+    assert response.status_code == 422, response.text
+    assert "FRUGALSENSE_MAX_JSON_DEPTH" in response.json()["detail"]
+    shallow = {"file": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}
+    response = httpx.post(edge.url + route, headers=_auth(edge.admin_key), json=shallow)
+    assert response.status_code == 422 and "deep" in response.json()["detail"]
+
+
+def test_oversize_chunked_multipart_is_413_with_a_reason(edge: Server) -> None:
+    """Finding 15: a chunked multipart body past the limit answered 422 with an empty reason."""
+    boundary = "frugalsenseboundary"
+
+    def body() -> Iterator[bytes]:
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'.encode()
+        for _ in range(80):
+            yield b"\xff" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = httpx.post(
+        edge.url + "/v1/analyze",
+        headers={**_auth(edge.admin_key), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=body(),
+    )
+    assert response.status_code == 413, response.text
+    problem = response.json()
+    assert problem["code"] == "input_too_large" and "limit" in problem["detail"]
+
+
+def test_routes_without_files_refuse_large_bodies(edge: Server) -> None:
+    """JSON routes (names, metadata) took bodies as large as a file upload; now they are refused at 1 MiB."""
+    name = "x" * (2 * 1024 * 1024)
+    response = httpx.post(edge.url + "/v1/collections", headers=_auth(edge.admin_key), json={"name": name})
+    assert response.status_code == 413, response.text
+    listed = httpx.get(edge.url + "/v1/collections", headers=_auth(edge.admin_key))
+    assert listed.status_code == 200 and len(listed.content) < 10_000
+
+
+def test_made_up_methods_do_not_grow_the_metrics(edge: Server) -> None:
+    """Finding 10: the raw HTTP method was a label, so every made-up method added a series."""
+    before = len(httpx.get(edge.url + "/metrics").content)
+    for n in range(200):
+        method = f"X{n:04d}" + "Q" * 2000
+        _raw_request(edge.port, f"{method} /v1/collections HTTP/1.1\r\nHost: x\r\n\r\n".encode(), read_timeout=5)
+    after = len(httpx.get(edge.url + "/metrics").content)
+    assert after - before < 2_000, (before, after)
+    assert httpx.get(edge.url + "/healthz").status_code == 200
+
+
+def test_failed_key_checks_are_rate_limited_per_address(tmp_path: Path, model_dir: Path) -> None:
+    """Finding 16: invalid keys were never limited, and each one took the store's lock."""
+    env = {"FRUGALSENSE_AUTH_FAILURES_PER_MINUTE": "10"}
+    server = Server(tmp_path / "data", model_dir, env=env).start()
+    try:
+        statuses = [
+            httpx.get(f"{server.url}/v1/collections", headers=_auth(f"fs_guess{n:04d}_0000")).status_code
+            for n in range(30)
+        ]
+        refused = httpx.get(f"{server.url}/v1/collections", headers=_auth("fs_guess_again_0000"))
+    finally:
+        server.kill()
+    assert statuses[:10] == [401] * 10
+    assert set(statuses[10:]) == {429}, statuses
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert json.loads(refused.content)["code"] == "rate_limited"
