@@ -358,6 +358,22 @@ def test_video_frame_cap_and_silent_video(small: Settings) -> None:
     assert decoded.audio is None
 
 
+@pytest.mark.parametrize(
+    ("container", "vcodec"),
+    [("mp4", "libx264"), ("webm", "libvpx"), ("matroska", "mpeg4"), ("avi", "mpeg4")],
+)
+def test_a_sampled_frame_taken_by_index_is_the_one_iteration_gives(
+    container: str, vcodec: str, small: Settings
+) -> None:
+    """Frames are decoded on demand: by seeking to the keyframe before one when indexed, in one pass when
+    iterated. Both must give the same pictures at the same times."""
+    frames = load(video_bytes(container, vcodec, None, seconds=5), small).frames
+    walked = [(f.time_s, round(float(f.pixels.mean()))) for f in frames]
+    backwards = [(frames[i].time_s, round(float(frames[i].pixels.mean()))) for i in reversed(range(len(frames)))]
+    assert backwards[::-1] == walked
+    assert [level for _, level in walked[:5]] == pytest.approx([0, 40, 80, 120, 160], abs=6)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Bad input: every row raises its typed error, by bytes and by path
 

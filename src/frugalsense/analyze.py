@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ import numpy as np
 from frugalsense.errors import InvalidRequestError
 from frugalsense.ladder.cache import ResultCache
 from frugalsense.ladder.ledger import Meter
+from frugalsense.media.frames import LazyFrames
 from frugalsense.media.types import Decoded, Frame
 from frugalsense.models.registry import ModelZoo
 from frugalsense.results import AnalysisResult, Face, Label, Moderation, PageResult, TextLine
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from frugalsense.ladder.core import Ladder
     from frugalsense.ladder.text import TextPage
 
-__all__ = ["FEATURES", "Analyzer", "Pipeline", "analyze", "default_features"]
+__all__ = ["FEATURES", "Analyzer", "Pipeline", "analyze", "default_features", "metered_frames"]
 
 FEATURES = ("faces", "labels", "moderation", "text", "speech")
 
@@ -78,32 +79,60 @@ class Analyzer:
         features: Iterable[str] | None = None,
         *,
         name: str | None = None,
+        tenant: str | None = None,
+        meter: Meter | None = None,
     ) -> AnalysisResult:
-        """Decode `source` and run `features` on it (default: what suits its kind)."""
+        """Decode `source` and run `features` on it (default: what suits its kind).
+
+        `tenant` keeps the result cache apart per tenant: an answer computed for one is never served to another,
+        and callers without a tenant share a namespace of their own. `meter` bills the work and stops it (its CPU
+        budget, its cancel event); without one, the request gets the limits of the enclosing `request_limits`
+        (the HTTP layer's), else ``settings.max_request_cpu_seconds``.
+
+        >>> import threading
+        >>> from frugalsense.ladder.ledger import Meter
+        >>> analyzer = Analyzer()  # doctest: +SKIP
+        >>> stop = threading.Event()
+        >>> meter = Meter(0.05, cpu_budget_s=30.0, cancelled=stop)
+        >>> analyzer.analyze("scan.pdf", ["text"], tenant="acme", meter=meter)  # doctest: +SKIP
+        """
         from frugalsense.media import load
 
         requested = _check_features(features)
-        meter = Meter(self.settings.price_per_cpu_hour)
+        metering = meter if meter is not None else self._meter()
         if self.cache is not None:
             result = self.cache.analyze(
                 source,
                 requested,
-                meter,
+                metering,
                 fingerprint=self.cache.fingerprint(self.pipeline, self.settings),
                 decode=lambda: load(source, self.settings, name=name),
-                run=lambda decoded: self.analyze_decoded(decoded, requested, meter),
+                run=lambda decoded: self.analyze_decoded(decoded, requested, metering),
                 name=name,
+                tenant=tenant,
             )
         else:
-            with meter.stage("decode"):
+            with metering.stage("decode"):
                 decoded = load(source, self.settings, name=name)
-            result = self.analyze_decoded(decoded, requested, meter)
-        meter.finish()
+            result = self.analyze_decoded(decoded, requested, metering)
+        metering.finish()
         return result
 
+    def _meter(self) -> Meter:
+        """A request's meter: the limits the HTTP layer set around the work (`request_limits`), else the settings'
+        CPU budget, so library calls are bounded too."""
+        meter = Meter(self.settings.price_per_cpu_hour)
+        if meter.cpu_budget_s is None:
+            meter.cpu_budget_s = self.settings.max_request_cpu_seconds
+        return meter
+
     def analyze_decoded(self, decoded: Decoded, features: Sequence[str] | None, meter: Meter) -> AnalysisResult:
+        """Run `features` on an input already decoded, its pages or frames one at a time."""
         chosen = list(features) if features else list(default_features(decoded.kind))
-        pages = [self._analyze_frame(frame, decoded.kind, chosen, meter) for frame in decoded.frames]
+        pages = []
+        for frame in metered_frames(decoded.frames, meter):
+            pages.append(self._analyze_frame(frame, decoded.kind, chosen, meter))
+            del frame  # the next page is decoded after this one is let go
         transcript = None
         if "speech" in chosen and decoded.audio is not None:
             transcript = self.zoo.get(self.pipeline.speech).predict([decoded.audio], meter)[0]
@@ -203,6 +232,23 @@ class Analyzer:
                 models = [self.zoo.get(name)]
             for model in models:
                 model.load()
+
+
+def metered_frames(frames: Sequence[Frame], meter: Meter) -> Iterator[Frame]:
+    """The pictures in order, one at a time; decoding a page or video frame is billed as a "decode" stage, whose
+    start checks the request's budget and cancel event (see `Meter.check`), so a long input stops between pages.
+
+    Drop each picture before asking for the next, or two are alive at once.
+    """
+    if not isinstance(frames, LazyFrames):
+        yield from frames  # decoded already: a single picture
+        return
+    pictures = iter(frames)
+    for _ in range(len(frames)):
+        with meter.stage("decode"):
+            frame = next(pictures)
+        yield frame
+        del frame
 
 
 def looks_like_scan(frame: Frame) -> bool:

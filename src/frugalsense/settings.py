@@ -39,16 +39,19 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=60_000_000, gt=0, description="guard against decompression bombs")
     max_pdf_pages: int = Field(default=50, gt=0)
     pdf_dpi: int = Field(default=150, ge=36, le=600)
-    max_audio_seconds: float = Field(default=30 * 60, gt=0, description="longest audio track decoded")
+    max_audio_seconds: float = Field(default=20 * 60, gt=0, description="longest audio track decoded")
     video_frame_interval_s: float = Field(default=2.0, gt=0, description="seconds between sampled video frames")
     max_video_frames: int = Field(default=300, gt=0)
+    video_max_side: int = Field(
+        default=1280, ge=64, description="sampled video frames are scaled down to at most this many pixels a side"
+    )
 
     # -- budgets per request, checked before the work they bound (pages and frames are decoded one at a time) --
     max_request_pixels: int = Field(
-        default=150_000_000, gt=0, description="decoded pixels per request, summed over every page and frame"
+        default=300_000_000, gt=0, description="decoded pixels per request, summed over every page and frame"
     )
     max_request_cpu_seconds: float = Field(
-        default=120.0, gt=0, description="CPU-seconds one request may spend before it is stopped (422)"
+        default=300.0, gt=0, description="CPU-seconds one request may spend before it is stopped (422)"
     )
     memory_budget_bytes: int = Field(
         default=768 * 1024 * 1024,

@@ -26,6 +26,8 @@ _STATUS: tuple[tuple[type[errors.FrugalsenseError], int], ...] = (
     (errors.BudgetExceededError, 422),
     (errors.InputError, 400),
     (errors.NotFoundError, 404),
+    # nobody reads this answer: the client closed the connection (the code nginx logs for the same case)
+    (errors.CancelledError, 499),
     (errors.ModelError, 503),
     (errors.ConfigurationError, 500),
 )
@@ -41,6 +43,7 @@ _TITLES = {
     415: "Unsupported media type",
     422: "Unprocessable content",
     429: "Too many requests",
+    499: "Client closed request",
     500: "Internal server error",
     503: "Service unavailable",
 }

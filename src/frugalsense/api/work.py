@@ -14,7 +14,7 @@ from typing import TypeVar
 from fastapi import Depends, Request
 
 from frugalsense.api.auth import Principal, authenticate
-from frugalsense.api.limits import MemoryBudget, WorkPools, overloaded, watch_disconnect
+from frugalsense.api.limits import MemoryBudget, WorkPools, give_back_memory, overloaded, watch_disconnect
 from frugalsense.settings import Settings
 
 __all__ = ["admitted", "body_reservation", "infer", "metadata"]
@@ -24,6 +24,9 @@ _T = TypeVar("_T")
 #: bytes held per byte of body while it is parsed: a JSON body is kept as bytes, as a parsed string and as the
 #: decoded file; a multipart file is spooled, then read
 _HELD_PER_BODY_BYTE = {"application/json": 3, "multipart/form-data": 2}
+
+#: after a request that reserved this much, freed memory is handed back to the system
+_TRIM_AFTER_BYTES = 16 * 1024 * 1024
 
 
 def body_reservation(request: Request) -> int:
@@ -55,6 +58,8 @@ async def admitted(request: Request, principal: Principal = Depends(authenticate
         yield principal
     finally:
         budget.release(size)
+        if size >= _TRIM_AFTER_BYTES:
+            await metadata(request, give_back_memory)
 
 
 async def metadata(request: Request, fn: Callable[[], _T]) -> _T:

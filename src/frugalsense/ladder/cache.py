@@ -11,6 +11,9 @@ Two tiers, both in one in-memory LRU bounded by `Settings.cache_entries`:
   bench/cache.py on one half of the evaluation photos and checked on the other). Text is never served from this
   tier: two receipts from the same till look alike to a perceptual hash and differ only in the digits.
 
+Both tiers are kept apart per tenant: a tenant is only ever served its own answers, so neither a result nor
+a receipt can tell one tenant what another uploaded.
+
 A hit still returns a receipt: the lookup's own CPU time, with a note naming the tier and the original cost.
 
     >>> import numpy as np
@@ -297,9 +300,14 @@ class ResultCache:
         decode: Callable[[], Decoded],
         run: Callable[[Decoded], AnalysisResult],
         name: str | None = None,
+        tenant: str | None = None,
     ) -> AnalysisResult:
-        """Serve from the cache, or `decode` and `run` and remember the answer. Every step is metered."""
-        namespace = f"{fingerprint}|{','.join(features) if features else '*'}"
+        """Serve from the cache, or `decode` and `run` and remember the answer. Every step is metered.
+
+        Entries are kept apart per `tenant` (both tiers): one tenant's uploads are never served to, nor their
+        cost told to, another. Callers without a tenant (library use) share one namespace of their own.
+        """
+        namespace = f"{_tenant_key(tenant)}|{fingerprint}|{','.join(features) if features else '*'}"
         if isinstance(source, bytes | bytearray | memoryview):
             with meter.stage("cache", note="exact lookup before decoding"):
                 hit = self._exact(hashlib.sha256(source).hexdigest(), namespace)
@@ -408,6 +416,11 @@ class ResultCache:
             else:
                 self.stats.near_hits += 1
         return result
+
+
+def _tenant_key(tenant: str | None) -> str:
+    """The cache namespace prefix of a tenant; no tenant id can spell the library's."""
+    return "library" if tenant is None else f"tenant:{tenant}"
 
 
 def _fit(page: PageResult, width: int, height: int) -> PageResult:

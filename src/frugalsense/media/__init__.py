@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from frugalsense.media.frames import LazyFrames
 from frugalsense.media.loader import load, load_image_bytes
 from frugalsense.media.sniff import SUPPORTED_FORMATS
 from frugalsense.media.types import AUDIO_RATE, AudioClip, Decoded, Frame, MediaKind
@@ -23,6 +24,7 @@ __all__ = [
     "AudioClip",
     "Decoded",
     "Frame",
+    "LazyFrames",
     "MediaKind",
     "load",
     "load_image_bytes",

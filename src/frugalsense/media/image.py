@@ -8,8 +8,8 @@
 >>> buf = io.BytesIO()
 >>> Image.new("RGBA", (4, 3), (255, 0, 0, 0)).save(buf, format="PNG")
 >>> data = buf.getvalue()
->>> frames = decode_image(data, sniff(data), Settings(data_dir="/tmp/fs-demo"))
->>> frames[0].pixels.shape, frames[0].pixels[0, 0].tolist()
+>>> frame = decode_image(data, sniff(data), Settings(data_dir="/tmp/fs-demo"))
+>>> frame.pixels.shape, frame.pixels[0, 0].tolist()
 ((3, 4, 3), [255, 255, 255])
 """
 
@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
 from PIL import ExifTags, Image, ImageOps
 
 from frugalsense.errors import CorruptInputError, FrugalsenseError, InputTooLargeError, UnsupportedFormatError
+from frugalsense.media.frames import LazyFrames
 from frugalsense.media.sniff import Sniffed
 from frugalsense.media.types import Frame
 from frugalsense.settings import Settings
 
-__all__ = ["check_pixels", "decode_image"]
+__all__ = ["check_pixels", "check_request_pixels", "decode_image", "decode_pages"]
 
 _WHITE = (255, 255, 255)
 _HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
@@ -58,45 +60,99 @@ def check_pixels(width: int, height: int, settings: Settings, what: str) -> None
         )
 
 
-def decode_image(data: bytes, sniffed: Sniffed, settings: Settings, *, all_pages: bool = False) -> list[Frame]:
-    """Decode a picture to RGB frames: one frame, or every page of a multi-page TIFF when ``all_pages``.
+def check_request_pixels(total: int, settings: Settings, what: str) -> None:
+    """Refuse an input whose pictures add up to more than ``settings.max_request_pixels``, before decoding any."""
+    if total > settings.max_request_pixels:
+        raise InputTooLargeError(
+            f"{what} would decode to {total:,} pixels, over the request budget of {settings.max_request_pixels:,} "
+            "pixels (FRUGALSENSE_MAX_REQUEST_PIXELS); send fewer or smaller pages or frames, or raise the budget"
+        )
 
-    Animated GIF/WebP and HEIF collections give their first (primary) picture only.
-    """
-    label = sniffed.label
+
+def decode_image(data: bytes, sniffed: Sniffed, settings: Settings) -> Frame:
+    """Decode a picture to one RGB frame: the first page of a TIFF, the first (primary) picture of an animated
+    GIF/WebP or a HEIF collection."""
+    with _open(data, sniffed, settings) as image:
+        return _to_frame(image, sniffed.label, settings, page=None)
+
+
+def decode_pages(
+    data: bytes, sniffed: Sniffed, settings: Settings, *, first_only: bool = False
+) -> tuple[Sequence[Frame], int]:
+    """The pictures of an image file and how many pages it has: every page of a multi-page TIFF (decoded one at
+    a time as they are used, see `LazyFrames`), else one picture. `first_only` keeps only the first page."""
+    if sniffed.decoder != "TIFF":
+        return [decode_image(data, sniffed, settings)], 1
+    with _open(data, sniffed, settings) as image:
+        sizes = _tiff_sizes(image, sniffed.label, settings)
+        if len(sizes) == 1:
+            return [_to_frame(image, sniffed.label, settings, page=None)], 1
+    frames = LazyFrames(_TiffPages(data, sniffed, settings), sizes)
+    chosen = frames[:1] if first_only else frames
+    check_request_pixels(chosen.pixels, settings, f"the {len(chosen)}-page TIFF")
+    return chosen, len(sizes)
+
+
+def _open(data: bytes, sniffed: Sniffed, settings: Settings) -> Image.Image:
+    """Open a picture with the decoder the magic bytes named: headers only, no pixels yet."""
     if sniffed.decoder == "HEIF":
         _register_heif()
     try:
-        image = Image.open(io.BytesIO(data), formats=[sniffed.decoder])
+        return Image.open(io.BytesIO(data), formats=[sniffed.decoder])
+    except Exception as exc:
+        raise _translate(exc, sniffed.label, settings) from exc
+
+
+def _tiff_sizes(image: Image.Image, label: str, settings: Settings) -> list[tuple[int, int]]:
+    """Every page's size from its header (no pixels decoded), each checked against the per-picture limit."""
+    try:
+        count = int(getattr(image, "n_frames", 1))
     except Exception as exc:
         raise _translate(exc, label, settings) from exc
-    with image:
-        if not (all_pages and sniffed.decoder == "TIFF"):
-            return [_to_frame(image, label, settings, page=None)]
+    if count > settings.max_pdf_pages:
+        raise InputTooLargeError(
+            f"the TIFF has {count} pages, over the limit of {settings.max_pdf_pages} "
+            "(FRUGALSENSE_MAX_PDF_PAGES); split it or raise the limit"
+        )
+    sizes = []
+    for index in range(count):
         try:
-            count = int(getattr(image, "n_frames", 1))
+            image.seek(index)
         except Exception as exc:
-            raise _translate(exc, label, settings) from exc
-        if count > settings.max_pdf_pages:
-            raise InputTooLargeError(
-                f"the TIFF has {count} pages, over the limit of {settings.max_pdf_pages} "
-                "(FRUGALSENSE_MAX_PDF_PAGES); split it or raise the limit"
-            )
-        if count == 1:
-            return [_to_frame(image, label, settings, page=None)]
-        frames = []
-        for index in range(count):
-            try:
-                image.seek(index)
-            except Exception as exc:
-                raise _translate(exc, f"{label} page {index + 1}", settings) from exc
-            frames.append(_to_frame(image, f"{label} page {index + 1}", settings, page=index + 1))
-        return frames
+            raise _translate(exc, f"{label} page {index + 1}", settings) from exc
+        check_pixels(image.width, image.height, settings, f"the {label} page {index + 1} picture")
+        sizes.append((image.width, image.height))
+    image.seek(0)
+    return sizes
+
+
+class _TiffPages:
+    """Reads the pages of one multi-page TIFF on demand (see `LazyFrames`)."""
+
+    def __init__(self, data: bytes, sniffed: Sniffed, settings: Settings) -> None:
+        self._data, self._sniffed, self._settings = data, sniffed, settings
+
+    def read(self, index: int) -> Frame:
+        return next(self.read_all(range(index, index + 1)))
+
+    def read_all(self, indices: range) -> Iterator[Frame]:
+        label = self._sniffed.label
+        with _open(self._data, self._sniffed, self._settings) as image:
+            for index in indices:
+                what = f"{label} page {index + 1}"
+                try:
+                    image.seek(index)
+                except Exception as exc:
+                    raise _translate(exc, what, self._settings) from exc
+                frame = _to_frame(image, what, self._settings, page=index + 1)
+                yield frame
+                del frame  # released before the next page is decoded
 
 
 def _to_frame(image: Image.Image, label: str, settings: Settings, *, page: int | None) -> Frame:
     """Check the header size, then decode, orient and convert one picture; library errors become ours."""
     check_pixels(image.width, image.height, settings, f"the {label} picture")
+    check_request_pixels(image.width * image.height, settings, f"the {label} picture")
     try:
         image.load()
         oriented = image

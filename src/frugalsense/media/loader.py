@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,7 +28,7 @@ from frugalsense.errors import (
     InvalidRequestError,
     UnsupportedFormatError,
 )
-from frugalsense.media.image import decode_image
+from frugalsense.media.image import decode_image, decode_pages
 from frugalsense.media.pdf import decode_pdf
 from frugalsense.media.sniff import SUPPORTED_FORMATS, Sniffed, describe_unknown, sniff
 from frugalsense.media.types import AudioClip, Decoded, Frame, MediaKind
@@ -42,12 +42,21 @@ _DEFAULT_NAME = "upload"
 _T = TypeVar("_T")
 
 
-def load(source: str | os.PathLike[str] | bytes, settings: Settings, *, name: str | None = None) -> Decoded:
+def load(
+    source: str | os.PathLike[str] | bytes,
+    settings: Settings,
+    *,
+    name: str | None = None,
+    first_only: bool = False,
+) -> Decoded:
     """Decode a file path or raw bytes into frames and/or audio, whatever the format.
 
     The kind comes from the content, never from the name: a picture gives one frame, a PDF (or multi-page TIFF)
-    one frame per page, audio an ``AudioClip``, video sampled frames plus its audio track. Every problem raises a
-    subclass of ``frugalsense.errors.InputError``.
+    one frame per page, audio an ``AudioClip``, video sampled frames plus its audio track. Pages and video
+    frames are decoded as they are used (`LazyFrames`), after their sizes and count were checked against
+    ``settings.max_image_pixels`` and, summed, ``settings.max_request_pixels``. `first_only` is for callers that
+    use the first picture alone (a face to compare, a picture to search by): only the first page or frame is
+    planned and no audio is decoded. Every problem raises a subclass of ``frugalsense.errors.InputError``.
 
         >>> from frugalsense.media import load
         >>> from frugalsense.settings import Settings
@@ -64,7 +73,7 @@ def load(source: str | os.PathLike[str] | bytes, settings: Settings, *, name: st
         path = Path(os.fspath(source))
         data = _read_path(path, settings)
         label = name or path.name or _DEFAULT_NAME
-    return _decode(data, settings, label)
+    return _decode(data, settings, label, first_only)
 
 
 def load_image_bytes(data: bytes, settings: Settings) -> Frame:
@@ -86,7 +95,7 @@ def load_image_bytes(data: bytes, settings: Settings) -> Frame:
             f"expected a picture but got {sniffed.label} content; send a JPEG, PNG, WebP, BMP, TIFF, GIF, "
             "HEIC or AVIF picture"
         )
-    return _guarded(lambda: decode_image(data, sniffed, settings)[0], "the picture", sniffed)
+    return _guarded(lambda: decode_image(data, sniffed, settings), "the picture", sniffed)
 
 
 def _read_path(path: Path, settings: Settings) -> bytes:
@@ -134,20 +143,23 @@ def _sniff_or_raise(data: bytes, label: str) -> Sniffed:
     return sniffed
 
 
-def _decode(data: bytes, settings: Settings, label: str) -> Decoded:
+def _decode(data: bytes, settings: Settings, label: str, first_only: bool) -> Decoded:
     """Dispatch to the decoder the magic bytes name and wrap the result with its hash and size."""
     sniffed = _sniff_or_raise(data, label)
     kind: MediaKind
     mime = sniffed.mime
     audio: AudioClip | None = None
+    frames: Sequence[Frame]
     if sniffed.family == "image":
-        frames = _guarded(lambda: decode_image(data, sniffed, settings, all_pages=True), label, sniffed)
-        kind = "document" if len(frames) > 1 else "image"
+        frames, pages = _guarded(
+            lambda: decode_pages(data, sniffed, settings, first_only=first_only), label, sniffed
+        )
+        kind = "document" if pages > 1 else "image"
     elif sniffed.family == "pdf":
-        frames = _guarded(lambda: decode_pdf(data, settings), label, sniffed)
+        frames = _guarded(lambda: decode_pdf(data, settings, first_only=first_only), label, sniffed)
         kind = "document"
     else:
-        result = _guarded(lambda: decode_av(data, sniffed, settings), label, sniffed)
+        result = _guarded(lambda: decode_av(data, sniffed, settings, first_only=first_only), label, sniffed)
         kind, mime, frames, audio = result.kind, result.mime, result.frames, result.audio
     return Decoded(
         kind=kind,

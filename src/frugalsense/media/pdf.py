@@ -1,4 +1,4 @@
-"""PDF documents: one RGB frame per page, rendered with pdfium at ``settings.pdf_dpi``.
+"""PDF documents: one RGB frame per page, rendered with pdfium at ``settings.pdf_dpi`` when the page is used.
 
 >>> import io
 >>> from PIL import Image
@@ -13,13 +13,16 @@
 
 from __future__ import annotations
 
+import math
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import pypdfium2 as pdfium
 
 from frugalsense.errors import CorruptInputError, FrugalsenseError, InputTooLargeError, UnsupportedFormatError
-from frugalsense.media.image import check_pixels
+from frugalsense.media.frames import LazyFrames
+from frugalsense.media.image import check_pixels, check_request_pixels
 from frugalsense.media.types import Frame
 from frugalsense.settings import Settings
 
@@ -29,24 +32,37 @@ __all__ = ["decode_pdf"]
 _POINTS_PER_INCH = 72.0
 
 # pdfium keeps global state and is not thread-safe; the HTTP server may decode from several threads at once.
-_pdfium_lock = threading.Lock()
+# Re-entrant: a page generator dropped half-way closes its document from whatever runs the garbage collector.
+_pdfium_lock = threading.RLock()
 
 
-def decode_pdf(data: bytes, settings: Settings) -> list[Frame]:
-    """Render every page (1-based ``Frame.page``), refusing documents over ``settings.max_pdf_pages``."""
+def decode_pdf(data: bytes, settings: Settings, *, first_only: bool = False) -> LazyFrames:
+    """The pages (1-based ``Frame.page``), rendered one at a time as they are used.
+
+    The page count (``settings.max_pdf_pages``), each page's pixels at ``settings.pdf_dpi``
+    (``settings.max_image_pixels``) and their sum (``settings.max_request_pixels``) are checked from the page
+    sizes the document states, before any page is rendered. `first_only` keeps only the first page.
+    """
     with _pdfium_lock:
+        document = _open(data)
         try:
-            document = pdfium.PdfDocument(data)
-        except Exception as exc:
-            raise _translate(exc, "the PDF") from exc
-        try:
-            return _render_pages(document, settings)
+            sizes = _page_sizes(document, settings, 1 if first_only else None)
         finally:
             document.close()
+    pages = "the first page of the PDF" if first_only else f"the {len(sizes)} pages of the PDF"
+    check_request_pixels(sum(w * h for w, h in sizes), settings, f"{pages} at {settings.pdf_dpi} dpi")
+    return LazyFrames(_PdfPages(data, settings.pdf_dpi / _POINTS_PER_INCH), sizes)
 
 
-def _render_pages(document: pdfium.PdfDocument, settings: Settings) -> list[Frame]:
-    """Check the page count, then render page by page so only one bitmap is alive at a time."""
+def _open(data: bytes) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(data)
+    except Exception as exc:
+        raise _translate(exc, "the PDF") from exc
+
+
+def _page_sizes(document: pdfium.PdfDocument, settings: Settings, limit: int | None) -> list[tuple[int, int]]:
+    """Check the page count, then each page's size in pixels as rendered, from the page boxes alone."""
     count = len(document)
     if count == 0:
         raise CorruptInputError("the PDF has no pages; the file may be truncated or damaged")
@@ -56,32 +72,63 @@ def _render_pages(document: pdfium.PdfDocument, settings: Settings) -> list[Fram
             "(FRUGALSENSE_MAX_PDF_PAGES); split it or raise the limit"
         )
     scale = settings.pdf_dpi / _POINTS_PER_INCH
-    frames = []
-    for index in range(count):
+    sizes = []
+    for index in range(count if limit is None else min(limit, count)):
         label = f"page {index + 1} of the PDF"
         try:
-            page = document[index]
+            width, height = document.get_page_size(index)
         except Exception as exc:
             raise _translate(exc, label) from exc
+        # Checked before rendering: a page can declare a huge media box and pdfium would allocate it.
+        size = (math.ceil(width * scale), math.ceil(height * scale))  # as pdfium sizes its bitmap
+        check_pixels(*size, settings, f"{label} at {settings.pdf_dpi} dpi")
+        sizes.append(size)
+    return sizes
+
+
+class _PdfPages:
+    """Renders the pages of one PDF on demand (see `LazyFrames`); pdfium is only touched under its lock."""
+
+    def __init__(self, data: bytes, scale: float) -> None:
+        self._data, self._scale = data, scale
+
+    def read(self, index: int) -> Frame:
+        return next(self.read_all(range(index, index + 1)))
+
+    def read_all(self, indices: range) -> Iterator[Frame]:
+        with _pdfium_lock:
+            document = _open(self._data)
         try:
-            width, height = page.get_size()
-            # Checked before rendering: a page can declare a huge media box and pdfium would allocate it.
-            check_pixels(
-                round(width * scale), round(height * scale), settings, f"{label} at {settings.pdf_dpi} dpi"
-            )
-            bitmap = page.render(scale=scale, rev_byteorder=True)
-            try:
-                # The bitmap rows may be padded; copying gives a compact array that outlives pdfium's buffer.
-                pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
-            finally:
-                bitmap.close()
-        except Exception as exc:
-            raise _translate(exc, label) from exc
+            for index in indices:
+                with _pdfium_lock:
+                    frame = _render(document, index, self._scale)
+                yield frame
+                del frame  # released before the next page is rendered
         finally:
-            page.close()
-        pixels.flags.writeable = False  # the same contract as decoded pictures: frames are shared, not edited
-        frames.append(Frame(pixels=pixels, page=index + 1))
-    return frames
+            with _pdfium_lock:
+                document.close()
+
+
+def _render(document: pdfium.PdfDocument, index: int, scale: float) -> Frame:
+    """Render one page to a compact, read-only RGB frame."""
+    label = f"page {index + 1} of the PDF"
+    try:
+        page = document[index]
+    except Exception as exc:
+        raise _translate(exc, label) from exc
+    try:
+        bitmap = page.render(scale=scale, rev_byteorder=True)
+        try:
+            # The bitmap rows may be padded; copying gives a compact array that outlives pdfium's buffer.
+            pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
+        finally:
+            bitmap.close()
+    except Exception as exc:
+        raise _translate(exc, label) from exc
+    finally:
+        page.close()
+    pixels.flags.writeable = False  # the same contract as decoded pictures: frames are shared, not edited
+    return Frame(pixels=pixels, page=index + 1)
 
 
 def _translate(exc: Exception, label: str) -> FrugalsenseError:

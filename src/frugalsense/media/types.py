@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -63,12 +64,16 @@ class AudioClip:
 
 @dataclass(frozen=True)
 class Decoded:
-    """What one input turned into: frames (photo, pages, video frames) and/or an audio track."""
+    """What one input turned into: frames (photo, pages, video frames) and/or an audio track.
+
+    Pages and video frames are decoded when they are used, one at a time (`frugalsense.media.LazyFrames`): iterate
+    once rather than indexing page by page, and keep no more of them than the step at hand needs.
+    """
 
     kind: MediaKind
     name: str
     mime: str
-    frames: list[Frame] = field(default_factory=list)
+    frames: Sequence[Frame] = field(default_factory=list)
     audio: AudioClip | None = None
     sha256: str = ""
     byte_size: int = 0

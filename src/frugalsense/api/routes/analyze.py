@@ -48,5 +48,9 @@ async def analyze(request: Request, principal: Principal = Depends(admitted)) ->
     upload, fields = await read_upload(request)
     features = parse_features(fields.get("features"))
     analyzer = request.app.state.analyzer
-    result = await infer(request, principal, lambda: analyzer.analyze(upload.data, features, name=upload.name))
+    result = await infer(
+        request,
+        principal,
+        lambda: analyzer.analyze(upload.data, features, name=upload.name, tenant=principal.tenant_id),
+    )
     return receipt_response(result.to_dict(), result.receipt, request)

@@ -32,7 +32,11 @@ def optional_float(fields: dict[str, Any], name: str) -> float | None:
 async def detect(request: Request, principal: Principal = Depends(admitted)) -> JSONResponse:
     upload, _ = await read_upload(request)
     analyzer = request.app.state.analyzer
-    result = await infer(request, principal, lambda: analyzer.analyze(upload.data, ["faces"], name=upload.name))
+    result = await infer(
+        request,
+        principal,
+        lambda: analyzer.analyze(upload.data, ["faces"], name=upload.name, tenant=principal.tenant_id),
+    )
     body = {"name": result.name, "faces": [], "receipt": result.receipt.to_dict()}
     for page in result.pages:
         body["faces"].extend(face.to_dict() for face in page.faces or [])
