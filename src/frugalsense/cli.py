@@ -169,9 +169,7 @@ def first_admin_key(store: Any) -> str | None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from frugalsense.api import create_app
+    from frugalsense.api.server import serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v}
     settings = _settings(args).model_copy(update=overrides)
@@ -187,7 +185,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     else:
         print("Make an API key with: frugalsense keys create NAME [--tenant TENANT] [--admin]")
     print(f"Listening on http://{settings.host}:{settings.port}  (API docs at /docs)", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    serve(settings)
     return 0
 
 

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="longest pause between two parts of a request body before 408"
     )
     max_connections: int = Field(default=512, ge=1, description="open connections; past it new ones get 503")
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (none)",
+    )
     auth_failures_per_minute: float = Field(
         default=30.0, ge=0, description="failed API-key checks per client address per minute before 429 (0: off)"
     )

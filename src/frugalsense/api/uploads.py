@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
 
 from frugalsense.errors import EmptyInputError, FrugalsenseError, InvalidRequestError, UnsupportedFormatError
 
@@ -30,8 +31,8 @@ def _media_type(request: Request) -> str:
 async def _form(request: Request) -> tuple[dict[str, bytes | str], dict[str, str]]:
     try:
         form = await request.form()
-    except FrugalsenseError:
-        raise  # e.g. the body passed its size limit while it streamed in: 413, not a parse error
+    except (FrugalsenseError, ClientDisconnect):
+        raise  # the body passed its size limit while it streamed in (413), or the client left: not parse errors
     except Exception as exc:  # python-multipart's errors are not a stable hierarchy
         raise InvalidRequestError(f"the multipart body could not be parsed: {exc}") from exc
     files: dict[str, bytes | str] = {}
