@@ -290,3 +290,52 @@ def test_failed_key_checks_are_rate_limited_per_address(tmp_path: Path, model_di
     assert set(statuses[10:]) == {429}, statuses
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
     assert json.loads(refused.content)["code"] == "rate_limited"
+
+
+def _big_photo(shade: int, side: int = 3000) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (shade, 120, 140)).save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("wait_s", "expected"), [("0.05", [200, 503]), ("60", [200, 200])])
+def test_decoded_pictures_share_the_memory_budget(
+    tmp_path: Path, model_dir: Path, wait_s: str, expected: list[int]
+) -> None:
+    """Finding 1 across requests: a picture reserves its decoded size before it is decoded. Two 9 Mpx photos
+    (81 MB each as the server holds them) under a 100 MB budget: the second waits for the first, and past its
+    wait it is refused with 503 and Retry-After instead of doubling the server's memory."""
+    env = {
+        "FRUGALSENSE_RATE_PER_KEY": "0",
+        "FRUGALSENSE_TENANT_WORKERS": "2",
+        "FRUGALSENSE_CACHE_ENTRIES": "0",
+        "FRUGALSENSE_MEMORY_BUDGET_BYTES": str(100 * 1024 * 1024),
+        "FRUGALSENSE_MEMORY_WAIT_SECONDS": wait_s,
+    }
+    server = Server(tmp_path / "data", model_dir, env=env).start()
+    responses: list[httpx.Response] = []
+    try:
+
+        def post(shade: int) -> None:
+            responses.append(
+                httpx.post(
+                    f"{server.url}/v1/analyze",
+                    headers=_auth(server.admin_key),
+                    files={"file": (f"{shade}.jpg", _big_photo(shade))},
+                    data={"features": "faces,labels,moderation,text"},
+                    timeout=120,
+                )
+            )
+
+        threads = [threading.Thread(target=post, args=(shade,)) for shade in (90, 160)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.3)
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        server.kill()
+    assert sorted(r.status_code for r in responses) == expected, [r.text[:200] for r in responses]
+    for refused in (r for r in responses if r.status_code == 503):
+        assert refused.json()["code"] == "overloaded" and int(refused.headers["retry-after"]) >= 1
+        assert "FRUGALSENSE_MEMORY_BUDGET_BYTES" in refused.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -241,3 +242,95 @@ def test_concurrent_writers_from_threads(store: SQLiteStore) -> None:
     assert errors == []
     assert len(store.list_persons(tenant.id)) == 80
     assert len(store.face_vectors(tenant.id, "sface").ids) == 80
+
+
+def test_a_collection_erasure_a_crash_cut_short_stays_hidden_and_can_be_finished(settings: Settings) -> None:
+    store = SQLiteStore.open(settings)
+    tenant = store.create_tenant("acme").id
+    staff, guests = store.create_collection(tenant, "staff"), store.create_collection(tenant, "guests")
+    ada = store.create_person(tenant, staff.id, "Ada", {"badge": 7})
+    store.add_faces(tenant, [_face(i, collection_id=staff.id, person_id=ada.id, enrolled=True) for i in range(5)])
+    store.add_faces(tenant, [_face(10 + i, collection_id=staff.id, cluster_id="clu_x") for i in range(20)])
+    guest = store.add_face(tenant, _face(99, collection_id=guests.id))
+
+    store.begin_collection_erasure(tenant, staff.id)
+    store.erase_collection_chunk(tenant, staff.id, limit=10)
+
+    def boom(face_ids: list[str]) -> None:
+        raise OSError("the machine lost power")  # a crash inside the second chunk: it must roll back whole
+
+    with pytest.raises(OSError):
+        store.erase_collection_chunk(tenant, staff.id, limit=10, before_delete=boom)
+    store.close()
+
+    reopened = SQLiteStore.open(settings)
+    left = reopened._rows("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (staff.id,))[0][0]
+    assert left == 15  # the first chunk went, the second did not
+    # Nothing of the half-erased collection is visible, and the names are already gone.
+    assert [c.id for c in reopened.list_collections(tenant)] == [guests.id]
+    for call in (
+        lambda: reopened.get_collection(tenant, staff.id),
+        lambda: reopened.get_person(tenant, ada.id),
+        lambda: reopened.create_person(tenant, staff.id, "Bob"),
+    ):
+        with pytest.raises(NotFoundError):
+            call()
+    assert reopened.list_persons(tenant) == []
+    assert [f.id for f in reopened.list_faces(tenant)] == [guest.id]
+    assert reopened.face_vectors(tenant, "sface").ids == [guest.id]
+    assert reopened._rows("SELECT name, metadata FROM persons WHERE id = ?", (ada.id,))[0][:] == ("", "{}")
+    assert reopened.erasing_collections() == [(tenant, staff.id)]
+
+    erased = reopened.delete_collection(tenant, staff.id)  # still deletable: the erasure is finished
+    assert (len(erased.face_ids), erased.persons, erased.collections) == (15, 1, 1)
+    assert reopened.erasing_collections() == []
+    assert reopened._rows("SELECT COUNT(*) FROM faces WHERE tenant_id = ?", (tenant,))[0][0] == 1
+    reopened.close()
+
+
+def test_every_write_to_a_tenants_faces_moves_its_face_version_by_one(store: SQLiteStore) -> None:
+    ids = _seed(store)
+    a, b = ids["a"], ids["b"]
+    start_a, start_b = store.face_version(a), store.face_version(b)
+    writes: list[Callable[[], object]] = [
+        lambda: store.add_face(a, _face(7, collection_id=ids["collection"])),
+        lambda: store.set_clusters(a, {ids["seen"]: "clu_y"}),
+        lambda: store.correct_face(a, ids["seen"], ids["person"], "is_not"),
+        lambda: store.promote_cluster(a, "clu_y", ids["collection"], "Cy"),
+        lambda: store.delete_face(a, ids["seen"]),
+        lambda: store.delete_person(a, ids["person"]),
+    ]
+    for n, write in enumerate(writes, start=1):
+        write()
+        assert store.face_version(a) == start_a + n
+    store.create_person(a, ids["collection"], "Dee")  # no face changed
+    store.delete_collection(a, ids["collection"])  # begun, one chunk of faces, then the persons and itself
+    assert store.face_version(a) == start_a + len(writes) + 3
+    assert store.face_version(b) == start_b  # the other tenant's stayed
+
+
+def test_an_upgrade_scrubs_what_an_older_versions_erasures_left_in_item_results(settings: Settings) -> None:
+    db = settings.data_dir / DB_FILENAME
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for fn in MIGRATIONS[:3]:  # the schema an older version left
+        fn(conn)
+        conn.execute("INSERT INTO migrations VALUES (?, 'then')", (fn.__name__,))
+    conn.execute("INSERT INTO tenants VALUES ('ten_a', 'a', 'then')")
+    face = {"face_id": "face_gone", "decision": "per_gone", "name": "Ada", "similarity": 0.8, "excluded": []}
+    face["candidates"] = [{"person_id": "per_gone", "name": "Ada", "similarity": 0.8}]
+    result = {"pages": [{"faces": [face]}]}
+    conn.execute(
+        "INSERT INTO items VALUES ('item_1', 'ten_a', 'a.jpg', '', 'image', 'image/jpeg', 1, 1, NULL, 'then',"
+        " 'then', NULL, 0, NULL, 'conse', ?)",
+        (json.dumps(result),),
+    )
+    conn.close()
+
+    store = SQLiteStore.open(settings)
+    assert store.migrated == ["m004_erasure_and_face_versions"]
+    stored = json.loads(store._rows("SELECT result FROM items WHERE id = 'item_1'")[0][0])
+    assert stored == {"pages": [{"faces": []}]}
+    assert store.checkpoint() and b"Ada" not in _file_bytes(db) and b"per_gone" not in _file_bytes(db)
+    store.close()

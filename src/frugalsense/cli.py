@@ -154,9 +154,9 @@ def _cmd_samples(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from frugalsense.store import DB_FILENAME, SQLiteStore
+    from frugalsense.store import SQLiteStore
 
-    return SQLiteStore(_settings(args).data_dir / DB_FILENAME)
+    return SQLiteStore.open(_settings(args))
 
 
 def first_admin_key(store: Any) -> str | None:

@@ -20,7 +20,7 @@ Every message says what went wrong and what to do about it.
     └── ServiceError                the HTTP client's view of faults at the service's edge
         ├── AuthenticationError     no key, an unknown or revoked key, or not an admin key (401, 403)
         ├── RateLimitedError        over the key's request rate (429)
-        └── OverloadedError         the server is busy or not ready (503), retry shortly
+        └── OverloadedError         the server is busy (workers, its memory budget) or not ready (503)
 """
 
 from __future__ import annotations

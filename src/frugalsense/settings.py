@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         gt=0,
         description="bytes of request bodies and decoded pictures held at once by the server; past it: 503",
     )
+    memory_wait_seconds: float = Field(
+        default=10.0, ge=0, description="how long a picture waits for the memory budget before 503 + Retry-After"
+    )
     tenant_workers: int = Field(
         default=0,
         ge=0,

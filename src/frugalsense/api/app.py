@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from starlette.routing import compile_path
 
 from frugalsense import __version__
-from frugalsense.api.auth import KeyCache
-from frugalsense.api.limits import AuthFailures, BodySizeLimit, MemoryBudget, RateLimiter, WorkPools
+from frugalsense.api.limits import AuthFailures, BodySizeLimit, RateLimiter, WorkPools
 from frugalsense.api.metrics import Metrics, MetricsMiddleware
 from frugalsense.api.problems import install_problem_handlers
+from frugalsense.budget import MemoryBudget
 from frugalsense.settings import Settings
 
 __all__ = ["create_app", "upload_paths"]
@@ -41,9 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from frugalsense.analyze import Analyzer
         from frugalsense.faces.gallery import FaceGallery
-        from frugalsense.store import DB_FILENAME, SQLiteStore
+        from frugalsense.store import SQLiteStore
 
-        store = SQLiteStore(settings.data_dir / DB_FILENAME)
+        store = SQLiteStore.open(settings)
         analyzer = Analyzer(settings)
         if settings.batch_window_ms > 0:
             from frugalsense.ladder.profiles import load_profile
@@ -57,11 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.analyzer = analyzer
         app.state.gallery = FaceGallery(store, analyzer)
-        app.state.pools = WorkPools(settings)
         app.state.memory = MemoryBudget(settings.memory_budget_bytes)
+        app.state.pools = WorkPools(settings, app.state.memory)
         app.state.rate_limiter = RateLimiter(settings.rate_per_key, settings.rate_burst)
         app.state.auth_failures = AuthFailures(settings.auth_failures_per_minute)
-        app.state.key_cache = KeyCache()
+        # API keys are checked on a connection of their own: a long write on the main one never holds them up.
+        app.state.key_store = SQLiteStore.open(settings)
         app.state.metrics = metrics
         try:
             yield
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     search.close()
             finally:
                 store.close()
+                app.state.key_store.close()
 
     app = FastAPI(
         title="frugalsense",

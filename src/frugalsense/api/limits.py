@@ -21,8 +21,8 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frugalsense.api.problems import ApiError, problem
+from frugalsense.budget import MemoryBudget, RequestLimits, request_limits
 from frugalsense.errors import InputTooLargeError
-from frugalsense.ladder.ledger import RequestLimits, request_limits
 from frugalsense.settings import Settings
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "AuthFailures",
     "BodySizeLimit",
     "FairSlots",
-    "MemoryBudget",
     "RateLimiter",
     "WorkPools",
 ]
@@ -188,52 +187,6 @@ class AuthFailures:
                 del self._spent[address]
 
 
-class MemoryBudget:
-    """Bytes the server may hold for requests at once (bodies and what they decode to). Thread-safe.
-
-    >>> budget = MemoryBudget(100)
-    >>> budget.try_reserve(60), budget.try_reserve(60), budget.held
-    (True, False, 60)
-    >>> budget.release(60); budget.held
-    0
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
-        self._lock = threading.Lock()
-
-    def try_reserve(self, size: int) -> bool:
-        with self._lock:
-            # One request larger than the whole budget may still run alone, or nothing that big could ever run.
-            if self.held and self.held + size > self.limit:
-                return False
-            self.held += size
-            return True
-
-    def release(self, size: int) -> None:
-        with self._lock:
-            self.held = max(0, self.held - size)
-
-
-def give_back_memory() -> None:
-    """Return freed heap pages to the system after a large request (glibc keeps them otherwise).
-
-    Without it, the server's resident size after a burst of large uploads stays at the burst's peak.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return
-    trim(0)
-
-
 def overloaded(detail: str, retry_after: int = 1) -> ApiError:
     return ApiError(503, "overloaded", detail, {"Retry-After": str(retry_after)})
 
@@ -324,8 +277,9 @@ class FairSlots:
 class WorkPools:
     """The two pools every route's blocking work goes through."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, memory: MemoryBudget) -> None:
         self.settings = settings
+        self.memory = memory
         self.inference = FairSlots(settings.workers, settings.inference_per_tenant, settings.queue)
         self._inference_threads = anyio.CapacityLimiter(settings.workers)
         self._metadata_threads = anyio.CapacityLimiter(settings.metadata_threads)
@@ -334,19 +288,25 @@ class WorkPools:
         """Database reads and writes: their own threads, never behind inference."""
         return await anyio.to_thread.run_sync(fn, limiter=self._metadata_threads)
 
-    async def infer(self, tenant: str, fn: Callable[[], _T], *, cancelled: threading.Event | None = None) -> _T:
-        """Model work of `tenant`: a fair slot, then a worker thread, inside the request's CPU budget.
+    def limits(self) -> RequestLimits:
+        """Fresh limits for one request: the CPU budget, a cancel flag and the server's memory budget."""
+        settings = self.settings
+        return RequestLimits(
+            settings.max_request_cpu_seconds, threading.Event(), self.memory, settings.memory_wait_seconds
+        )
 
-        `cancelled` is set by the caller when its client goes away; the work stops at its next stage.
+    async def infer(self, tenant: str, fn: Callable[[], _T], limits: RequestLimits) -> _T:
+        """Model work of `tenant`: a fair slot, then a worker thread, inside the request's `limits`.
+
+        `limits.cancelled` is set by the caller when its client goes away; the work stops at its next stage.
         """
-        limits = RequestLimits(self.settings.max_request_cpu_seconds, cancelled)
 
         def bounded() -> _T:
             with request_limits(limits):
                 return fn()
 
         async with self.inference.slot(tenant):
-            if cancelled is not None and cancelled.is_set():
+            if limits.cancelled is not None and limits.cancelled.is_set():
                 from frugalsense.errors import CancelledError
 
                 raise CancelledError("the client went away before its work started")

@@ -31,6 +31,7 @@ _STATUS: tuple[tuple[type[errors.FrugalsenseError], int], ...] = (
     (errors.CancelledError, 499),
     (errors.ModelError, 503),
     (errors.ConfigurationError, 500),
+    (errors.OverloadedError, 503),
 )
 
 _TITLES = {
@@ -83,7 +84,10 @@ def status_for(exc: errors.FrugalsenseError) -> int:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.FrugalsenseError)
     async def _domain(request: Request, exc: errors.FrugalsenseError) -> JSONResponse:
-        return problem(status_for(exc), exc.code, str(exc), instance=request.url.path)
+        response = problem(status_for(exc), exc.code, str(exc), instance=request.url.path)
+        if isinstance(exc, errors.ServiceError) and exc.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
 
     @app.exception_handler(ApiError)
     async def _edge(request: Request, exc: ApiError) -> JSONResponse:

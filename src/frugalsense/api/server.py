@@ -275,7 +275,9 @@ class _TimedBody:
 def serve(settings: Settings) -> None:
     """Run the HTTP API on ``settings.host:settings.port`` until interrupted, with the edge limits set there."""
     from frugalsense.api import create_app
+    from frugalsense.budget import limit_heap_arenas
 
+    limit_heap_arenas()
     connections = raise_open_files_limit(settings.max_connections)
     config = uvicorn.Config(
         BodyTimeout(create_app(settings), settings.body_timeout_s),

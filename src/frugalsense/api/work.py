@@ -7,14 +7,14 @@ await infer(request, p, lambda: ...)      # model work: fair slot, CPU budget, s
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from fastapi import Depends, Request
 
 from frugalsense.api.auth import Principal, authenticate
-from frugalsense.api.limits import MemoryBudget, WorkPools, give_back_memory, overloaded, watch_disconnect
+from frugalsense.api.limits import WorkPools, overloaded, watch_disconnect
+from frugalsense.budget import MemoryBudget, RequestLimits, give_back_memory
 from frugalsense.settings import Settings
 
 __all__ = ["admitted", "body_reservation", "infer", "metadata"]
@@ -47,8 +47,9 @@ async def admitted(request: Request, principal: Principal = Depends(authenticate
     Past the server's memory budget the request is refused with 503 and Retry-After before its body is read.
     """
     budget: MemoryBudget = request.app.state.memory
+    limits = request_limits_of(request)
     size = body_reservation(request)
-    if not budget.try_reserve(size):
+    if not budget.try_reserve(size, limits):
         raise overloaded(
             f"the server holds {budget.held / 2**20:.0f} MiB of uploads, near its budget of "
             f"{budget.limit / 2**20:.0f} MiB (FRUGALSENSE_MEMORY_BUDGET_BYTES); retry shortly",
@@ -57,7 +58,7 @@ async def admitted(request: Request, principal: Principal = Depends(authenticate
     try:
         yield principal
     finally:
-        budget.release(size)
+        budget.release(size, limits)
         if size >= _TRIM_AFTER_BYTES:
             await metadata(request, give_back_memory)
 
@@ -74,9 +75,19 @@ async def infer(request: Request, principal: Principal, fn: Callable[[], _T]) ->
     Call it after the body has been read: from then on the only message the client can send is a disconnect.
     """
     pools: WorkPools = request.app.state.pools
-    cancelled = threading.Event()
-    watcher = watch_disconnect(request.receive, cancelled)
+    limits = request_limits_of(request)
+    assert limits.cancelled is not None
+    watcher = watch_disconnect(request.receive, limits.cancelled)
     try:
-        return await pools.infer(principal.tenant_id, fn, cancelled=cancelled)
+        return await pools.infer(principal.tenant_id, fn, limits)
     finally:
         watcher.cancel()
+
+
+def request_limits_of(request: Request) -> RequestLimits:
+    """The request's limits, made on first use: its body and its pictures reserve memory as one owner."""
+    limits: RequestLimits | None = getattr(request.state, "limits", None)
+    if limits is None:
+        pools: WorkPools = request.app.state.pools
+        limits = request.state.limits = pools.limits()
+    return limits

@@ -19,10 +19,11 @@ look at a picture return the request's ``CostReceipt``.
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.analyze import Analyzer
-from frugalsense.errors import ConfigurationError, InvalidRequestError
+from frugalsense.errors import ConfigurationError, InvalidRequestError, NotFoundError
 from frugalsense.faces.calibration import FaceProfile
 from frugalsense.faces.clusters import Cluster, average_linkage, nearest_cluster, reuse_cluster_ids
 from frugalsense.faces.index import VectorIndex
@@ -50,7 +51,8 @@ from frugalsense.ladder.ledger import Meter
 from frugalsense.media.types import Frame, Source
 from frugalsense.results import Box, Face
 from frugalsense.store.base import Collection, Erased, FaceRecord, NewFace, Person, Store
-from frugalsense.store.sqlite import new_id
+from frugalsense.store.files import private_folder, private_replace
+from frugalsense.store.sqlite import ERASE_CHUNK, new_id
 
 __all__ = ["FaceGallery", "Source", "decide"]
 
@@ -110,10 +112,19 @@ class FaceGallery:
             )
         self.keep_crops = self.settings.keep_face_crops if keep_crops is None else keep_crops
         self.crops_dir = self.settings.data_dir / "crops"
+        if self.crops_dir.is_dir():
+            private_folder(self.crops_dir)  # an older version left it readable by others
+        #: faces deleted per transaction when a collection is erased (the locks are free between chunks)
+        self.erase_chunk = ERASE_CHUNK
+        #: how many times each tenant's face index was loaded from the store (once, unless its faces changed
+        #: in another process)
+        self.index_loads: Counter[str] = Counter()
         # One lock orders every write with its index update, so a concurrent delete cannot resurrect a face.
         self._lock = threading.RLock()
         self._indexes: dict[str, VectorIndex] = {}
-        self._version = store.data_version()
+        # Erasures a crash interrupted are finished before anything else.
+        for tenant_id, collection_id in store.erasing_collections():
+            self._erase_collection(tenant_id, collection_id, None)
 
     # -- collections and persons ----------------------------------------------------------------------------
 
@@ -126,13 +137,43 @@ class FaceGallery:
     def get_collection(self, tenant_id: str, collection_id: str) -> Collection:
         return self.store.get_collection(tenant_id, collection_id)
 
-    def delete_collection(self, tenant_id: str, collection_id: str) -> Erased:
-        """Erase a collection with its persons and every face enrolled in or identified against it."""
+    def delete_collection(
+        self, tenant_id: str, collection_id: str, *, progress: Callable[[Erased], None] | None = None
+    ) -> Erased:
+        """Erase a collection with its persons and every face enrolled in or identified against it.
+
+        The collection and everything in it disappear at once; its faces are then deleted ``erase_chunk`` at a
+        time, and between chunks no lock is held, so other tenants' work goes on during a large erasure.
+        ``progress`` is told what went so far after each chunk. A crash part-way leaves the collection hidden;
+        deleting it again (or the next start) finishes the erasure.
+        """
         with self._lock:
-            doomed = self.store.list_faces(tenant_id, collection_id=collection_id)
-            self.store.get_collection(tenant_id, collection_id)
-            self._unlink_crops(tenant_id, [f.id for f in doomed])
-            return self._after_erase(tenant_id, self.store.delete_collection(tenant_id, collection_id))
+            self.store.begin_collection_erasure(tenant_id, collection_id)
+            index = self._changed(tenant_id)
+            if index is not None:
+                index.remove_collection(collection_id)
+        return self._erase_collection(tenant_id, collection_id, progress)
+
+    def _erase_collection(
+        self, tenant_id: str, collection_id: str, progress: Callable[[Erased], None] | None
+    ) -> Erased:
+        """The chunks of a begun collection erasure, each under the lock, none held in between."""
+        erased = Erased()
+        while not erased.collections:
+            with self._lock:
+                try:
+                    chunk = self.store.erase_collection_chunk(
+                        tenant_id, collection_id, self.erase_chunk, lambda ids: self._unlink_crops(tenant_id, ids)
+                    )
+                except NotFoundError:
+                    break  # begun, so gone: another process finished this erasure meanwhile
+                self._after_erase(tenant_id, chunk)
+            erased = erased.plus(chunk)
+            if progress is not None:
+                progress(erased)
+            time.sleep(0.001)  # let a thread waiting for the lock take it before the next chunk
+        self.store.checkpoint()
+        return erased
 
     def create_person(
         self, tenant_id: str, collection_id: str, name: str, metadata: Mapping[str, Any] | None = None
@@ -172,15 +213,32 @@ class FaceGallery:
             self._unlink_crops(tenant_id, [face_id])
             return self._after_erase(tenant_id, self.store.delete_face(tenant_id, face_id))
 
-    def erase_tenant(self, tenant_id: str) -> Erased:
-        """Erase a tenant and everything it owns: keys, collections, persons, faces and crops."""
+    def erase_tenant(self, tenant_id: str, *, progress: Callable[[Erased], None] | None = None) -> Erased:
+        """Erase a tenant and everything it owns: keys, collections, persons, faces and crops. Its faces go
+        ``erase_chunk`` at a time, with no lock held between chunks (``progress`` is told what went so far after
+        each), then the rest at once."""
+        self.store.get_tenant(tenant_id)
+        erased = Erased()
+        while True:
+            with self._lock:
+                chunk = self.store.erase_tenant_faces(
+                    tenant_id, self.erase_chunk, lambda ids: self._unlink_crops(tenant_id, ids)
+                )
+                if chunk.face_ids:
+                    self._after_erase(tenant_id, chunk)
+            if not chunk.face_ids:
+                break
+            erased = erased.plus(chunk)
+            if progress is not None:
+                progress(erased)
+            time.sleep(0.001)  # let a thread waiting for the lock take it before the next chunk
         with self._lock:
-            self.store.get_tenant(tenant_id)
             shutil.rmtree(self._tenant_crops(tenant_id), ignore_errors=True)
-            erased = self.store.delete_tenant(tenant_id)
+            erased = erased.plus(self.store.delete_tenant(tenant_id))
             shutil.rmtree(self._tenant_crops(tenant_id), ignore_errors=True)
             self._indexes.pop(tenant_id, None)
-            return erased
+            self.index_loads.pop(tenant_id, None)
+        return erased
 
     def enrol(
         self,
@@ -537,7 +595,7 @@ class FaceGallery:
             if second is not None:
                 self.store.add_face_embedding(tenant_id, face_id, SECOND_MODEL, second)
             record = self.store.get_face(tenant_id, face_id)
-            index = self._index(tenant_id)
+            index = self._changed(tenant_id, writes=len(corrections)) or self._index(tenant_id)
             if record.person_id is None and record.cluster_id is None and record.model == self.model:
                 cluster = nearest_cluster(
                     index,
@@ -546,6 +604,7 @@ class FaceGallery:
                     mean_threshold=self.profile.identify_threshold,
                 ) or new_id("clu")
                 self.store.set_clusters(tenant_id, {face_id: cluster})
+                index = self._changed(tenant_id) or self._index(tenant_id)
                 record = self.store.get_face(tenant_id, face_id)
             index.update(
                 face_id,
@@ -594,15 +653,17 @@ class FaceGallery:
             changes = {f: c for f, c, old in zip(ids, names, previous, strict=True) if c != old}
             if changes:
                 self.store.set_clusters(tenant_id, changes)
+                mirror = self._changed(tenant_id)  # None: it reloads with the new clusters on next use
                 for face_id, cluster in changes.items():
-                    index.set_cluster(face_id, cluster)
+                    if mirror is not None:
+                        mirror.set_cluster(face_id, cluster)
         return self.clusters(tenant_id)
 
     def promote_cluster(self, tenant_id: str, cluster_id: str, collection_id: str, name: str) -> Person:
         """Name a cluster: a new person in ``collection_id`` whose enrolled faces are the cluster's faces."""
         with self._lock:
             person = self.store.promote_cluster(tenant_id, cluster_id, collection_id, name)
-            index = self._index(tenant_id)
+            index = self._changed(tenant_id) or self._index(tenant_id)
             for record in self.store.list_faces(tenant_id, person_id=person.id):
                 index.update(
                     record.id,
@@ -616,18 +677,32 @@ class FaceGallery:
     # -- internals ------------------------------------------------------------------------------------------
 
     def _index(self, tenant_id: str) -> VectorIndex:
-        """The tenant's index, loaded on first use and dropped when another process changed the database."""
+        """The tenant's index, loaded on first use and again only when its faces changed in another process
+        (its face version moved without this gallery): other tenants' writes never reload it."""
         with self._lock:
-            version = self.store.data_version()
-            if version != self._version:
-                self._indexes.clear()
-                self._version = version
+            version = self.store.face_version(tenant_id)
             index = self._indexes.get(tenant_id)
-            if index is None:
+            if index is None or index.version != version:
                 index = VectorIndex.from_vectors(self.store.face_vectors(tenant_id, self.model))
+                index.version = version
                 self._load_negatives(tenant_id, index)
                 self._indexes[tenant_id] = index
+                self.index_loads[tenant_id] += 1
             return index
+
+    def _changed(self, tenant_id: str, writes: int = 1) -> VectorIndex | None:
+        """After this gallery's ``writes`` store writes to the tenant's faces (each moves its face version by one),
+        under the lock: the loaded index to mirror them in, or None when none is loaded or another process wrote
+        too (the index is dropped, and reloads on next use)."""
+        index = self._indexes.get(tenant_id)
+        if index is None:
+            return None
+        version = self.store.face_version(tenant_id)
+        if version != index.version + writes:
+            del self._indexes[tenant_id]
+            return None
+        index.version = version
+        return index
 
     def _load_negatives(self, tenant_id: str, index: VectorIndex) -> None:
         negatives: dict[str, set[str]] = {}
@@ -638,12 +713,14 @@ class FaceGallery:
     def _decode(self, source: Source, meter: Meter, name: str | None) -> tuple[Frame, str, str]:
         from frugalsense.media import load
 
+        # Galleries work on photos: the first page of a document or the first sampled video frame, the only
+        # picture decoded (first_only), so a long document costs one page.
         with meter.stage("decode"):
-            decoded = load(source, self.settings, name=name)
-        if not decoded.frames:
+            decoded = load(source, self.settings, name=name, first_only=True)
+            first = decoded.frames[0] if decoded.frames else None
+        if first is None:
             raise InvalidRequestError(f"{decoded.name} has no picture ({decoded.kind}); send a photo")
-        # Galleries work on photos: the first page of a document or the first sampled video frame.
-        return decoded.frames[0], decoded.name, decoded.sha256
+        return first, decoded.name, decoded.sha256
 
     def _faces(self, frame: Frame, meter: Meter) -> list[Face]:
         return self.analyzer.faces(frame, meter)
@@ -683,13 +760,10 @@ class FaceGallery:
         record = self.store.add_face(tenant_id, _with_crop(new, relative))
         if crop is not None and relative is not None:
             # Written after the row commits: a crash in between leaves a face without a crop, never a crop
-            # without a face (which erasure could not find).
-            path = self.settings.data_dir / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(crop)
-            os.replace(tmp, path)
-        index = self._indexes.get(tenant_id)
+            # without a face (which erasure could not find). Private to the service's user, like every file.
+            with private_replace(self.settings.data_dir / relative, durable=False) as handle:
+                handle.write(crop)
+        index = self._changed(tenant_id)
         if index is not None:
             index.add(
                 record.id,
@@ -732,7 +806,7 @@ class FaceGallery:
             path = (self.settings.data_dir / relative).resolve()
             if path.is_relative_to(root):
                 path.unlink(missing_ok=True)
-        index = self._indexes.get(tenant_id)
+        index = self._changed(tenant_id)
         if index is not None:
             index.remove(erased.face_ids)
             self._load_negatives(tenant_id, index)

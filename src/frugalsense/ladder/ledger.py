@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Clock", "CostReceipt", "Meter", "RequestLimits", "StageCost", "request_limits"]
+from frugalsense.budget import current_limits
+
+__all__ = ["Clock", "CostReceipt", "Meter", "StageCost"]
 
 #: "thread": CPU time of the calling thread, right when the runtime computes in that thread (ONNX Runtime and
 #: OpenCV with one intra-op thread, dlib, Tesseract). "process": CPU time of the whole process, for runtimes that
@@ -94,37 +95,6 @@ class CostReceipt:
         }
 
 
-@dataclass(frozen=True)
-class RequestLimits:
-    """What one request may spend, and the flag its caller sets when nobody waits for the answer any more."""
-
-    cpu_budget_s: float | None = None
-    cancelled: threading.Event | None = None
-
-
-_limits: ContextVar[RequestLimits | None] = ContextVar("frugalsense_request_limits", default=None)
-
-
-@contextmanager
-def request_limits(limits: RequestLimits) -> Iterator[None]:
-    """Every Meter created inside (in this thread, or in work started from it with its context) gets `limits`.
-
-    The HTTP layer sets them around a request's work, so the galleries, the index and the analyzer need no
-    budget parameter of their own.
-
-    >>> with request_limits(RequestLimits(cpu_budget_s=2.0)):
-    ...     Meter(0.05).cpu_budget_s
-    2.0
-    >>> Meter(0.05).cpu_budget_s is None
-    True
-    """
-    token = _limits.set(limits)
-    try:
-        yield
-    finally:
-        _limits.reset(token)
-
-
 class Meter:
     """Measures stages into one receipt. Not shared between requests.
 
@@ -148,7 +118,7 @@ class Meter:
         cancelled: threading.Event | None = None,
     ) -> None:
         self.receipt = CostReceipt(price_per_cpu_hour=price_per_cpu_hour)
-        limits = _limits.get()
+        limits = current_limits()  # what the HTTP layer allows the request it works for (frugalsense.budget)
         if limits is not None:
             cpu_budget_s = limits.cpu_budget_s if cpu_budget_s is None else cpu_budget_s
             cancelled = limits.cancelled if cancelled is None else cancelled

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import ExifTags, Image, ImageOps
 
+from frugalsense.budget import release_with, reserve_picture
 from frugalsense.errors import CorruptInputError, FrugalsenseError, InputTooLargeError, UnsupportedFormatError
 from frugalsense.media.frames import LazyFrames
 from frugalsense.media.sniff import Sniffed
@@ -153,14 +154,19 @@ def _to_frame(image: Image.Image, label: str, settings: Settings, *, page: int |
     """Check the header size, then decode, orient and convert one picture; library errors become ours."""
     check_pixels(image.width, image.height, settings, f"the {label} picture")
     check_request_pixels(image.width * image.height, settings, f"the {label} picture")
+    release = reserve_picture(image.width, image.height, f"the {label} picture")
     try:
         image.load()
         oriented = image
         if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
             oriented = ImageOps.exif_transpose(image)
         pixels = _rgb_pixels(oriented)
-    except Exception as exc:
-        raise _translate(exc, label, settings) from exc
+    except BaseException as exc:
+        release()
+        if isinstance(exc, Exception):
+            raise _translate(exc, label, settings) from exc
+        raise
+    release_with(pixels, release)
     return Frame(pixels=pixels, page=page)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 import pypdfium2 as pdfium
 
+from frugalsense.budget import release_with, reserve_picture
 from frugalsense.errors import CorruptInputError, FrugalsenseError, InputTooLargeError, UnsupportedFormatError
 from frugalsense.media.frames import LazyFrames
 from frugalsense.media.image import check_pixels, check_request_pixels
@@ -51,7 +52,7 @@ def decode_pdf(data: bytes, settings: Settings, *, first_only: bool = False) -> 
             document.close()
     pages = "the first page of the PDF" if first_only else f"the {len(sizes)} pages of the PDF"
     check_request_pixels(sum(w * h for w, h in sizes), settings, f"{pages} at {settings.pdf_dpi} dpi")
-    return LazyFrames(_PdfPages(data, settings.pdf_dpi / _POINTS_PER_INCH), sizes)
+    return LazyFrames(_PdfPages(data, settings.pdf_dpi / _POINTS_PER_INCH, sizes), sizes)
 
 
 def _open(data: bytes) -> pdfium.PdfDocument:
@@ -89,8 +90,8 @@ def _page_sizes(document: pdfium.PdfDocument, settings: Settings, limit: int | N
 class _PdfPages:
     """Renders the pages of one PDF on demand (see `LazyFrames`); pdfium is only touched under its lock."""
 
-    def __init__(self, data: bytes, scale: float) -> None:
-        self._data, self._scale = data, scale
+    def __init__(self, data: bytes, scale: float, sizes: list[tuple[int, int]]) -> None:
+        self._data, self._scale, self._sizes = data, scale, sizes
 
     def read(self, index: int) -> Frame:
         return next(self.read_all(range(index, index + 1)))
@@ -100,8 +101,15 @@ class _PdfPages:
             document = _open(self._data)
         try:
             for index in indices:
-                with _pdfium_lock:
-                    frame = _render(document, index, self._scale)
+                # The page's memory is reserved before pdfium's lock is taken: waiting for it holds no one up.
+                release = reserve_picture(*self._sizes[index], f"page {index + 1} of the PDF")
+                try:
+                    with _pdfium_lock:
+                        frame = _render(document, index, self._scale)
+                except BaseException:
+                    release()
+                    raise
+                release_with(frame.pixels, release)
                 yield frame
                 del frame  # released before the next page is rendered
         finally:

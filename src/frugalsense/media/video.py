@@ -21,6 +21,7 @@ import av.container
 import numpy as np
 import numpy.typing as npt
 
+from frugalsense.budget import release_with, reserve_picture
 from frugalsense.errors import CorruptInputError
 from frugalsense.media.audio import decode_audio_track, open_container, translate_av_error
 from frugalsense.media.frames import LazyFrames
@@ -252,7 +253,15 @@ class _VideoFrames:
         what = f"the {len(self._samples)} sampled frames of {self._label} at {width}x{height}"
         check_request_pixels(width * height * len(self._samples), self._settings, what)
         position = sample.time_s if decoded.time is None else max(decoded.time - self._start_s, 0.0)
-        return Frame(pixels=_upright_rgb(decoded, width, height), time_s=round(position, 3))
+        # The decoder already holds the full frame; what is reserved is the sampled copy the request works on.
+        release = reserve_picture(width, height, f"a frame of {self._label}")
+        try:
+            pixels = _upright_rgb(decoded, width, height)
+        except BaseException:
+            release()
+            raise
+        release_with(pixels, release)
+        return Frame(pixels=pixels, time_s=round(position, 3))
 
 
 def _reached(sample: _Sample, frame: av.VideoFrame, order: int) -> bool:

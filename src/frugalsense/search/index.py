@@ -5,7 +5,8 @@ Exact search: vectors are unit length, so cosine similarity is one matrix-vector
 query), with no recall lost to an approximation and deletes that take effect at once. The database holds every
 vector too (the truth, erased with its item); the file in ``DATA_DIR/search/`` is a snapshot stamped with the
 database's version for that tenant and encoder, so a restart reads one file instead of 100,000 rows, and a stale
-file is simply rebuilt.
+file is simply rebuilt. Deleting an item removes the file at once (it is written again, without the item, at the
+next save), so a deleted item's vector never waits on disk for a later save.
 
     >>> index = SemanticIndex()
     >>> index.add([7, 8], ["page 1", "page 1"], np.eye(2, dtype=np.float32))
@@ -15,24 +16,22 @@ file is simply rebuilt.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from frugalsense.search.storage import SearchStore, WriteOutcome
+from frugalsense.store.files import private_folder, private_replace
 
 __all__ = ["IndexCache", "SemanticIndex", "vector_file"]
 
 Vector = npt.NDArray[np.float32]
-T = TypeVar("T")
 
 
 def vector_file(data_dir: Path, tenant_id: str, encoder: str) -> Path:
@@ -132,12 +131,11 @@ class SemanticIndex:
                 wanted = min(n, wanted * 4)
 
     def save(self, path: Path) -> None:
-        """Write the snapshot atomically (a crash leaves the old file or the new one, never half of one)."""
+        """Write the snapshot atomically (a crash leaves the old file or the new one, never half of one), private
+        to the service's user."""
         with self._lock:
             n = self._n
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            with tmp.open("wb") as handle:
+            with private_replace(path) as handle:
                 np.savez(
                     handle,
                     vectors=self._matrix[:n],
@@ -145,9 +143,6 @@ class SemanticIndex:
                     parts=np.array(self._parts[:n], dtype=str),
                     version=np.array(self.version, np.int64),
                 )
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> SemanticIndex | None:
@@ -191,6 +186,8 @@ class IndexCache:
         self._indexes: dict[tuple[str, str], SemanticIndex] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._saved_at = time.monotonic()
+        if (data_dir / "search").is_dir():
+            private_folder(data_dir / "search")  # an older version left it readable by others
 
     def get(self, tenant_id: str, encoder: str) -> SemanticIndex:
         key = (tenant_id, encoder)
@@ -215,15 +212,19 @@ class IndexCache:
             return loaded
 
     def write(self, tenant_id: str, encoder: str, work: Callable[[], WriteOutcome]) -> WriteOutcome:
-        """Run one database write and mirror it in the loaded index."""
+        """Run one database write and mirror it in the loaded index. A delete takes the vector file away at once:
+        the deleted item's vectors must not wait on disk for the next save."""
         key = (tenant_id, encoder)
         with self._lock:
             outcome = work()
+            if outcome.item is None:
+                vector_file(self.data_dir, tenant_id, encoder).unlink(missing_ok=True)
             index = self._indexes.get(key)
             if index is None:
                 return outcome
             if index.version != outcome.version_before:
                 del self._indexes[key]  # missed someone else's change: reload on the next search
+                self._dirty.discard(key)
                 return outcome
             if outcome.replaced_rowid is not None:
                 index.remove_items([outcome.replaced_rowid])
@@ -237,12 +238,17 @@ class IndexCache:
             return outcome
 
     def flush(self) -> None:
-        """Write the snapshots of indexes changed since they were last written."""
+        """Write the snapshots of indexes changed since they were last written. One that another process changed
+        meanwhile is not written (it may hold vectors that process deleted): it is dropped, to reload."""
         with self._lock:
             for key in sorted(self._dirty):
                 index = self._indexes.get(key)
-                if index is not None:
+                if index is None:
+                    continue
+                if index.version == self.store.version(*key):
                     index.save(vector_file(self.data_dir, *key))
+                else:
+                    del self._indexes[key]
             self._dirty.clear()
             self._saved_at = time.monotonic()
 
@@ -282,11 +288,3 @@ class IndexCache:
                         path.unlink(missing_ok=True)
                         removed += 1
         return removed
-
-    def erase_tenant(self, tenant_id: str, erase: Callable[[], T]) -> tuple[T, int]:
-        """Run a tenant's erasure from the database, then `drop_tenant`, under the lock every write takes: no
-        write lands in (and no flush saves) an index of the tenant half-way. Returns what ``erase`` returned and
-        the number of vector files deleted."""
-        with self._lock:
-            done = erase()
-            return done, self.drop_tenant(tenant_id)

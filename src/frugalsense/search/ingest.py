@@ -203,13 +203,17 @@ class Indexer:
                 summary.outcomes = list(pool.map(one, files))
         if prune:
             present = {str(p) for p in files}
+            removed = 0
             for folder in (Path(p).resolve() for p in paths):
                 if not folder.is_dir():
                     continue
                 for source, item_id in self.store.sources(tenant_id, str(folder) + os.sep).items():
                     if source not in present and not Path(source).exists():
-                        self.delete(tenant_id, item_id)
+                        self.delete(tenant_id, item_id, purge=False)
                         summary.outcomes.append(IndexOutcome(source, "removed", item_id))
+                        removed += 1
+            if removed:
+                self.purge()  # once for the whole run: each purge rewrites the full-text index
         self.cache.snapshot(tenant_id, self.encoder.name)
         summary.wall_s = time.perf_counter() - started
         return summary
@@ -233,6 +237,12 @@ class Indexer:
         ``source_key`` (default: its content hash) and ``captured_at`` (default: now).
         """
         try:
+            # Checked before any work: a key or name past its limit would be stored and listed with every item.
+            limits = self.store.limits
+            if source_key is not None:
+                limits.source(source_key)
+            if name is not None:
+                limits.name(name, "item")
             if isinstance(source, bytes):
                 data = source
                 digest = hashlib.sha256(data).hexdigest()
@@ -241,11 +251,11 @@ class Indexer:
                 label = name or key
             else:
                 path = Path(os.fspath(source)).resolve()
-                key, label = source_key or str(path), name or path.name
+                key, label = limits.source(source_key or str(path)), name or path.name[: limits.name_chars]
                 data, when = _read(path, self.settings.max_upload_bytes), captured_at or _iso(path.stat().st_mtime)
                 digest = hashlib.sha256(data).hexdigest()
         except FrugalsenseError as exc:
-            return IndexOutcome(str(source)[:200], "failed", error=str(exc), error_code=exc.code)
+            return IndexOutcome(_shown(source, source_key), "failed", error=str(exc), error_code=exc.code)
         existing = self.store.find_source(tenant_id, key)
         if (
             existing is not None
@@ -259,13 +269,23 @@ class Indexer:
             code = getattr(exc, "code", "io_error")
             return IndexOutcome(key, "failed", error=str(exc), error_code=code)
 
-    def delete(self, tenant_id: str, item_id: str) -> list[str]:
-        """Delete an item with its vectors, text, labels and faces (erased through the gallery)."""
+    def delete(self, tenant_id: str, item_id: str, *, purge: bool = True) -> list[str]:
+        """Delete an item with its vectors (its vector file goes at once), text, labels and faces (erased through
+        the gallery). With ``purge`` its words also leave the full-text index's bytes (see `purge`)."""
         encoder = self.store.get_item(tenant_id, item_id).encoder
         outcome = self.cache.write(tenant_id, encoder, lambda: self.store.delete_item(tenant_id, item_id))
         self._erase_faces(tenant_id, outcome.replaced_faces)
-        self.store.checkpoint()
+        if purge:
+            self.purge()
+        else:
+            self.store.checkpoint()
         return outcome.replaced_faces
+
+    def purge(self) -> None:
+        """Take the words of deleted items out of the database file: merge the full-text index (SQLite 3.40
+        keeps them in older segments until a merge) and empty the write-ahead log."""
+        self.store.purge_deleted_text()
+        self.store.checkpoint()
 
     def _index(
         self,
@@ -564,6 +584,13 @@ def _read(path: Path, limit: int) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise InvalidRequestError(f"cannot read {path} ({exc.strerror or exc}); check the path") from exc
+
+
+def _shown(source: str | os.PathLike[str] | bytes, key: str | None) -> str:
+    """How a failed outcome names its file: the key or path, cut short (an upload's bytes never)."""
+    if key is not None:
+        return key[:200]
+    return "upload" if isinstance(source, bytes) else os.fspath(source)[:200]
 
 
 def _iso(timestamp: float) -> str:

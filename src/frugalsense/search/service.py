@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from frugalsense.search.near_dup import DEFAULT_MAX_DISTANCE, dhash, hamming, ne
 from frugalsense.search.query import Searcher, SearchResults
 from frugalsense.search.storage import Filters, Item, SearchStore
 from frugalsense.settings import Settings
-from frugalsense.store.sqlite import DB_FILENAME, SQLiteStore
+from frugalsense.store.sqlite import SQLiteStore
 
 __all__ = ["MODALITIES", "SearchService", "check_date", "outcome_error"]
 
@@ -62,7 +63,7 @@ class SearchService:
     @classmethod
     def open(cls, settings: Settings, encoder: ImageEncoder | None = None) -> SearchService:
         """The service over ``DATA_DIR/frugalsense.db`` with its own analyzer and gallery; `close` when done."""
-        store = SQLiteStore(settings.data_dir / DB_FILENAME)
+        store = SQLiteStore.open(settings)
         analyzer = Analyzer(settings)
         try:
             service = cls(store, analyzer, FaceGallery(store, analyzer), encoder)
@@ -155,10 +156,11 @@ class SearchService:
 
         meter = Meter(self.settings.price_per_cpu_hour)
         with meter.stage("decode"):
-            decoded = load(source, self.settings, name=name)
-        if not decoded.frames:
+            # Only the first picture is used: only it is decoded (first_only), and no audio.
+            decoded = load(source, self.settings, name=name, first_only=True)
+            first = replace(decoded, frames=[decoded.frames[0]]) if decoded.frames else None
+        if first is None:
             raise InvalidRequestError(f"{decoded.name} has no picture ({decoded.kind}); send a photo or a scan")
-        first = replace(decoded, frames=decoded.frames[:1], audio=None)
         features = list(dict.fromkeys([*self.encoder.features, "text"]))
         page = self.analyzer.analyze_decoded(first, features, meter).pages[0]
         frame = first.frames[0]
@@ -199,7 +201,8 @@ class SearchService:
         return self.items.list_items(tenant_id, source_prefix=source_prefix, limit=limit, offset=offset)
 
     def delete_item(self, tenant_id: str, item_id: str) -> dict[str, Any]:
-        """Delete an item and everything derived from it: faces (and their crops), text, labels, vectors."""
+        """Delete an item and everything derived from it: faces (and their crops), text, labels, vectors, down to
+        the bytes of the database files and the vector snapshot."""
         faces = self.indexer.delete(tenant_id, item_id)
         return {"deleted": item_id, "faces": len(faces)}
 
@@ -214,13 +217,14 @@ class SearchService:
         the database files, not only its tables. Cannot be undone.
         """
         tenant = self.store.get_tenant(tenant_id)
-
-        def erase() -> tuple[dict[str, int], int, dict[str, int]]:
-            counts = self.items.tenant_counts(tenant_id)
-            keys = len(self.store.list_api_keys(tenant_id))
-            return counts, keys, self.gallery.erase_tenant(tenant_id).to_dict()
-
-        (counts, keys, faces), files = self.cache.erase_tenant(tenant_id, erase)
+        counts = self.items.tenant_counts(tenant_id)
+        keys = len(self.store.list_api_keys(tenant_id))
+        files = self.cache.drop_tenant(tenant_id)
+        # Items, then faces, a chunk per transaction: other tenants' work goes on between chunks.
+        while self.items.delete_tenant_items(tenant_id, self.gallery.erase_chunk):
+            time.sleep(0.001)
+        faces = self.gallery.erase_tenant(tenant_id).to_dict()
+        files += self.cache.drop_tenant(tenant_id)  # one its own searches saved meanwhile
         self.items.purge_deleted_text()
         self.items.checkpoint()
         return {"erased": tenant.to_dict(), **counts, **faces, "keys": keys, "vector_files": files}

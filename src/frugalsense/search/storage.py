@@ -26,12 +26,17 @@ import numpy.typing as npt
 
 from frugalsense.errors import ConfigurationError, NotFoundError
 from frugalsense.store._database import Database
+from frugalsense.store.erasure import record_refs
 from frugalsense.store.sqlite import SQLiteStore, new_id
+from frugalsense.store.validation import read_json
 
 __all__ = ["FaceLink", "Filters", "Item", "NewItem", "SearchStore", "StoredVectors"]
 
 Vector = npt.NDArray[np.float32]
 _CHUNK = 500  # bound parameters per statement stay well under SQLite's limit
+# Faces and persons of a collection being erased are hidden (see SQLiteStore.begin_collection_erasure).
+_LIVE_FACE = "(f.collection_id IS NULL OR f.collection_id NOT IN (SELECT id FROM collections WHERE erasing = 1))"
+_LIVE_PERSON = "NOT EXISTS (SELECT 1 FROM collections c WHERE c.id = persons.collection_id AND c.erasing = 1)"
 
 
 def _now() -> str:
@@ -179,21 +184,24 @@ class SearchStore(Database):
 
     @classmethod
     def shared(cls, store: SQLiteStore) -> SearchStore:
-        """A search store on the same database file as ``store``."""
+        """A search store on the same database file as ``store``, with its limits on what callers may store."""
         if store.path == ":memory:":
             raise ConfigurationError("the search index needs a database file, not ':memory:'")
-        return cls(store.path)
+        return cls(store.path, limits=store.limits)
 
     # -- writes ---------------------------------------------------------------------------------------------
 
     def put_item(self, tenant_id: str, new: NewItem) -> WriteOutcome:
         """Insert an item, replacing the tenant's record of the same source (its vectors, text, labels and face
         links go with it; its faces are returned for the gallery to erase)."""
+        self.limits.source(new.source)
         with self._write() as conn:
             return _insert(conn, tenant_id, new)
 
     def put_items(self, tenant_id: str, items: Sequence[NewItem]) -> list[WriteOutcome]:
         """Many `put_item`s in one transaction (bulk loads; one fsync instead of one per item)."""
+        for new in items:
+            self.limits.source(new.source)
         with self._write() as conn:
             return [_insert(conn, tenant_id, new) for new in items]
 
@@ -210,9 +218,16 @@ class SearchStore(Database):
             after = _version(conn, tenant_id, row["encoder"])
         return WriteOutcome(None, faces, int(row["rowid"]), before, after, [])
 
-    def checkpoint(self) -> None:
-        with self._lock:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    def delete_tenant_items(self, tenant_id: str, limit: int) -> int:
+        """Delete up to ``limit`` of a tenant's items (their vectors, text, labels and links go with them) in
+        one transaction: the chunks of a tenant's erasure. Returns how many went; 0 once none is left."""
+        with self._write() as conn:
+            return int(
+                conn.execute(
+                    "DELETE FROM items WHERE rowid IN (SELECT rowid FROM items WHERE tenant_id = ? LIMIT ?)",
+                    (tenant_id, max(1, limit)),
+                ).rowcount
+            )
 
     def purge_deleted_text(self) -> None:
         """Merge each full-text index into one segment, which drops the words of deleted rows from the file.
@@ -280,7 +295,7 @@ class SearchStore(Database):
                 "SELECT l.item_id, l.face_id, l.page, f.person_id, f.cluster_id, p.name FROM item_faces l"
                 " JOIN faces f ON f.tenant_id = l.tenant_id AND f.id = l.face_id"
                 " LEFT JOIN persons p ON p.tenant_id = f.tenant_id AND p.id = f.person_id"
-                f" WHERE l.tenant_id = ? AND l.item_id IN ({marks}) ORDER BY l.page, l.rowid",
+                f" WHERE l.tenant_id = ? AND l.item_id IN ({marks}) AND {_LIVE_FACE} ORDER BY l.page, l.rowid",
                 (tenant_id, *chunk),
             ):
                 out.setdefault(r["item_id"], []).append(
@@ -421,7 +436,7 @@ class SearchStore(Database):
             marks = ",".join("?" * len(filters.person_ids))
             where.append(
                 "EXISTS (SELECT 1 FROM item_faces l JOIN faces f ON f.tenant_id = l.tenant_id AND f.id = l.face_id"
-                f" WHERE l.tenant_id = i.tenant_id AND l.item_id = i.id"
+                f" WHERE l.tenant_id = i.tenant_id AND l.item_id = i.id AND {_LIVE_FACE}"
                 f" AND (f.person_id IN ({marks}) OR f.cluster_id IN ({marks})))"
             )
             params += list(filters.person_ids) * 2
@@ -454,7 +469,8 @@ class SearchStore(Database):
         if who.startswith("clu_"):
             return [who]
         rows = self._rows(
-            "SELECT id FROM persons WHERE tenant_id = ? AND (id = ? OR name = ? COLLATE NOCASE)",
+            "SELECT id FROM persons WHERE tenant_id = ? AND (id = ? OR name = ? COLLATE NOCASE)"
+            f" AND {_LIVE_PERSON}",
             (tenant_id, who, who),
         )
         if not rows:
@@ -497,6 +513,7 @@ def _insert(conn: sqlite3.Connection, tenant_id: str, new: NewItem) -> WriteOutc
         ),
     )
     rowid = int(cursor.lastrowid or 0)
+    record_refs(conn, tenant_id, item_id, new.result)  # the persons and faces it names, for their erasure
     conn.executemany(
         "INSERT INTO item_labels VALUES (?, ?, ?, ?)",
         [(tenant_id, item_id, name, score) for name, score in new.labels.items()],
@@ -569,5 +586,6 @@ def _item(row: sqlite3.Row) -> Item:
         flagged=bool(row["flagged"]),
         phash=None if phash is None else int(phash),
         encoder=row["encoder"],
-        result=json.loads(row["result"]),
+        # Written by the indexer, never by callers: only non-finite numbers need reading tolerantly.
+        result=read_json(row["result"], max_depth=None),
     )

@@ -25,6 +25,7 @@ from frugalsense.store.base import (
     Tenant,
 )
 from frugalsense.store.sqlite import DB_FILENAME, SQLiteStore, new_id
+from frugalsense.store.validation import Limits
 
 __all__ = [
     "DB_FILENAME",
@@ -35,6 +36,7 @@ __all__ = [
     "Erased",
     "FaceRecord",
     "FaceVectors",
+    "Limits",
     "NewApiKey",
     "NewFace",
     "Person",

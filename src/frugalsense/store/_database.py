@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from frugalsense.store.files import make_private, private_file
 from frugalsense.store.migrations import apply_migrations
+from frugalsense.store.validation import Limits
 
 __all__ = ["Database"]
 
+#: how long an erasure's checkpoint waits for readers of older snapshots to finish before it gives up
+_CHECKPOINT_PATIENCE_S = 5.0
+
 
 class Database:
-    """A connection to one database file (``":memory:"`` for a throw-away one), migrated on open. Thread-safe."""
+    """A connection to one database file (``":memory:"`` for a throw-away one), migrated on open. Thread-safe.
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
+    The file, its write-ahead log and its shared memory are 0600 and their folder 0700, whatever the umask.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, limits: Limits | None = None) -> None:
         self.path = str(path)
+        self.limits = limits or Limits()
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # SQLite gives the log and the shared memory the database file's mode: create that one private.
+            private_file(Path(self.path))
+            for suffix in ("-wal", "-shm"):
+                make_private(Path(self.path + suffix))
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
@@ -42,6 +55,20 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def checkpoint(self) -> bool:
+        """Fold the write-ahead log into the database file and empty it, so page images holding erased bytes
+        leave the log (after an erasure). False when readers of older snapshots kept it from finishing."""
+        deadline = time.monotonic() + _CHECKPOINT_PATIENCE_S
+        while True:
+            # TRUNCATE empties the log file too, so old page images with deleted rows do not linger in it.
+            with self._lock:
+                busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

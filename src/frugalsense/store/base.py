@@ -13,7 +13,7 @@ transaction, committed (and durable) before the method returns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -223,6 +223,16 @@ class Erased:
     collections: int = 0
     corrections: int = 0
 
+    def plus(self, other: Erased) -> Erased:
+        """Both erasures' counts together (the chunks of one erasure)."""
+        return Erased(
+            self.face_ids + other.face_ids,
+            self.crop_paths + other.crop_paths,
+            self.persons + other.persons,
+            self.collections + other.collections,
+            self.corrections + other.corrections,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "faces": len(self.face_ids),
@@ -238,11 +248,17 @@ class Store(Protocol):
     def close(self) -> None: ...
 
     def data_version(self) -> int:
-        """Changes whenever another connection (another process) commits; cached indexes reload on change."""
+        """Changes whenever another connection (another process) commits."""
         ...
 
-    def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file and empty it (after an erasure)."""
+    def face_version(self, tenant_id: str) -> int:
+        """Goes up by exactly one with every write to the tenant's faces or corrections (whichever process makes
+        it): a loaded face index is current while this matches what it saw."""
+        ...
+
+    def checkpoint(self) -> bool:
+        """Fold the write-ahead log into the database file and empty it (after an erasure); False when readers
+        of older snapshots kept it from finishing."""
         ...
 
     # tenants and keys
@@ -250,6 +266,12 @@ class Store(Protocol):
     def get_tenant(self, tenant_id: str) -> Tenant: ...
     def list_tenants(self) -> list[Tenant]: ...
     def delete_tenant(self, tenant_id: str) -> Erased: ...
+    def erase_tenant_faces(
+        self, tenant_id: str, limit: int = ..., before_delete: Callable[[list[str]], None] | None = None
+    ) -> Erased:
+        """Delete up to ``limit`` of a tenant's faces in one transaction (the chunks of its erasure)."""
+        ...
+
     def create_api_key(self, tenant_id: str, name: str, role: Role = "user") -> NewApiKey: ...
     def verify_api_key(self, key: str) -> ApiKey | None: ...
     def list_api_keys(self, tenant_id: str) -> list[ApiKey]: ...
@@ -260,6 +282,25 @@ class Store(Protocol):
     def get_collection(self, tenant_id: str, collection_id: str) -> Collection: ...
     def list_collections(self, tenant_id: str) -> list[Collection]: ...
     def delete_collection(self, tenant_id: str, collection_id: str) -> Erased: ...
+    def begin_collection_erasure(self, tenant_id: str, collection_id: str) -> None:
+        """Hide the collection, its persons and faces from every read and blank their names (one transaction)."""
+        ...
+
+    def erase_collection_chunk(
+        self,
+        tenant_id: str,
+        collection_id: str,
+        limit: int = ...,
+        before_delete: Callable[[list[str]], None] | None = None,
+    ) -> Erased:
+        """Delete up to ``limit`` faces of a collection being erased, or its persons and itself once no face is
+        left (``collections`` is then 1), in one transaction."""
+        ...
+
+    def erasing_collections(self) -> list[tuple[str, str]]:
+        """(tenant, collection) of every erasure begun and not finished (a crash interrupted it)."""
+        ...
+
     def create_person(
         self, tenant_id: str, collection_id: str, name: str, metadata: Mapping[str, Any] | None = None
     ) -> Person: ...

@@ -243,3 +243,34 @@ def m003_face_embeddings(conn: sqlite3.Connection) -> None:
             FOREIGN KEY (tenant_id, face_id) REFERENCES faces(tenant_id, id) ON DELETE CASCADE
         )"""
     )
+
+
+@migration
+def m004_erasure_and_face_versions(conn: sqlite3.Connection) -> None:
+    """Complete erasure and per-tenant face versions.
+
+    ``collections.erasing`` hides a collection whose faces are being deleted in chunks (a crash part-way leaves
+    it hidden and still deletable). ``face_state`` is bumped by every write to a tenant's faces or corrections,
+    so a process reloads one tenant's face index only when that tenant's faces changed. ``item_refs`` records
+    the person and face ids each item's stored result mentions, so erasing one finds the results to scrub.
+    """
+    from frugalsense.store.erasure import backfill_refs
+
+    statements = [
+        "ALTER TABLE collections ADD COLUMN erasing INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE face_state (
+            tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL
+        )""",
+        """CREATE TABLE item_refs (
+            tenant_id TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, ref, item_id),
+            FOREIGN KEY (tenant_id, item_id) REFERENCES items(tenant_id, id) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+        "CREATE INDEX item_refs_item ON item_refs(tenant_id, item_id)",
+    ]
+    for statement in statements:
+        conn.execute(statement)
+    backfill_refs(conn)

@@ -18,7 +18,7 @@ import json
 import re
 import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy.typing as npt
 from frugalsense.errors import InvalidRequestError, NotFoundError
 from frugalsense.results import Box
 from frugalsense.settings import Settings
+from frugalsense.store import erasure
 from frugalsense.store._database import Database
 from frugalsense.store.base import (
     ApiKey,
@@ -43,6 +44,7 @@ from frugalsense.store.base import (
     Role,
     Tenant,
 )
+from frugalsense.store.validation import Limits, read_json
 
 __all__ = ["DB_FILENAME", "SQLiteStore", "new_id"]
 
@@ -51,7 +53,6 @@ DB_FILENAME = "frugalsense.db"
 # Lower-case letters and digits without look-alikes (i, l, o, u): ids survive being read aloud or retyped.
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _KEY_RE = re.compile(r"^fs_([0-9a-z]{8})_([0-9a-z]{40})$")
-_MAX_NAME = 200
 _WHAT = {"tenants": "tenant", "collections": "collection", "persons": "person", "faces": "face", "api_keys": "key"}
 
 
@@ -69,11 +70,17 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _name(value: str, what: str) -> str:
-    name = value.strip()
-    if not name or len(name) > _MAX_NAME:
-        raise InvalidRequestError(f"a {what} name must be 1 to {_MAX_NAME} characters; got {len(name)}")
-    return name
+#: faces deleted per transaction when a collection is erased, so other work interleaves between chunks
+ERASE_CHUNK = 2000
+# Rows of a collection being erased (its faces deleted chunk by chunk) are hidden from every read.
+_LIVE_COLLECTION = "erasing = 0"
+_LIVE_PERSON = "NOT EXISTS (SELECT 1 FROM collections c WHERE c.id = {p}.collection_id AND c.erasing = 1)"
+_LIVE_FACE = "({f}collection_id IS NULL OR {f}collection_id NOT IN (SELECT id FROM collections WHERE erasing = 1))"
+_LIVE = {
+    "collections": f" AND {_LIVE_COLLECTION}",
+    "persons": f" AND {_LIVE_PERSON.format(p='persons')}",
+    "faces": f" AND {_LIVE_FACE.format(f='')}",
+}
 
 
 class SQLiteStore(Database):
@@ -81,8 +88,9 @@ class SQLiteStore(Database):
 
     @classmethod
     def open(cls, settings: Settings) -> SQLiteStore:
-        """The service's database: ``DATA_DIR/frugalsense.db`` (folders created)."""
-        return cls(settings.data_dir / DB_FILENAME)
+        """The service's database: ``DATA_DIR/frugalsense.db`` (folders created), with the settings' limits on
+        what callers may store."""
+        return cls(settings.data_dir / DB_FILENAME, limits=Limits.from_settings(settings))
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -102,15 +110,14 @@ class SQLiteStore(Database):
         with self._lock:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def checkpoint(self) -> None:
-        # TRUNCATE empties the log file too, so old page images with deleted embeddings do not linger in it.
-        with self._lock:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    def face_version(self, tenant_id: str) -> int:
+        row = self._rows("SELECT version FROM face_state WHERE tenant_id = ?", (tenant_id,))
+        return int(row[0][0]) if row else 0
 
     # -- tenants and keys -----------------------------------------------------------------------------------
 
     def create_tenant(self, name: str) -> Tenant:
-        tenant = Tenant(id=new_id("ten"), name=_name(name, "tenant"), created_at=_now())
+        tenant = Tenant(id=new_id("ten"), name=self.limits.name(name, "tenant"), created_at=_now())
         with self._write() as conn:
             conn.execute("INSERT INTO tenants VALUES (?, ?, ?)", (tenant.id, tenant.name, tenant.created_at))
         return tenant
@@ -124,9 +131,16 @@ class SQLiteStore(Database):
         return [Tenant(id=r["id"], name=r["name"], created_at=r["created_at"]) for r in rows]
 
     def delete_tenant(self, tenant_id: str) -> Erased:
+        """Erase a tenant and everything it owns: its faces `ERASE_CHUNK` at a time (one transaction each, so
+        other work interleaves), then the rest (keys, collections, persons, items) in one transaction."""
+        erased = Erased()
+        while (chunk := self.erase_tenant_faces(tenant_id)).face_ids:
+            erased = erased.plus(chunk)
         with self._write() as conn:
             self._require(conn, "tenants", tenant_id, None)
-            erased = self._erase(conn, "tenant_id = ?", (tenant_id,), tenant_id)
+            # Faces stored since the last chunk; its items go too (by cascade), so no result is left to scrub.
+            rows = conn.execute("SELECT id, crop_path FROM faces WHERE tenant_id = ?", (tenant_id,)).fetchall()
+            last = erasure.delete_faces(conn, tenant_id, rows, scrub=False)
             counts = conn.execute(
                 "SELECT (SELECT COUNT(*) FROM persons WHERE tenant_id = ?),"
                 " (SELECT COUNT(*) FROM collections WHERE tenant_id = ?)",
@@ -134,7 +148,27 @@ class SQLiteStore(Database):
             ).fetchone()
             conn.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
         self.checkpoint()
-        return Erased(erased.face_ids, erased.crop_paths, counts[0], counts[1], erased.corrections)
+        return erased.plus(Erased(last.face_ids, last.crop_paths, counts[0], counts[1], last.corrections))
+
+    def erase_tenant_faces(
+        self, tenant_id: str, limit: int = ERASE_CHUNK, before_delete: Callable[[list[str]], None] | None = None
+    ) -> Erased:
+        """One transaction of a tenant's erasure: up to ``limit`` of its faces (``before_delete`` gets their ids
+        first), with their corrections; what it returns lists no face once none is left."""
+        with self._write() as conn:
+            self._require(conn, "tenants", tenant_id, None)
+            rows = conn.execute(
+                "SELECT id, crop_path FROM faces WHERE tenant_id = ? LIMIT ?", (tenant_id, max(1, limit))
+            ).fetchall()
+            if not rows:
+                return Erased()
+            if before_delete is not None:
+                before_delete([r["id"] for r in rows])
+            # The results of its items still name these faces until its erasure ends with the items: that way
+            # no result is rewritten only to be deleted.
+            erased = erasure.delete_faces(conn, tenant_id, rows, scrub=False)
+            self._bump(conn, tenant_id)
+        return erased
 
     def create_api_key(self, tenant_id: str, name: str, role: Role = "user") -> NewApiKey:
         if role not in ("admin", "user"):
@@ -144,7 +178,7 @@ class SQLiteStore(Database):
         record = ApiKey(
             id=new_id("key"),
             tenant_id=tenant_id,
-            name=_name(name, "key"),
+            name=self.limits.name(name, "key"),
             prefix=prefix,
             role=role,
             created_at=_now(),
@@ -187,7 +221,7 @@ class SQLiteStore(Database):
 
     def create_collection(self, tenant_id: str, name: str) -> Collection:
         collection = Collection(
-            id=new_id("col"), tenant_id=tenant_id, name=_name(name, "collection"), created_at=_now()
+            id=new_id("col"), tenant_id=tenant_id, name=self.limits.name(name, "collection"), created_at=_now()
         )
         with self._write() as conn:
             self._require(conn, "tenants", tenant_id, None)
@@ -197,53 +231,97 @@ class SQLiteStore(Database):
             if taken:
                 raise InvalidRequestError(f"a collection named {collection.name!r} exists; choose another name")
             conn.execute(
-                "INSERT INTO collections VALUES (?, ?, ?, ?)",
+                "INSERT INTO collections (id, tenant_id, name, created_at) VALUES (?, ?, ?, ?)",
                 (collection.id, tenant_id, collection.name, collection.created_at),
             )
         return collection
 
     def get_collection(self, tenant_id: str, collection_id: str) -> Collection:
         row = self._one(
-            "SELECT * FROM collections WHERE id = ? AND tenant_id = ?",
+            f"SELECT * FROM collections WHERE id = ? AND tenant_id = ? AND {_LIVE_COLLECTION}",
             (collection_id, tenant_id),
             f"no collection {collection_id!r}; list collections to see their ids",
         )
         return _collection(row)
 
     def list_collections(self, tenant_id: str) -> list[Collection]:
-        rows = self._rows("SELECT * FROM collections WHERE tenant_id = ? ORDER BY rowid", (tenant_id,))
+        rows = self._rows(
+            f"SELECT * FROM collections WHERE tenant_id = ? AND {_LIVE_COLLECTION} ORDER BY rowid", (tenant_id,)
+        )
         return [_collection(r) for r in rows]
 
     def delete_collection(self, tenant_id: str, collection_id: str) -> Erased:
-        with self._write() as conn:
-            self._require(conn, "collections", collection_id, tenant_id)
-            where = (
-                "tenant_id = ? AND (collection_id = ? OR person_id IN"
-                " (SELECT id FROM persons WHERE tenant_id = ? AND collection_id = ?))"
-            )
-            erased = self._erase(conn, where, (tenant_id, collection_id, tenant_id, collection_id), tenant_id)
-            persons = conn.execute(
-                "SELECT COUNT(*) FROM persons WHERE tenant_id = ? AND collection_id = ?",
-                (tenant_id, collection_id),
-            ).fetchone()[0]
-            conn.execute("DELETE FROM collections WHERE id = ? AND tenant_id = ?", (collection_id, tenant_id))
+        """Erase a collection: hidden at once, then its faces deleted `ERASE_CHUNK` at a time (one transaction
+        each, so other work interleaves), then its persons and the collection itself."""
+        self.begin_collection_erasure(tenant_id, collection_id)
+        erased = Erased()
+        while not erased.collections:
+            erased = erased.plus(self.erase_collection_chunk(tenant_id, collection_id))
         self.checkpoint()
-        return Erased(erased.face_ids, erased.crop_paths, persons, 1, erased.corrections)
+        return erased
+
+    def begin_collection_erasure(self, tenant_id: str, collection_id: str) -> None:
+        """The first step of a collection's erasure, in one transaction: the collection, its persons and its
+        faces are hidden from every read, and its name and its persons' names and metadata are blanked. A
+        collection a crash left half-erased can be begun again."""
+        with self._write() as conn:
+            self._require(conn, "collections", collection_id, tenant_id, erasing=True)
+            # Names are stripped, so one that starts with a space cannot clash with a caller's.
+            conn.execute(
+                "UPDATE collections SET erasing = 1, name = ' erasing ' || id WHERE id = ? AND tenant_id = ?",
+                (collection_id, tenant_id),
+            )
+            conn.execute(
+                "UPDATE persons SET name = '', metadata = '{}' WHERE tenant_id = ? AND collection_id = ?",
+                (tenant_id, collection_id),
+            )
+            self._bump(conn, tenant_id)
+
+    def erase_collection_chunk(
+        self,
+        tenant_id: str,
+        collection_id: str,
+        limit: int = ERASE_CHUNK,
+        before_delete: Callable[[list[str]], None] | None = None,
+    ) -> Erased:
+        """One transaction of a begun erasure: up to ``limit`` of the collection's faces (``before_delete`` gets
+        their ids first, e.g. to unlink their crops), or once none is left, its persons and the collection;
+        ``collections`` is 1 in what that last chunk returns."""
+        with self._write() as conn:
+            self._require(conn, "collections", collection_id, tenant_id, erasing=True)
+            rows = conn.execute(
+                "SELECT id, crop_path FROM faces WHERE tenant_id = ? AND (collection_id = ? OR person_id IN"
+                " (SELECT id FROM persons WHERE tenant_id = ? AND collection_id = ?)) LIMIT ?",
+                (tenant_id, collection_id, tenant_id, collection_id, max(1, limit)),
+            ).fetchall()
+            self._bump(conn, tenant_id)
+            if rows:
+                if before_delete is not None:
+                    before_delete([r["id"] for r in rows])
+                return erasure.delete_faces(conn, tenant_id, rows)
+            persons = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM persons WHERE tenant_id = ? AND collection_id = ?", (tenant_id, collection_id)
+                )
+            ]
+            corrections = erasure.delete_persons(conn, tenant_id, persons)
+            conn.execute("DELETE FROM collections WHERE id = ? AND tenant_id = ?", (collection_id, tenant_id))
+        return Erased(persons=len(persons), collections=1, corrections=corrections)
+
+    def erasing_collections(self) -> list[tuple[str, str]]:
+        """(tenant id, collection id) of every collection whose erasure was begun and not finished."""
+        return [(r[0], r[1]) for r in self._rows("SELECT tenant_id, id FROM collections WHERE erasing = 1")]
 
     def create_person(
         self, tenant_id: str, collection_id: str, name: str, metadata: Mapping[str, Any] | None = None
     ) -> Person:
-        try:
-            meta_json = json.dumps(dict(metadata or {}), ensure_ascii=False, sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(f"person metadata must be JSON-serialisable ({exc})") from exc
-        if len(meta_json) > 16_384:
-            raise InvalidRequestError("person metadata is over 16 KiB of JSON; keep it to a few fields")
+        meta_json = self.limits.metadata_json(metadata, "person metadata")
         person = Person(
             id=new_id("per"),
             tenant_id=tenant_id,
             collection_id=collection_id,
-            name=_name(name, "person"),
+            name=self.limits.name(name, "person"),
             metadata=json.loads(meta_json),
             created_at=_now(),
         )
@@ -263,7 +341,7 @@ class SQLiteStore(Database):
                 id=new_id("per"),
                 tenant_id=tenant_id,
                 collection_id=collection_id,
-                name=_name(n, "person"),
+                name=self.limits.name(n, "person"),
                 metadata={},
                 created_at=created,
             )
@@ -279,47 +357,46 @@ class SQLiteStore(Database):
 
     _PERSON_SQL = (
         "SELECT p.*, (SELECT COUNT(*) FROM faces f WHERE f.tenant_id = p.tenant_id AND f.person_id = p.id"
-        " AND f.enrolled = 1) AS face_count FROM persons p"
+        " AND f.enrolled = 1) AS face_count FROM persons p WHERE " + _LIVE_PERSON.format(p="p")
     )
 
     def get_person(self, tenant_id: str, person_id: str) -> Person:
         row = self._one(
-            f"{self._PERSON_SQL} WHERE p.id = ? AND p.tenant_id = ?",
+            f"{self._PERSON_SQL} AND p.id = ? AND p.tenant_id = ?",
             (person_id, tenant_id),
             f"no person {person_id!r}; list persons to see their ids",
         )
-        return _person(row)
+        return _person(row, self.limits.json_depth)
 
     def get_persons(self, tenant_id: str, person_ids: Sequence[str]) -> dict[str, Person]:
         ids = list(dict.fromkeys(person_ids))
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._rows(f"{self._PERSON_SQL} WHERE p.tenant_id = ? AND p.id IN ({marks})", (tenant_id, *ids))
-        return {r["id"]: _person(r) for r in rows}
+        rows = self._rows(f"{self._PERSON_SQL} AND p.tenant_id = ? AND p.id IN ({marks})", (tenant_id, *ids))
+        return {r["id"]: _person(r, self.limits.json_depth) for r in rows}
 
     def list_persons(self, tenant_id: str, collection_id: str | None = None) -> list[Person]:
         if collection_id is None:
-            rows = self._rows(f"{self._PERSON_SQL} WHERE p.tenant_id = ? ORDER BY p.rowid", (tenant_id,))
+            rows = self._rows(f"{self._PERSON_SQL} AND p.tenant_id = ? ORDER BY p.rowid", (tenant_id,))
         else:
             self.get_collection(tenant_id, collection_id)
             rows = self._rows(
-                f"{self._PERSON_SQL} WHERE p.tenant_id = ? AND p.collection_id = ? ORDER BY p.rowid",
+                f"{self._PERSON_SQL} AND p.tenant_id = ? AND p.collection_id = ? ORDER BY p.rowid",
                 (tenant_id, collection_id),
             )
-        return [_person(r) for r in rows]
+        return [_person(r, self.limits.json_depth) for r in rows]
 
     def delete_person(self, tenant_id: str, person_id: str) -> Erased:
         with self._write() as conn:
             self._require(conn, "persons", person_id, tenant_id)
-            erased = self._erase(conn, "tenant_id = ? AND person_id = ?", (tenant_id, person_id), tenant_id)
+            rows = conn.execute(
+                "SELECT id, crop_path FROM faces WHERE tenant_id = ? AND person_id = ?", (tenant_id, person_id)
+            ).fetchall()
+            erased = erasure.delete_faces(conn, tenant_id, rows)
             # Corrections naming this person on faces that stay (e.g. "this stranger is not X") go as well.
-            corrections = conn.execute(
-                "SELECT COUNT(*) FROM corrections WHERE tenant_id = ? AND person_id = ?"
-                " AND face_id NOT IN (SELECT id FROM faces WHERE tenant_id = ? AND person_id = ?)",
-                (tenant_id, person_id, tenant_id, person_id),
-            ).fetchone()[0]
-            conn.execute("DELETE FROM persons WHERE id = ? AND tenant_id = ?", (person_id, tenant_id))
+            corrections = erasure.delete_persons(conn, tenant_id, [person_id])
+            self._bump(conn, tenant_id)
         self.checkpoint()
         return Erased(erased.face_ids, erased.crop_paths, 1, 0, erased.corrections + corrections)
 
@@ -362,7 +439,7 @@ class SQLiteStore(Database):
                     record.person_id,
                     int(record.enrolled),
                     record.source_sha256,
-                    record.source_name[:_MAX_NAME],
+                    record.source_name[: self.limits.name_chars],
                     json.dumps([face.box.x, face.box.y, face.box.w, face.box.h]),
                     json.dumps(record.landmarks),
                     record.det_score,
@@ -385,11 +462,14 @@ class SQLiteStore(Database):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            self._bump(conn, tenant_id)
         return records
 
     def get_face(self, tenant_id: str, face_id: str) -> FaceRecord:
         row = self._one(
-            "SELECT * FROM faces WHERE id = ? AND tenant_id = ?", (face_id, tenant_id), f"no face {face_id!r}"
+            f"SELECT * FROM faces WHERE id = ? AND tenant_id = ? AND {_LIVE_FACE.format(f='')}",
+            (face_id, tenant_id),
+            f"no face {face_id!r}",
         )
         return _face(row)
 
@@ -416,7 +496,8 @@ class SQLiteStore(Database):
         rows = self._rows(
             "SELECT f.person_id, e.vector FROM face_embeddings e"
             " JOIN faces f ON f.tenant_id = e.tenant_id AND f.id = e.face_id"
-            f" WHERE e.tenant_id = ? AND e.model = ? AND f.person_id IN ({marks}) ORDER BY f.rowid",
+            f" WHERE e.tenant_id = ? AND e.model = ? AND f.person_id IN ({marks})"
+            f" AND {_LIVE_FACE.format(f='f.')} ORDER BY f.rowid",
             (tenant_id, model, *ids),
         )
         grouped: dict[str, list[npt.NDArray[np.float32]]] = {}
@@ -432,7 +513,8 @@ class SQLiteStore(Database):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self._rows(
-                f"SELECT * FROM faces WHERE tenant_id = ? AND id IN ({marks})", (tenant_id, *chunk)
+                f"SELECT * FROM faces WHERE tenant_id = ? AND id IN ({marks}) AND {_LIVE_FACE.format(f='')}",
+                (tenant_id, *chunk),
             ):
                 out[row["id"]] = _face(row)
         return out
@@ -446,7 +528,7 @@ class SQLiteStore(Database):
         cluster_id: str | None = None,
         unknown_only: bool = False,
     ) -> list[FaceRecord]:
-        where, params = ["tenant_id = ?"], [tenant_id]
+        where, params = ["tenant_id = ?", _LIVE_FACE.format(f="")], [tenant_id]
         for column, value in (
             ("person_id", person_id),
             ("collection_id", collection_id),
@@ -463,7 +545,7 @@ class SQLiteStore(Database):
     def face_vectors(self, tenant_id: str, model: str) -> FaceVectors:
         rows = self._rows(
             "SELECT id, collection_id, person_id, enrolled, cluster_id, embedding FROM faces"
-            " WHERE tenant_id = ? AND model = ? ORDER BY rowid",
+            f" WHERE tenant_id = ? AND model = ? AND {_LIVE_FACE.format(f='')} ORDER BY rowid",
             (tenant_id, model),
         )
         blobs = b"".join(r["embedding"] for r in rows)
@@ -481,7 +563,11 @@ class SQLiteStore(Database):
     def delete_face(self, tenant_id: str, face_id: str) -> Erased:
         with self._write() as conn:
             self._require(conn, "faces", face_id, tenant_id)
-            erased = self._erase(conn, "tenant_id = ? AND id = ?", (tenant_id, face_id), tenant_id)
+            rows = conn.execute(
+                "SELECT id, crop_path FROM faces WHERE tenant_id = ? AND id = ?", (tenant_id, face_id)
+            ).fetchall()
+            erased = erasure.delete_faces(conn, tenant_id, rows)
+            self._bump(conn, tenant_id)
         self.checkpoint()
         return erased
 
@@ -491,6 +577,7 @@ class SQLiteStore(Database):
                 "UPDATE faces SET cluster_id = ? WHERE id = ? AND tenant_id = ?",
                 [(cluster, face_id, tenant_id) for face_id, cluster in assignments.items()],
             )
+            self._bump(conn, tenant_id)
 
     def correct_face(self, tenant_id: str, face_id: str, person_id: str, kind: CorrectionKind) -> Correction:
         if kind not in ("is", "is_not"):
@@ -528,6 +615,7 @@ class SQLiteStore(Database):
                 "INSERT INTO corrections VALUES (?, ?, ?, ?, ?, ?)",
                 (correction.id, tenant_id, face_id, person_id, kind, correction.created_at),
             )
+            self._bump(conn, tenant_id)
         return correction
 
     def list_corrections(self, tenant_id: str, kind: CorrectionKind | None = None) -> list[Correction]:
@@ -542,7 +630,7 @@ class SQLiteStore(Database):
             id=new_id("per"),
             tenant_id=tenant_id,
             collection_id=collection_id,
-            name=_name(name, "person"),
+            name=self.limits.name(name, "person"),
             metadata={},
             created_at=_now(),
         )
@@ -563,35 +651,32 @@ class SQLiteStore(Database):
                 " WHERE tenant_id = ? AND cluster_id = ? AND person_id IS NULL",
                 (person.id, collection_id, tenant_id, cluster_id),
             )
+            self._bump(conn, tenant_id)
         return Person(**{**person.__dict__, "face_count": members})
 
     # -- helpers --------------------------------------------------------------------------------------------
 
-    def _require(self, conn: sqlite3.Connection, table: str, object_id: str, tenant_id: str | None) -> None:
-        """Raise NotFoundError unless the object exists and (for tenant data) belongs to ``tenant_id``."""
+    def _require(
+        self, conn: sqlite3.Connection, table: str, object_id: str, tenant_id: str | None, *, erasing: bool = False
+    ) -> None:
+        """Raise NotFoundError unless the object exists and (for tenant data) belongs to ``tenant_id``. What a
+        collection's erasure hides counts as missing, unless ``erasing`` (to finish the erasure)."""
         if tenant_id is None:
             found = conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (object_id,)).fetchone()
         else:
+            live = "" if erasing else _LIVE.get(table, "")
             found = conn.execute(
-                f"SELECT 1 FROM {table} WHERE id = ? AND tenant_id = ?", (object_id, tenant_id)
+                f"SELECT 1 FROM {table} WHERE id = ? AND tenant_id = ?{live}", (object_id, tenant_id)
             ).fetchone()
         if found is None:
             raise NotFoundError(f"no {_WHAT[table]} {object_id!r}")
 
-    def _erase(self, conn: sqlite3.Connection, where: str, params: Sequence[Any], tenant_id: str) -> Erased:
-        """Delete the faces matching ``where`` (and their corrections) inside the caller's transaction."""
-        rows = conn.execute(f"SELECT id, crop_path FROM faces WHERE {where}", params).fetchall()
-        ids = [r["id"] for r in rows]
-        corrections = 0
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            corrections += conn.execute(
-                f"DELETE FROM corrections WHERE tenant_id = ? AND face_id IN ({marks})", (tenant_id, *chunk)
-            ).rowcount
-        conn.execute(f"DELETE FROM faces WHERE {where}", params)
-        return Erased(
-            face_ids=ids, crop_paths=[r["crop_path"] for r in rows if r["crop_path"]], corrections=corrections
+    def _bump(self, conn: sqlite3.Connection, tenant_id: str) -> None:
+        """Count one change to the tenant's faces or corrections, inside the transaction that makes it."""
+        conn.execute(
+            "INSERT INTO face_state (tenant_id, version) VALUES (?, 1)"
+            " ON CONFLICT (tenant_id) DO UPDATE SET version = version + 1",
+            (tenant_id,),
         )
 
 
@@ -611,13 +696,14 @@ def _collection(row: sqlite3.Row) -> Collection:
     return Collection(id=row["id"], tenant_id=row["tenant_id"], name=row["name"], created_at=row["created_at"])
 
 
-def _person(row: sqlite3.Row) -> Person:
+def _person(row: sqlite3.Row, max_depth: int) -> Person:
+    metadata = read_json(row["metadata"], max_depth=max_depth)
     return Person(
         id=row["id"],
         tenant_id=row["tenant_id"],
         collection_id=row["collection_id"],
         name=row["name"],
-        metadata=json.loads(row["metadata"]),
+        metadata=metadata if isinstance(metadata, dict) else {},
         created_at=row["created_at"],
         face_count=int(row["face_count"]),
     )

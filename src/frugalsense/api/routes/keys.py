@@ -37,5 +37,4 @@ async def revoke_key(key_id: str, request: Request, p: Principal = Depends(authe
     require_admin(p)
     store = request.app.state.store
     revoked = await metadata(request, lambda: store.revoke_api_key(p.tenant_id, key_id))
-    request.app.state.key_cache.forget(key_id=revoked.id)
     return revoked.to_dict()

@@ -24,6 +24,4 @@ router = APIRouter(tags=["tenant"])
 async def erase_tenant(request: Request, p: Principal = Depends(authenticate)) -> Any:
     require_admin(p)
     service = search_service(request)
-    erased = await metadata(request, lambda: service.erase_tenant(p.tenant_id))
-    request.app.state.key_cache.forget(tenant_id=p.tenant_id)
-    return erased
+    return await metadata(request, lambda: service.erase_tenant(p.tenant_id))
