@@ -339,3 +339,72 @@ def test_decoded_pictures_share_the_memory_budget(
     for refused in (r for r in responses if r.status_code == 503):
         assert refused.json()["code"] == "overloaded" and int(refused.headers["retry-after"]) >= 1
         assert "FRUGALSENSE_MEMORY_BUDGET_BYTES" in refused.json()["detail"]
+
+
+def _store_faces(data_dir: Path, count: int) -> None:
+    """A tenant with a collection of `count` stored faces (random unit embeddings), written before the server
+    starts: erasing faces needs no picture."""
+    import numpy as np
+
+    from frugalsense.results import Box
+    from frugalsense.settings import Settings
+    from frugalsense.store import NewFace, SQLiteStore
+
+    store = SQLiteStore.open(Settings(data_dir=data_dir))
+    try:
+        tenant = store.create_tenant("crowded").id
+        crowd = store.create_collection(tenant, "crowd").id
+        vectors = np.random.default_rng(7).standard_normal((count, 128)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        for start in range(0, count, 10_000):
+            store.add_faces(
+                tenant,
+                [
+                    NewFace(
+                        embedding=v,
+                        model="sface",
+                        box=Box(0, 0, 40, 40),
+                        landmarks=[(0.0, 0.0)] * 5,
+                        det_score=0.9,
+                        source_sha256="0" * 64,
+                        source_name="camera.jpg",
+                        collection_id=crowd,
+                    )
+                    for v in vectors[start : start + 10_000]
+                ],
+            )
+    finally:
+        store.close()
+
+
+def test_a_large_erasure_blocks_neither_the_event_loop_nor_other_tenants(tmp_path: Path, model_dir: Path) -> None:
+    """Finding 8: key checks ran on the event loop and waited on the store's lock, so during a long erasure even
+    /healthz waited. Now the erasure goes in chunks off the loop and keys are checked on their own connection."""
+    _store_faces(tmp_path / "data", 200_000)
+    server = Server(tmp_path / "data", model_dir, env={"FRUGALSENSE_RATE_PER_KEY": "0"}).start()
+    try:
+        crowded = server.tenant_key("crowded")
+        crowd = httpx.get(f"{server.url}/v1/collections", headers=_auth(crowded)).json()["collections"][0]["id"]
+        other = server.tenant_key("other")
+        done: list[object] = []
+        eraser = _in_background(
+            lambda: httpx.delete(f"{server.url}/v1/collections/{crowd}", headers=_auth(crowded), timeout=300), done
+        )
+        time.sleep(0.3)
+        answered: list[tuple[int, int, float]] = []
+        while not done and len(answered) < 200:
+            health = httpx.get(f"{server.url}/healthz", timeout=60).status_code
+            keys = httpx.get(f"{server.url}/v1/keys", headers=_auth(other), timeout=60).status_code
+            answered.append((health, keys, time.monotonic()))
+        eraser.join(timeout=300)
+    finally:
+        server.kill()
+    erased = done[0]
+    assert isinstance(erased, httpx.Response) and erased.status_code == 200, erased
+    assert erased.json()["faces"] == 200_000
+    during = [a for a in answered if a[2] < float(done[1])]  # type: ignore[arg-type]
+    # Both reads kept being answered while the erasure went on: no wait as long as one transaction over 200,000
+    # faces (over 2 s here), only the pauses of its chunks.
+    assert len(during) >= 3 and all(a[:2] == (200, 200) for a in during), answered
+    gaps = [b[2] - a[2] for a, b in zip(during, during[1:], strict=False)]
+    assert max(gaps) < 1.0, gaps
