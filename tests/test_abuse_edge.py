@@ -4,6 +4,7 @@ before the body is read, work that stops when its client leaves, bounded metrics
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import socket
 import threading
@@ -406,5 +407,5 @@ def test_a_large_erasure_blocks_neither_the_event_loop_nor_other_tenants(tmp_pat
     # Both reads kept being answered while the erasure went on: no wait as long as one transaction over 200,000
     # faces (over 2 s here), only the pauses of its chunks.
     assert len(during) >= 3 and all(a[:2] == (200, 200) for a in during), answered
-    gaps = [b[2] - a[2] for a, b in zip(during, during[1:], strict=False)]
+    gaps = [b[2] - a[2] for a, b in itertools.pairwise(during)]
     assert max(gaps) < 1.0, gaps

@@ -351,3 +351,24 @@ def test_sampled_video_frames_are_kept_at_most_video_max_side(settings: Settings
     assert [f.pixels.shape for f in clip.frames] == [(256, 256, 3)] * 3
     # Three 1024-px frames are 3.1 Mpx, the scaled ones 0.2 Mpx: only the scaled size is counted.
     assert len(load(flat_video(3, 1024), scaled.model_copy(update={"max_request_pixels": 300_000})).frames) == 3
+
+
+def test_huge_pages_are_read_from_the_copy_the_ocr_engine_would_make(settings: Settings, eval_dir: Path) -> None:
+    """A page over 2,000 px is shrunk before the text ladder sees it, exactly as PP-OCR shrinks it inside: the
+    lines and their boxes are the engine's own, while the engine never holds the full-size page."""
+    from frugalsense.analyze import Analyzer, ocr_copy
+    from frugalsense.ladder.ledger import Meter
+    from frugalsense.ladder.text import TextPage, read_text
+    from frugalsense.media.types import Frame
+
+    receipt = Image.open(eval_dir / "ocr-sroie" / "img" / "000.jpg").convert("RGB")
+    big = receipt.resize((receipt.width * 5 // 2, receipt.height * 5 // 2), Image.Resampling.BICUBIC)
+    frame = Frame(pixels=np.asarray(big, dtype=np.uint8), page=1)
+    assert max(ocr_copy(frame)[0].pixels.shape) <= 2000 < max(frame.pixels.shape)
+    analyzer = Analyzer(settings)
+    ours = analyzer.text(frame, "document", Meter(0.05))
+    engine = read_text(analyzer.text_ladder(), TextPage(frame, "document"), Meter(0.05))
+    assert len(ours) >= 20
+    assert [line.text for line in ours] == [line.text for line in engine]
+    for mine, theirs in zip(ours, engine, strict=True):
+        assert np.abs(np.array(mine.quad) - np.array(theirs.quad)).max() < 3.0

@@ -7,7 +7,7 @@ outside any `request_limits` run unreserved.
 
 >>> budget = MemoryBudget(1_000)
 >>> with request_limits(RequestLimits(memory=budget)):
-...     release = reserve_picture(10, 10, "a picture")
+...     release = reserve_picture(10, 10, "the picture")
 ...     budget.held
 900
 >>> release(); budget.held
@@ -36,6 +36,7 @@ __all__ = [
     "limit_heap_arenas",
     "release_with",
     "request_limits",
+    "reserve",
     "reserve_picture",
 ]
 
@@ -146,18 +147,25 @@ def _nothing() -> None:
 
 
 def reserve_picture(width: int, height: int, what: str) -> Callable[[], None]:
-    """Reserve the memory a `width` x `height` picture takes before it is decoded; returns its release.
+    """Reserve the memory a `width` x `height` picture takes before it is decoded; returns its release."""
+    return reserve(width * height * BYTES_PER_DECODED_PIXEL, f"{what} needs")
 
-    Waits while other requests hold the server's memory; raises OverloadedError (503) if none comes free in time.
-    Outside a request with a memory budget, nothing is reserved.
+
+def reserve(size: int, what: str) -> Callable[[], None]:
+    """Reserve `size` bytes of the server's memory budget for the request this code works for; returns the
+    release (safe to call more than once).
+
+    Waits while other requests hold the memory; raises OverloadedError (503) if none comes free in time.
+    Outside a request with a memory budget, nothing is reserved. `what` starts the error message
+    ("the picture needs").
     """
     limits = _limits.get()
     if limits is None or limits.memory is None:
         return _nothing
-    budget, size = limits.memory, width * height * BYTES_PER_DECODED_PIXEL
+    budget = limits.memory
     if not budget.reserve(size, limits, limits.memory_wait_s):
         raise OverloadedError(
-            f"{what} needs {size / 2**20:.0f} MiB to decode and the server's memory budget "
+            f"{what} {size / 2**20:.0f} MiB and the server's memory budget "
             f"(FRUGALSENSE_MEMORY_BUDGET_BYTES, {budget.limit / 2**20:.0f} MiB) is in use; retry shortly",
             status=503,
             retry_after=2,

@@ -35,7 +35,7 @@ from frugalsense.faces.gallery import FaceGallery
 from frugalsense.faces.results import IdentifiedFace
 from frugalsense.ladder.ledger import CostReceipt, Meter
 from frugalsense.media.types import Decoded, Frame
-from frugalsense.results import AnalysisResult, Face, Transcript
+from frugalsense.results import AnalysisResult, Face, PageResult, Transcript
 from frugalsense.search.encoders import ImageEncoder, page_vector
 from frugalsense.search.index import IndexCache
 from frugalsense.search.near_dup import dhash
@@ -306,15 +306,21 @@ class Indexer:
         features = [f for f in default_features(decoded.kind) if f != "faces"]
         if decoded.kind in ("image", "video"):
             features += [f for f in self.encoder.features if f not in features]
-        result = self.analyzer.analyze_decoded(decoded, features, meter)
-        new_faces: list[str] = []
+        collection = (collection_id or self._collection(tenant_id)) if _wants_faces(decoded) else None
+        pictures = _Pictures()
+
+        def on_page(number: int, frame: Frame, page: PageResult) -> None:
+            # Everything the index needs from the pixels, while this page or frame is decoded: one pass.
+            self._take_picture(tenant_id, decoded, collection, pictures, number, frame, page, meter)
+
         try:
-            faces = self._faces(tenant_id, decoded, collection_id, meter) if _wants_faces(decoded) else {}
-            new_faces = [s.face.face_id for found in faces.values() for s in found if s.face.face_id]
-            item = self._new_item(key, when, decoded, result, faces, meter)
+            result = self.analyzer.analyze_decoded(decoded, features, meter, on_page=on_page)
+            if decoded.kind == "video" and collection is not None:
+                pictures.faces = self._video_faces(tenant_id, decoded, collection, pictures, meter)
+            item = self._new_item(key, when, decoded, result, pictures, meter)
             outcome = self.cache.write(tenant_id, self.encoder.name, lambda: self.store.put_item(tenant_id, item))
         except BaseException:
-            self._erase_faces(tenant_id, new_faces)  # sightings of an item that was never written
+            self._erase_faces(tenant_id, pictures.stored)  # sightings of an item that was never written
             raise
         self._erase_faces(tenant_id, outcome.replaced_faces)
         assert outcome.item is not None
@@ -322,50 +328,59 @@ class Indexer:
         status: Status = "updated" if replacing else "added"
         return IndexOutcome(key, status, outcome.item.id, decoded.kind, receipt=meter.receipt, duration_s=audio)
 
-    def _faces(
-        self, tenant_id: str, decoded: Decoded, collection_id: str | None, meter: Meter
-    ) -> dict[int, list[FaceSighting]]:
-        """Faces per picture, identified against the collection and kept as sightings (person or cluster)."""
-        collection = collection_id or self._collection(tenant_id)
+    def _take_picture(
+        self,
+        tenant_id: str,
+        decoded: Decoded,
+        collection: str | None,
+        pictures: _Pictures,
+        number: int,
+        frame: Frame,
+        page: PageResult,
+        meter: Meter,
+    ) -> None:
+        """From one decoded picture: its vector, the first one's hash, and its faces (identified against the
+        collection and kept as sightings; in a video only detected here, and grouped into tracks at the end)."""
+        if number == 0:
+            pictures.phash = dhash(frame.pixels)
+        with meter.stage("encode", self.encoder.name):
+            vector = page_vector(self.encoder, frame, page, meter)
+        if vector is not None:
+            pictures.vectors.append((_part(decoded.kind, number, frame), vector))
+        if collection is None:
+            return
+        faces = self.analyzer.faces(frame, meter)
         if decoded.kind == "video":
-            return self._video_faces(tenant_id, decoded, collection, meter)
-        out: dict[int, list[FaceSighting]] = {}
-        for number, frame in enumerate(decoded.frames):
-            found = self._identify(tenant_id, collection, decoded, frame, self.analyzer.faces(frame, meter), meter)
-            out[number] = [FaceSighting(f) for f in found]
-        return out
+            pictures.seen.append((number, frame.time_s or 0.0, faces))
+            return
+        found = self._identify(tenant_id, collection, decoded, frame, faces, meter)
+        pictures.stored += [f.face_id for f in found if f.face_id]
+        pictures.faces[number] = [FaceSighting(f) for f in found]
 
     def _video_faces(
-        self, tenant_id: str, decoded: Decoded, collection: str, meter: Meter
+        self, tenant_id: str, decoded: Decoded, collection: str, pictures: _Pictures, meter: Meter
     ) -> dict[int, list[FaceSighting]]:
         """One sighting per person in a video, not one per sampled frame.
 
-        Faces are detected and embedded in every sampled frame and grouped into tracks with the gallery's
-        identification threshold (`face_tracks`). Each track's best face (detection score, then size) is
-        identified and stored, with the spans of time the track covers.
+        The faces detected and embedded in every sampled frame (`pictures.seen`) are grouped into tracks with the
+        gallery's identification threshold (`face_tracks`). Each track's best face (detection score, then size) is
+        identified and stored, with the spans of time the track covers; only the frames holding those faces are
+        decoded again.
         """
-        seen = [(n, f.time_s or 0.0, self.analyzer.faces(f, meter)) for n, f in enumerate(decoded.frames)]
-        tracks = face_tracks(seen, self.gallery.profile.identify_threshold)
+        tracks = face_tracks(pictures.seen, self.gallery.profile.identify_threshold)
         gap_s = SPAN_GAP_INTERVALS * self.settings.video_frame_interval_s
         best = [max(track, key=_face_rank) for track in tracks]
         by_frame: dict[int, list[int]] = {}
         for number, chosen in enumerate(best):
             by_frame.setdefault(chosen.frame, []).append(number)
         out: dict[int, list[FaceSighting]] = {}
-        stored: list[str] = []
-        try:
-            for frame_number, numbers in sorted(by_frame.items()):
-                faces = [best[n].face for n in numbers]
-                found = self._identify(tenant_id, collection, decoded, decoded.frames[frame_number], faces, meter)
-                stored += [f.face_id for f in found if f.face_id]
-                for n, face in zip(numbers, found, strict=True):
-                    times = [t.time_s for t in tracks[n]]
-                    out.setdefault(frame_number, []).append(
-                        FaceSighting(face, seen_spans(times, gap_s), len(times))
-                    )
-        except BaseException:
-            self._erase_faces(tenant_id, stored)
-            raise
+        for frame_number, numbers in sorted(by_frame.items()):
+            faces = [best[n].face for n in numbers]
+            found = self._identify(tenant_id, collection, decoded, decoded.frames[frame_number], faces, meter)
+            pictures.stored += [f.face_id for f in found if f.face_id]
+            for n, face in zip(numbers, found, strict=True):
+                times = [t.time_s for t in tracks[n]]
+                out.setdefault(frame_number, []).append(FaceSighting(face, seen_spans(times, gap_s), len(times)))
         return out
 
     def _identify(
@@ -402,29 +417,27 @@ class Indexer:
         when: str,
         decoded: Decoded,
         result: AnalysisResult,
-        faces: dict[int, list[FaceSighting]],
+        pictures: _Pictures,
         meter: Meter,
     ) -> NewItem:
-        vectors = []
+        vectors = list(pictures.vectors)
         labels: dict[str, float] = {}
         nsfw: float | None = None
         flagged = False
-        with meter.stage("encode", self.encoder.name, items=max(1, len(result.pages))):
-            for number, (frame, page) in enumerate(zip(decoded.frames, result.pages, strict=True)):
-                vector = page_vector(self.encoder, frame, page, meter)
-                if vector is not None:
-                    vectors.append((_part(decoded.kind, number, frame), vector))
-                for lab in page.labels or []:
-                    if lab.score >= LABEL_MIN_SCORE:
-                        labels[lab.name] = max(labels.get(lab.name, 0.0), lab.score)
-                if page.moderation is not None:
-                    nsfw = max(nsfw or 0.0, page.moderation.nsfw)
-                    flagged = flagged or page.moderation.flagged
-            if result.transcript is not None:
-                windows = speech_windows(result.transcript)
-                if windows:
+        for page in result.pages:
+            for lab in page.labels or []:
+                if lab.score >= LABEL_MIN_SCORE:
+                    labels[lab.name] = max(labels.get(lab.name, 0.0), lab.score)
+            if page.moderation is not None:
+                nsfw = max(nsfw or 0.0, page.moderation.nsfw)
+                flagged = flagged or page.moderation.flagged
+        if result.transcript is not None:
+            windows = speech_windows(result.transcript)
+            if windows:
+                with meter.stage("encode", self.encoder.name, items=len(windows)):
                     matrix = self.encoder.encode_texts([text for _, text in windows], meter)
-                    vectors += [(part, row) for (part, _), row in zip(windows, matrix, strict=True)]
+                vectors += [(part, row) for (part, _), row in zip(windows, matrix, strict=True)]
+        faces = pictures.faces
         record = result.to_dict()
         for number, found in faces.items():
             record["pages"][number]["faces"] = [s.to_dict() for s in found]
@@ -439,7 +452,7 @@ class Indexer:
             captured_at=when,
             nsfw=nsfw,
             flagged=flagged,
-            phash=dhash(decoded.frames[0].pixels) if decoded.frames else None,
+            phash=pictures.phash,
             encoder=self.encoder.name,
             result=record,
             text="\n".join(p.full_text for p in result.pages),
@@ -558,6 +571,20 @@ def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterable[Path]:
             if file not in seen:
                 seen.add(file)
                 yield file
+
+
+@dataclass
+class _Pictures:
+    """What the index takes from an item's pictures in its one pass over them (see `Indexer._take_picture`)."""
+
+    vectors: list[tuple[str, npt.NDArray[np.float32]]] = field(default_factory=list)
+    phash: int | None = None
+    #: sightings per picture number
+    faces: dict[int, list[FaceSighting]] = field(default_factory=dict)
+    #: a video's faces per sampled frame, before they are grouped into tracks
+    seen: list[tuple[int, float, list[Face]]] = field(default_factory=list)
+    #: ids of the faces stored so far, erased again if the item is never written
+    stored: list[str] = field(default_factory=list)
 
 
 def _wants_faces(decoded: Decoded) -> bool:
