@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -372,3 +373,35 @@ def test_huge_pages_are_read_from_the_copy_the_ocr_engine_would_make(settings: S
     assert [line.text for line in ours] == [line.text for line in engine]
     for mine, theirs in zip(ours, engine, strict=True):
         assert np.abs(np.array(mine.quad) - np.array(theirs.quad)).max() < 3.0
+
+
+def test_requests_that_hold_memory_never_wait_for_each_other() -> None:
+    """Two requests each holding a picture and then needing the OCR's working memory on top: the one holding
+    memory gets the rest at once, so neither waits for the other (a wait here would be a deadlock), while a
+    request holding nothing waits for room."""
+    import threading
+
+    from frugalsense.budget import MemoryBudget, RequestLimits, request_limits, reserve
+
+    budget = MemoryBudget(100)
+    first, second = RequestLimits(memory=budget, memory_wait_s=5), RequestLimits(memory=budget, memory_wait_s=5)
+    with request_limits(first):
+        picture = reserve(60, "the picture needs")
+    waited: list[float] = []
+
+    def later_request() -> None:
+        started = time.monotonic()
+        with request_limits(second):
+            reserve(60, "the picture needs")()
+        waited.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=later_request)
+    thread.start()
+    time.sleep(0.3)
+    with request_limits(first):
+        reading = reserve(500, "reading its text needs")  # over the budget, but it already holds memory
+    assert budget.held == 560 and thread.is_alive()  # the second request still waits for room
+    reading()
+    picture()
+    thread.join(timeout=5)
+    assert waited and 0.25 < waited[0] < 5 and budget.held == 0

@@ -274,3 +274,38 @@ def test_connection_budget(
 
     budget = connection_budget(max_connections, soft, hard)
     assert (budget.open_files, budget.max_connections) == expected
+
+
+def test_one_address_cannot_take_every_connection(tmp_path: Path, model_dir: Path) -> None:
+    """A client holding many slow connections from one address is capped there; another address is served at once
+    instead of waiting for the header deadline to free a connection."""
+    env = {
+        "FRUGALSENSE_MAX_CONNECTIONS": "200",
+        "FRUGALSENSE_MAX_CONNECTIONS_PER_ADDRESS": "20",
+        "FRUGALSENSE_HEADER_TIMEOUT_S": "30",
+    }
+    server = Server(tmp_path / "data", model_dir, env=env).start()
+    socks: list[socket.socket] = []
+    try:
+        refused = 0
+        for _ in range(60):
+            sock = socket.socket()
+            sock.bind(("127.0.0.2", 0))
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /healthz HT")  # and never more
+            socks.append(sock)
+        time.sleep(0.5)
+        for sock in socks:
+            sock.settimeout(0.2)
+            with contextlib.suppress(TimeoutError, OSError):
+                refused += b" 503 " in sock.recv(4096).split(b"\r\n", 1)[0]
+        started = time.monotonic()
+        other = httpx.get(f"{server.url}/healthz", timeout=5)
+        waited = time.monotonic() - started
+    finally:
+        for sock in socks:
+            sock.close()
+        server.kill()
+    assert refused == 40
+    assert other.status_code == 200 and waited < 2, waited

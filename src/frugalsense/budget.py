@@ -50,9 +50,13 @@ BYTES_PER_DECODED_PIXEL = 9
 
 
 class MemoryBudget:
-    """Bytes the server may hold for requests at once (bodies and the pictures they decode to). Thread-safe.
+    """Bytes the server may hold for requests at once: bodies, and the working memory of pictures and models.
 
-    A request may always hold memory when nobody else does, or nothing larger than the budget could ever run.
+    A request's body is admitted or refused at once (`try_reserve`). Working memory waits for room (`reserve`),
+    but only a request that holds none yet ever waits: one that already holds some gets the rest at once, so no
+    two requests can each hold memory while waiting for the other's (the budget may then be passed for a moment,
+    by what requests already under way still need). A request may always start when nobody else holds memory,
+    or nothing larger than the budget could ever run. Thread-safe.
 
     >>> budget = MemoryBudget(100)
     >>> budget.try_reserve(60), budget.try_reserve(60), budget.held
@@ -64,43 +68,56 @@ class MemoryBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
-        self._by_owner: dict[int, int] = {}
+        self._by_owner: dict[int, int] = {}  # everything an owner holds, bodies included
+        self._working: dict[int, int] = {}  # what an owner holds for its work
         self._freed = threading.Condition()
 
     def try_reserve(self, size: int, owner: object = None) -> bool:
+        """Admit a body of `size` bytes now, or refuse it (never waits)."""
         with self._freed:
-            return self._take(size, owner)
+            if not self._fits(size, owner):
+                return False
+            self._add(size, owner)
+            return True
 
     def reserve(self, size: int, owner: object, timeout_s: float) -> bool:
-        """Wait up to `timeout_s` for `size` bytes; False if they did not come free in time."""
+        """Working memory for `owner`: waits up to `timeout_s` for room; False if none came in time."""
         deadline = time.monotonic() + timeout_s
         with self._freed:
-            while not self._take(size, owner):
+            while not (self._working.get(id(owner), 0) or self._fits(size, owner)):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._freed.wait(left)
+            self._add(size, owner)
+            self._working[id(owner)] = self._working.get(id(owner), 0) + size
             return True
 
-    def _take(self, size: int, owner: object) -> bool:
+    def _fits(self, size: int, owner: object) -> bool:
         mine = self._by_owner.get(id(owner), 0) if owner is not None else 0
-        if self.held - mine > 0 and self.held + size > self.limit:
-            return False
+        return self.held - mine <= 0 or self.held + size <= self.limit
+
+    def _add(self, size: int, owner: object) -> None:
         self.held += size
         if owner is not None:
-            self._by_owner[id(owner)] = mine + size
-        return True
+            self._by_owner[id(owner)] = self._by_owner.get(id(owner), 0) + size
 
-    def release(self, size: int, owner: object = None) -> None:
+    def release(self, size: int, owner: object = None, *, working: bool = False) -> None:
         with self._freed:
             self.held = max(0, self.held - size)
             if owner is not None:
-                left = self._by_owner.get(id(owner), 0) - size
-                if left > 0:
-                    self._by_owner[id(owner)] = left
-                else:
-                    self._by_owner.pop(id(owner), None)
+                _take_away(self._by_owner, id(owner), size)
+                if working:
+                    _take_away(self._working, id(owner), size)
             self._freed.notify_all()
+
+
+def _take_away(held: dict[int, int], key: int, size: int) -> None:
+    left = held.get(key, 0) - size
+    if left > 0:
+        held[key] = left
+    else:
+        held.pop(key, None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,7 +192,7 @@ def reserve(size: int, what: str) -> Callable[[], None]:
     def release() -> None:
         if not released.is_set():
             released.set()
-            budget.release(size, limits)
+            budget.release(size, limits, working=True)
             if size >= _TRIM_AFTER_BYTES:
                 give_back_memory()
 

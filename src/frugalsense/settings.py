@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="longest pause between two parts of a request body before 408"
     )
     max_connections: int = Field(default=512, ge=1, description="open connections; past it new ones get 503")
+    max_connections_per_address: int = Field(
+        default=64, ge=0, description="open connections one client address may hold (0: no cap; proxies have none)"
+    )
     trusted_proxies: str = Field(
         default="",
         description="comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (none)",

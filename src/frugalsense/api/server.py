@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -126,6 +127,12 @@ class EdgeProtocol(H11Protocol):
 
     header_timeout_s: ClassVar[float] = 10.0
     max_connections: ClassVar[int] = 512
+    #: connections one client address may hold, so one client cannot take every connection (0: no cap)
+    max_per_address: ClassVar[int] = 64
+    #: addresses without that cap (reverse proxies carry many clients' connections)
+    uncapped: ClassVar[frozenset[str]] = frozenset()
+    #: open connections by client address, across the protocol's instances (one event loop: no lock needed)
+    by_address: ClassVar[Counter[str]] = Counter()
 
     def __init__(
         self,
@@ -137,16 +144,30 @@ class EdgeProtocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self._header_deadline: asyncio.TimerHandle | None = None
         self._refused = False
+        self._address: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
-            self._refuse(transport)
+            self._refuse(transport, f"the server has {self.max_connections} connections open, its limit")
             return
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        if address is not None and self.max_per_address and address not in self.uncapped:
+            if self.by_address[address] >= self.max_per_address:
+                self._refuse(transport, f"your address has {self.max_per_address} connections open, its limit")
+                return
+            self.by_address[address] += 1
+            self._address = address
         super().connection_made(transport)
         self._start_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_deadline()
+        if self._address is not None:
+            self.by_address[self._address] -= 1
+            if self.by_address[self._address] <= 0:
+                del self.by_address[self._address]
+            self._address = None
         if not self._refused:
             super().connection_lost(exc)
 
@@ -187,15 +208,20 @@ class EdgeProtocol(H11Protocol):
             self.transport.write(_raw_problem(408, "request_timeout", detail))
         self.transport.close()
 
-    def _refuse(self, transport: asyncio.Transport) -> None:
+    def _refuse(self, transport: asyncio.Transport, why: str) -> None:
         self._refused = True
         self.transport = transport
-        detail = f"the server has {self.max_connections} connections open, its limit; retry in a moment"
+        detail = f"{why}; retry in a moment"
         transport.write(_raw_problem(503, "overloaded", detail, {"retry-after": "1"}))
         transport.close()
 
 
-def edge_protocol(header_timeout_s: float, max_connections: int) -> type[EdgeProtocol]:
+def edge_protocol(
+    header_timeout_s: float,
+    max_connections: int,
+    max_per_address: int = 0,
+    uncapped: frozenset[str] = frozenset(),
+) -> type[EdgeProtocol]:
     """An :class:`EdgeProtocol` with these limits, to pass as ``uvicorn.Config(http=...)``."""
 
     class ConfiguredEdgeProtocol(EdgeProtocol):
@@ -203,6 +229,9 @@ def edge_protocol(header_timeout_s: float, max_connections: int) -> type[EdgePro
 
     ConfiguredEdgeProtocol.header_timeout_s = header_timeout_s
     ConfiguredEdgeProtocol.max_connections = max_connections
+    ConfiguredEdgeProtocol.max_per_address = max_per_address
+    ConfiguredEdgeProtocol.uncapped = uncapped
+    ConfiguredEdgeProtocol.by_address = Counter()
     return ConfiguredEdgeProtocol
 
 
@@ -284,7 +313,12 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level="warning",
-        http=edge_protocol(settings.header_timeout_s, connections),
+        http=edge_protocol(
+            settings.header_timeout_s,
+            connections,
+            settings.max_connections_per_address,
+            frozenset(a.strip() for a in settings.trusted_proxies.split(",") if a.strip()),
+        ),
         ws="none",  # no WebSocket routes: an upgrade request is served as plain HTTP
         timeout_keep_alive=KEEP_ALIVE_S,
         # uvicorn answers 503 once this many connections (counting the asking one) or request tasks, which
