@@ -405,3 +405,18 @@ def test_requests_that_hold_memory_never_wait_for_each_other() -> None:
     picture()
     thread.join(timeout=5)
     assert waited and 0.25 < waited[0] < 5 and budget.held == 0
+
+
+def test_the_second_opinion_reads_the_same_face_from_its_patch(settings: Settings, eval_dir: Path) -> None:
+    """faces/compare keeps only the region around each face for a climb to dlib; dlib's embedding of that region
+    is the one it gives on the whole picture."""
+    from frugalsense.faces.gallery import face_patch
+
+    analyzer = Analyzer(settings)
+    frame = load(eval_dir / "faces-deepface" / "images" / "img1.jpg", settings).frames[0]
+    face = max(analyzer.faces(frame, Meter(0.05)), key=lambda f: f.box.w * f.box.h)
+    dlib = analyzer.zoo.get("dlib-resnet")
+    whole, from_patch = dlib.predict([(frame.bgr(), face), face_patch(frame, face)], Meter(0.05))
+    patch = face_patch(frame, face)[0]
+    assert patch.size < frame.pixels.size
+    assert float(np.dot(whole, from_patch)) > 0.9999

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(default=20 * 60, gt=0, description="longest audio track decoded")
     video_frame_interval_s: float = Field(default=2.0, gt=0, description="seconds between sampled video frames")
     max_video_frames: int = Field(default=300, gt=0)
+    speech_chunk_seconds: float = Field(
+        default=300.0, ge=10, description="longest piece of a recording transcribed at once (bounds its memory)"
+    )
     video_max_side: int = Field(
         default=1280, ge=64, description="sampled video frames are scaled down to at most this many pixels a side"
     )
@@ -54,7 +57,7 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="CPU-seconds one request may spend before it is stopped (422)"
     )
     memory_budget_bytes: int = Field(
-        default=768 * 1024 * 1024,
+        default=512 * 1024 * 1024,
         gt=0,
         description="bytes of request bodies and decoded pictures held at once by the server; past it: 503",
     )
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
     tenant_workers: int = Field(
         default=0,
         ge=0,
-        description="inference workers one tenant may hold at once (0: all but one, so others are never shut out)",
+        description="inference workers one tenant may hold while other tenants are active (0: all but one)",
     )
     metadata_threads: int = Field(
         default=8, ge=1, le=64, description="threads for database reads and writes, apart from inference"

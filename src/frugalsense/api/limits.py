@@ -192,31 +192,52 @@ def overloaded(detail: str, retry_after: int = 1) -> ApiError:
 
 
 class FairSlots:
-    """At most `workers` requests compute at once, at most `per_tenant` of them for one tenant.
+    """At most `workers` requests compute at once; while other tenants are about, at most `per_tenant` of them
+    for one tenant.
 
-    A freed slot goes to the longest-waiting request whose tenant is under its share, so one tenant's backlog
-    never stands in front of another tenant's request. At most `queue` requests wait (503 past it), and at most
+    A tenant alone on the server (no other tenant's request in the last `share_window_s`) may use every worker,
+    so a one-shop install loses nothing; once another tenant shows up, each keeps to its share. A freed slot goes
+    to the longest-waiting request whose tenant is under its share, so one tenant's backlog never stands in front
+    of another tenant's request. At most `queue` requests wait (503 past it), and while others are about at most
     half of those for one tenant (429 past it). Lives on the event loop; not thread-safe.
     """
 
-    def __init__(self, workers: int, per_tenant: int, queue: int) -> None:
+    def __init__(self, workers: int, per_tenant: int, queue: int, share_window_s: float = 600.0) -> None:
         self.workers, self.per_tenant, self.queue = workers, min(per_tenant, workers), queue
         self.tenant_queue = max(1, queue // 2)
+        self.share_window_s = share_window_s
         self.running = 0
         self._active: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()
         self._waiters: deque[tuple[str, asyncio.Future[None]]] = deque()
+        self._last_seen: dict[str, float] = {}
+
+    def _shared(self, tenant: str) -> bool:
+        """Whether another tenant has asked for work lately (then `tenant` keeps to its share)."""
+        horizon = time.monotonic() - self.share_window_s
+        return any(t != tenant and seen >= horizon for t, seen in self._last_seen.items())
+
+    def _cap(self, tenant: str) -> int:
+        return self.per_tenant if self._shared(tenant) else self.workers
 
     def _free_for(self, tenant: str) -> bool:
-        return self.running < self.workers and self._active[tenant] < self.per_tenant
+        return self.running < self.workers and self._active[tenant] < self._cap(tenant)
 
     def _take(self, tenant: str) -> None:
         self.running += 1
         self._active[tenant] += 1
 
+    def _seen(self, tenant: str) -> None:
+        now = time.monotonic()
+        self._last_seen[tenant] = now
+        if len(self._last_seen) > 10_000:  # forget tenants gone quiet
+            horizon = now - self.share_window_s
+            self._last_seen = {t: seen for t, seen in self._last_seen.items() if seen >= horizon}
+
     @asynccontextmanager
     async def slot(self, tenant: str) -> AsyncIterator[None]:
-        ahead = any(self._active[t] < self.per_tenant for t, _ in self._waiters)
+        self._seen(tenant)
+        ahead = any(self._active[t] < self._cap(t) for t, _ in self._waiters)
         if self._free_for(tenant) and not ahead:
             self._take(tenant)
         else:
@@ -233,7 +254,7 @@ class FairSlots:
     async def _wait(self, tenant: str) -> None:
         if len(self._waiters) >= self.queue:
             raise overloaded(f"the server is busy ({self.running} running, {len(self._waiters)} waiting)")
-        if self._waiting[tenant] >= self.tenant_queue:
+        if self._waiting[tenant] >= self.tenant_queue and self._shared(tenant):
             raise ApiError(
                 429,
                 "tenant_busy",

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from frugalsense.errors import BudgetExceededError, ModelUnavailableError
 from frugalsense.ladder.ledger import Meter
 from frugalsense.media.types import AudioClip
@@ -69,29 +72,72 @@ class WhisperTinyEn(Model[AudioClip, Transcript]):
         return [self._transcribe(clip) for clip in batch]
 
     def _transcribe(self, clip: AudioClip) -> Transcript:
+        """A long recording is read in pieces of at most `settings.speech_chunk_seconds` (cut at a quiet moment),
+        so the model's working memory, its voice-activity pass and feature extraction included, stays that of one
+        piece."""
         meter = _running_meter.get()
         started = time.process_time()  # this stage's CPU, not in the receipt until the stage ends
-        segments, info = self._model.transcribe(
-            clip.samples,
-            language="en",
-            beam_size=1,
-            vad_filter=True,
-            vad_parameters={"min_silence_duration_ms": 500},
-            condition_on_previous_text=False,
-        )
-        parts = []
-        for segment in segments:  # a generator: each step decodes the next stretch of speech
-            parts.append(TranscriptSegment(float(segment.start), float(segment.end), segment.text.strip()))
-            if meter is not None:
-                _check(meter, time.process_time() - started)
-        speech_s = getattr(info, "duration_after_vad", None)
+        parts: list[TranscriptSegment] = []
+        speech_s = 0.0
+        for start, end in chunk_bounds(clip.samples, clip.sample_rate, self.settings.speech_chunk_seconds):
+            segments, info = self._model.transcribe(
+                clip.samples[start:end],
+                language="en",
+                beam_size=1,
+                vad_filter=True,
+                vad_parameters={"min_silence_duration_ms": 500},
+                condition_on_previous_text=False,
+            )
+            offset = start / clip.sample_rate
+            for segment in segments:  # a generator: each step decodes the next stretch of speech
+                text = segment.text.strip()
+                parts.append(TranscriptSegment(offset + float(segment.start), offset + float(segment.end), text))
+                if meter is not None:
+                    _check(meter, time.process_time() - started)
+            after_vad = getattr(info, "duration_after_vad", None)
+            speech_s += float(after_vad) if after_vad is not None else (end - start) / clip.sample_rate
         return Transcript(
             text=" ".join(p.text for p in parts if p.text).strip(),
             language="en",
             segments=parts,
             duration_s=clip.duration_s,
-            speech_s=float(speech_s) if speech_s is not None else clip.duration_s,
+            speech_s=speech_s,
         )
+
+
+#: a piece ends at the quietest tenth of a second in its last this many seconds, so no word is cut in two
+_CUT_SEARCH_S = 10.0
+
+
+def chunk_bounds(samples: npt.NDArray[np.float32], rate: int, chunk_s: float) -> list[tuple[int, int]]:
+    """Sample ranges of at most `chunk_s` that cover the recording, each cut at a quiet moment.
+
+    >>> import numpy as np
+    >>> rate = 100
+    >>> tone = np.ones(rate * 25, np.float32)
+    >>> tone[rate * 18 : rate * 18 + 20] = 0.0                  # a pause at 18 s
+    >>> chunk_bounds(tone, rate, 20.0)
+    [(0, 1805), (1805, 2500)]
+    >>> chunk_bounds(tone[: rate * 5], rate, 20.0)
+    [(0, 500)]
+    """
+    size, step = len(samples), int(chunk_s * rate)
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while size - start > step:
+        window = max(1, rate // 10)
+        search_from = start + max(window, step - int(_CUT_SEARCH_S * rate))
+        tail = samples[search_from : start + step]
+        usable = len(tail) // window * window
+        if usable == 0:
+            cut = start + step
+        else:
+            energy = np.square(tail[:usable].reshape(-1, window)).mean(axis=1)
+            cut = search_from + int(np.argmin(energy)) * window + window // 2
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, size))
+    return bounds
 
 
 def _check(meter: Meter, running_s: float) -> None:

@@ -44,6 +44,12 @@ def search_service(request: Request) -> SearchService:
     return service
 
 
+async def search_service_of(request: Request) -> SearchService:
+    """`search_service`, made off the event loop the first time (it opens its tables)."""
+    found: SearchService | None = getattr(request.app.state, "search", None)
+    return found if found is not None else await metadata(request, lambda: search_service(request))
+
+
 def _field(fields: dict[str, Any], name: str) -> str | None:
     value = fields.get(name)
     if value is None or value == "":
@@ -85,7 +91,7 @@ async def index(request: Request, p: Principal = Depends(admitted)) -> JSONRespo
     collection_id = _field(fields, "collection_id")
     if captured_at is not None:
         captured_at = check_date(captured_at, "captured_at")
-    service = search_service(request)
+    service = await search_service_of(request)
 
     def work() -> Any:
         if collection_id is not None:
@@ -124,7 +130,7 @@ async def search(
     max_nsfw: float | None = Query(None, ge=0, le=1, description=_FILTERS_DOC["max_nsfw"]),
     safe: bool = Query(False, description=_FILTERS_DOC["safe"]),
 ) -> Any:
-    service = search_service(request)
+    service = await search_service_of(request)
 
     def work() -> Any:
         filters = service.filters(
@@ -157,7 +163,7 @@ async def search_image(request: Request, p: Principal = Depends(admitted)) -> JS
     upload, fields = await read_upload(request)
     top_k = int(_number(fields, "top_k", 1, 100) or 20)
     safe = (_field(fields, "safe") or "false").lower() in ("1", "true", "yes")
-    service = search_service(request)
+    service = await search_service_of(request)
 
     def work() -> Any:
         filters = service.filters(
@@ -182,7 +188,7 @@ async def duplicates(
     p: Principal = Depends(authenticate),
     max_distance: int = Query(DEFAULT_MAX_DISTANCE, ge=0, le=16, description="bits of 64 that may differ"),
 ) -> Any:
-    service = search_service(request)
+    service = await search_service_of(request)
 
     def work() -> Any:
         groups = service.near_duplicates(p.tenant_id, max_distance)
@@ -198,18 +204,18 @@ async def list_items(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=10_000_000),
 ) -> Any:
-    service = search_service(request)
+    service = await search_service_of(request)
     items = await metadata(request, lambda: service.list_items(p.tenant_id, limit=limit, offset=offset))
     return {"items": [i.to_dict() for i in items]}
 
 
 @router.get("/items/{item_id}", summary="An indexed item with its analysis and faces")
 async def get_item(item_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
-    service = search_service(request)
+    service = await search_service_of(request)
     return await metadata(request, lambda: service.get_item(p.tenant_id, item_id))
 
 
 @router.delete("/items/{item_id}", summary="Delete an item with its faces, text and vectors")
 async def delete_item(item_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
-    service = search_service(request)
+    service = await search_service_of(request)
     return await metadata(request, lambda: service.delete_item(p.tenant_id, item_id))

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from frugalsense.api.auth import Principal, authenticate, require_admin
-from frugalsense.api.routes.search import search_service
+from frugalsense.api.routes.search import search_service_of
 from frugalsense.api.work import metadata
 
 router = APIRouter(tags=["tenant"])
@@ -23,5 +23,5 @@ router = APIRouter(tags=["tenant"])
 )
 async def erase_tenant(request: Request, p: Principal = Depends(authenticate)) -> Any:
     require_admin(p)
-    service = search_service(request)
+    service = await search_service_of(request)
     return await metadata(request, lambda: service.erase_tenant(p.tenant_id))
