@@ -55,8 +55,10 @@ class MemoryBudget:
     A request's body is admitted or refused at once (`try_reserve`). Working memory waits for room (`reserve`),
     but only a request that holds none yet ever waits: one that already holds some gets the rest at once, so no
     two requests can each hold memory while waiting for the other's (the budget may then be passed for a moment,
-    by what requests already under way still need). A request may always start when nobody else holds memory,
-    or nothing larger than the budget could ever run. Thread-safe.
+    by what requests already under way still need). Small pictures (an eighth of the budget or less: a phone
+    photo) never wait either: at most a worker's worth each, they cannot add up, and a huge page held by one
+    tenant must not hold up every other tenant's photos. A request may always start when nobody else holds
+    memory, or nothing larger than the budget could ever run. Thread-safe.
 
     >>> budget = MemoryBudget(100)
     >>> budget.try_reserve(60), budget.try_reserve(60), budget.held
@@ -84,7 +86,8 @@ class MemoryBudget:
         """Working memory for `owner`: waits up to `timeout_s` for room; False if none came in time."""
         deadline = time.monotonic() + timeout_s
         with self._freed:
-            while not (self._working.get(id(owner), 0) or self._fits(size, owner)):
+            small = size <= self.limit // 8
+            while not (small or self._working.get(id(owner), 0) or self._fits(size, owner)):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

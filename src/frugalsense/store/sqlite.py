@@ -71,7 +71,7 @@ def _hash_key(key: str) -> str:
 
 
 #: faces deleted per transaction when a collection is erased, so other work interleaves between chunks
-ERASE_CHUNK = 2000
+ERASE_CHUNK = 500
 # Rows of a collection being erased (its faces deleted chunk by chunk) are hidden from every read.
 _LIVE_COLLECTION = "erasing = 0"
 _LIVE_PERSON = "NOT EXISTS (SELECT 1 FROM collections c WHERE c.id = {p}.collection_id AND c.erasing = 1)"
