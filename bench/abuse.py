@@ -258,7 +258,7 @@ class VictimStats:
         return sum(n for s, n in self.statuses.items() if s not in ("200",))
 
 
-class Victim:
+class _VictimThreads:
     """Another tenant at work: lists its collections and identifies a photo, each on a new connection."""
 
     def __init__(self, url: str, key: str, collection_id: str, probe: bytes) -> None:
@@ -305,7 +305,7 @@ class Victim:
                         self.stats.receipt_cpu_s += float(response.json()["receipt"]["cpu_seconds"])
                 self._stop.wait(pause)
 
-    def start(self) -> Victim:
+    def start(self) -> _VictimThreads:
         self.stats, self._stop = VictimStats(), threading.Event()
         self._threads = [
             threading.Thread(target=self._loop, args=("list", 0.05), daemon=True),
@@ -320,6 +320,43 @@ class Victim:
         for thread in self._threads:
             thread.join(timeout=VICTIM_TIMEOUT_S + 5)
         return self.stats
+
+
+def _victim_process(url: str, key: str, collection_id: str, probe: bytes, stop: Any, out: Any) -> None:
+    """The victim's loops in a process of their own, so the attacker's threads (building 48 MiB bodies, opening
+    thousands of sockets) never slow the victim's own client down: only the server can."""
+    threads = _VictimThreads(url, key, collection_id, probe).start()
+    stop.wait()
+    out.put(threads.stop())
+
+
+class Victim:
+    """The victim tenant at work, measured from a separate process (see `_victim_process`)."""
+
+    def __init__(self, url: str, key: str, collection_id: str, probe: bytes) -> None:
+        import multiprocessing
+
+        self.url, self.key, self.collection_id, self.probe = url, key, collection_id, probe
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._stop: Any = None
+        self._out: Any = None
+
+    def start(self) -> Victim:
+        self._stop, self._out = self._context.Event(), self._context.Queue()
+        self._process = self._context.Process(
+            target=_victim_process,
+            args=(self.url, self.key, self.collection_id, self.probe, self._stop, self._out),
+            daemon=True,
+        )
+        self._process.start()
+        return self
+
+    def stop(self) -> VictimStats:
+        self._stop.set()
+        stats: VictimStats = self._out.get(timeout=VICTIM_TIMEOUT_S + 60)
+        self._process.join(timeout=10)
+        return stats
 
 
 # -- setting the scene -------------------------------------------------------------------------------------

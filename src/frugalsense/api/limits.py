@@ -304,6 +304,18 @@ class WorkPools:
         self.inference = FairSlots(settings.workers, settings.inference_per_tenant, settings.queue)
         self._inference_threads = anyio.CapacityLimiter(settings.workers)
         self._metadata_threads = anyio.CapacityLimiter(settings.metadata_threads)
+        self._large_bodies = anyio.Semaphore(1)
+
+    async def parse(self, fn: Callable[[], _T], size: int) -> _T:
+        """Parse or decode a request body of `size` bytes in a thread; large ones one at a time.
+
+        The JSON parser and the base64 decoder hold the interpreter while they run (about 0.1 s for 48 MiB), so
+        several at once would stall the event loop and every other request for that long, stacked.
+        """
+        if size <= SMALL_BODY_BYTES:
+            return await anyio.to_thread.run_sync(fn, limiter=self._metadata_threads)
+        async with self._large_bodies:
+            return await anyio.to_thread.run_sync(fn, limiter=self._metadata_threads)
 
     async def metadata(self, fn: Callable[[], _T]) -> _T:
         """Database reads and writes: their own threads, never behind inference."""

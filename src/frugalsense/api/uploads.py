@@ -53,7 +53,7 @@ async def _json(request: Request) -> dict[str, Any]:
     async for chunk in request.stream():
         raw += chunk
     try:
-        body = await request.app.state.pools.metadata(lambda: json.loads(raw))
+        body = await request.app.state.pools.parse(lambda: json.loads(raw), len(raw))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"the JSON body could not be parsed: {exc}") from exc
     except RecursionError:
@@ -132,7 +132,8 @@ async def read_uploads(request: Request, names: tuple[str, ...]) -> tuple[list[U
                 raise InvalidRequestError(f"the JSON body needs a base64 field '{name}'")
             label = body.get(f"{name}_name") or body.get("name") or "upload"
             value = body[name]
-            data = await request.app.state.pools.metadata(lambda: _b64(value, name))  # noqa: B023
+            size = len(value) if isinstance(value, str) else 0
+            data = await request.app.state.pools.parse(lambda: _b64(value, name), size)  # noqa: B023
             uploads.append(Upload(data, str(label), {}))
         fields = {k: v for k, v in body.items() if k not in names}
     else:
