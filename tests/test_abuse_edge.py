@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from _faces import random_faces
 from _server import Server
 from frugalsense.samples import write_samples
 
@@ -351,35 +352,15 @@ def test_decoded_pictures_share_the_memory_budget(
 def _store_faces(data_dir: Path, count: int) -> None:
     """A tenant with a collection of `count` stored faces (random unit embeddings), written before the server
     starts: erasing faces needs no picture."""
-    import numpy as np
-
-    from frugalsense.results import Box
     from frugalsense.settings import Settings
-    from frugalsense.store import NewFace, SQLiteStore
+    from frugalsense.store import SQLiteStore
 
     store = SQLiteStore.open(Settings(data_dir=data_dir))
     try:
         tenant = store.create_tenant("crowded").id
         crowd = store.create_collection(tenant, "crowd").id
-        vectors = np.random.default_rng(7).standard_normal((count, 128)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         for start in range(0, count, 10_000):
-            store.add_faces(
-                tenant,
-                [
-                    NewFace(
-                        embedding=v,
-                        model="sface",
-                        box=Box(0, 0, 40, 40),
-                        landmarks=[(0.0, 0.0)] * 5,
-                        det_score=0.9,
-                        source_sha256="0" * 64,
-                        source_name="camera.jpg",
-                        collection_id=crowd,
-                    )
-                    for v in vectors[start : start + 10_000]
-                ],
-            )
+            store.add_faces(tenant, random_faces(min(10_000, count - start), 7 + start, collection_id=crowd))
     finally:
         store.close()
 

@@ -8,32 +8,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from _faces import random_faces
 from frugalsense.analyze import Analyzer
 from frugalsense.faces import FaceGallery
-from frugalsense.results import Box
 from frugalsense.settings import Settings
-from frugalsense.store import DB_FILENAME, Erased, NewFace, SQLiteStore
-
-
-def _faces(n: int, seed: int, **fields: str | bool | None) -> list[NewFace]:
-    vectors = np.random.default_rng(seed).standard_normal((n, 128)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return [
-        NewFace(
-            embedding=v,
-            model="sface",
-            box=Box(0, 0, 40, 40),
-            landmarks=[(0.0, 0.0)] * 5,
-            det_score=0.9,
-            source_sha256="0" * 64,
-            source_name=f"camera-{seed}.jpg",
-            **fields,  # type: ignore[arg-type]
-        )
-        for v in vectors
-    ]
+from frugalsense.store import DB_FILENAME, Erased, SQLiteStore
 
 
 @pytest.mark.parametrize("what", ["collection", "tenant"])
@@ -47,11 +28,11 @@ def test_a_large_erasure_goes_in_chunks_while_another_tenant_works(
     big = store.create_tenant("big").id
     crowd = gallery.create_collection(big, "crowd").id
     regular = gallery.create_person(big, crowd, "Regular")
-    store.add_faces(big, _faces(500, 1, collection_id=crowd, person_id=regular.id, enrolled=True))
-    store.add_faces(big, _faces(4000, 2, collection_id=crowd))
+    store.add_faces(big, random_faces(500, 1, collection_id=crowd, person_id=regular.id, enrolled=True))
+    store.add_faces(big, random_faces(4000, 2, collection_id=crowd))
     small = store.create_tenant("small").id
     door = gallery.create_collection(small, "door").id
-    store.add_faces(small, _faces(30, 3, collection_id=door))
+    store.add_faces(small, random_faces(30, 3, collection_id=door))
     assert len(gallery.search_faces(big, photo, top_k=5).matches) == 5  # loads its index
 
     seen: list[dict[str, object]] = []
@@ -97,7 +78,7 @@ def test_an_erasure_cut_short_is_finished_when_the_gallery_next_opens(settings: 
     store = SQLiteStore.open(settings)
     tenant = store.create_tenant("acme").id
     crowd = store.create_collection(tenant, "crowd").id
-    store.add_faces(tenant, _faces(50, 5, collection_id=crowd))
+    store.add_faces(tenant, random_faces(50, 5, collection_id=crowd))
     store.begin_collection_erasure(tenant, crowd)
     store.erase_collection_chunk(tenant, crowd, limit=20)  # then the process died
     store.close()
