@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from frugalsense.ladder.calibrate import NEVER, CalibrationTable, calibrate, simulate
-from frugalsense.ladder.faces import faces_table, fit_fusion, fit_logistic
-from frugalsense.ladder.labels import ENSEMBLE, gated_rungs, int8_gate, labels_table
-from frugalsense.ladder.record import FaceRecords, LabelRecords, record_faces, record_labels
+from frugalsense.calibration.faces import faces_table, fit_fusion, fit_logistic
+from frugalsense.calibration.labels import gated_rungs, int8_gate, labels_table
+from frugalsense.calibration.ltt import NEVER, CalibrationTable, calibrate, simulate
+from frugalsense.calibration.record import FaceRecords, LabelRecords, record_faces, record_labels
+from frugalsense.ladder.labels import ENSEMBLE
 from frugalsense.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 import _data
-from frugalsense.ladder.calibrate import CalibrationTable
-from frugalsense.ladder.detect import copy_scale, detect_confidence, merge_faces
+from frugalsense.calibration.ltt import CalibrationTable
+from frugalsense.faces.detect import copy_scale, detect_confidence, merge_faces
 from frugalsense.media import load
 from frugalsense.models.faces import YuNetDetector
 from frugalsense.models.registry import ModelZoo

@@ -28,7 +28,7 @@ import numpy as np
 
 import _data
 from frugalsense.analyze import Analyzer, looks_like_scan
-from frugalsense.ladder.calibrate import CalibrationTable
+from frugalsense.calibration.ltt import CalibrationTable
 from frugalsense.ladder.text import detect_lines, page_confidence, recognise, reread_crops
 from frugalsense.media import load
 from frugalsense.quality import located_cer

@@ -40,7 +40,7 @@ from frugalsense.analyze import Analyzer, Pipeline
 from frugalsense.faces.calibration import FaceProfile, OperatingPoint, operating_point
 from frugalsense.faces.gallery import decide
 from frugalsense.faces.index import VectorIndex, benchmark
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.quality import best_threshold_accuracy
 from frugalsense.settings import Settings

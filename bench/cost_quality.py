@@ -33,11 +33,8 @@ import _data
 import _record_detect as rd
 import _record_text as rt
 import text_gate as tg
-from frugalsense.ladder.bench import gate_task_data
-from frugalsense.ladder.calibrate import CalibrationTable, calibrate, simulate
-from frugalsense.ladder.gate import measure_gate
-from frugalsense.ladder.profiles import load_profile
-from frugalsense.ladder.report import (
+from frugalsense.calibration.ltt import CalibrationTable, calibrate, simulate
+from frugalsense.calibration.report import (
     CLOUD_PRICES,
     CostRow,
     TaskData,
@@ -50,6 +47,9 @@ from frugalsense.ladder.report import (
     split_rows,
     usd_per_1000,
 )
+from frugalsense.calibration.tables import gate_task_data
+from frugalsense.calibration.text_gate import measure_gate
+from frugalsense.ladder.profiles import load_profile
 from frugalsense.settings import Settings
 
 OUT = Path(__file__).resolve().parent / "out"

@@ -32,11 +32,12 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import deepface_identities, eval_dir
+from frugalsense.calibration.faces import calibrate_identify
+from frugalsense.calibration.record import FaceRecords, record_faces
 from frugalsense.faces.calibration import FaceProfile, operating_point
+from frugalsense.faces.fusion import FACES_TASK, IdentifyLadder, load_fusion
 from frugalsense.faces.gallery import decide
-from frugalsense.ladder.faces import FACES_TASK, IdentifyLadder, calibrate_identify, load_fusion
 from frugalsense.ladder.profiles import load_profile
-from frugalsense.ladder.record import FaceRecords, record_faces
 from frugalsense.settings import Settings
 
 ROOT = Path(__file__).resolve().parent

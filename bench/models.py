@@ -30,8 +30,8 @@ import numpy as np
 
 import _data
 from frugalsense.analyze import Analyzer
-from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import load_profile
+from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.models.faces import cosine
 from frugalsense.quality import best_threshold_accuracy, located_cer, wer, word_recall

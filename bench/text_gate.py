@@ -13,7 +13,7 @@ project's `Meter`. A photo "has text" when PP-OCR reads at least MIN_CHARS lette
 confidence reaches the profile's `line_confidence`; ICDAR's ground truth checks that rule where it exists.
 
 The guarantee is conditional: of the photos that have text, at least `target` still reach OCR, with
-probability at least 1 - `risk`. Learn-then-Test (`frugalsense.ladder.calibrate`) runs on the text-bearing
+probability at least 1 - `risk`. Learn-then-Test (`frugalsense.calibration.ltt`) runs on the text-bearing
 photos only, with rungs [gate, ocr], quality 0 when the gate stops such a photo and 1 when it climbs, so the
 ladder's mean quality is the recall of text-bearing photos. Photos are split once (seed 0): the threshold is
 chosen on one half; every number printed is measured on the other. Scans and screenshots never reach the gate
@@ -21,8 +21,9 @@ chosen on one half; every number printed is measured on the other. Scans and scr
 
 The gate rung's confidence is "confidence that stopping is right", 1 - score: it stops a photo when
 1 - score >= threshold, that is when the score is at most 1 - threshold. The recording, the table, the
-measurements and the profile record come from `frugalsense.ladder.gate`, which `frugalsense calibrate text-gate`
-runs on a user's own photos; this script adds the sets, ICDAR's ground truth and the guarantee over 100 splits.
+measurements and the profile record come from `frugalsense.calibration.text_gate`, which
+`frugalsense calibrate text-gate` runs on a user's own photos; this script adds the sets, ICDAR's ground truth
+and the guarantee over 100 splits.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ import numpy as np
 import numpy.typing as npt
 
 import _data
-from frugalsense.ladder.calibrate import NEVER, Calibration, CalibrationTable, calibrate
-from frugalsense.ladder.gate import (
+from frugalsense.calibration.ltt import NEVER, Calibration, CalibrationTable, calibrate
+from frugalsense.calibration.report import split_rows
+from frugalsense.calibration.text_gate import (
     MIN_CHARS,
     GateMeasured,
     GateRecords,
@@ -57,9 +59,8 @@ from frugalsense.ladder.gate import (
     record_photo,
     shipped_threshold,
 )
-from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import Profile
-from frugalsense.ladder.report import split_rows
+from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.models.ocr import TextGate
 from frugalsense.models.registry import ModelZoo

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from frugalsense.calibration.report import load_task
 from frugalsense.cli import main
-from frugalsense.ladder.report import load_task
 
 
 def _mini_eval(eval_dir: Path, root: Path) -> Path:

@@ -28,7 +28,7 @@ from PIL import Image
 from frugalsense.analyze import Analyzer
 from frugalsense.errors import BudgetExceededError, CancelledError, InputTooLargeError
 from frugalsense.faces import FaceGallery
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.media import AudioClip, LazyFrames, load
 from frugalsense.settings import Settings
 from frugalsense.store import SQLiteStore
@@ -358,8 +358,8 @@ def test_huge_pages_are_read_from_the_copy_the_ocr_engine_would_make(settings: S
     """A page over 2,000 px is shrunk before the text ladder sees it, exactly as PP-OCR shrinks it inside: the
     lines and their boxes are the engine's own, while the engine never holds the full-size page."""
     from frugalsense.analyze import Analyzer, ocr_copy
-    from frugalsense.ladder.ledger import Meter
     from frugalsense.ladder.text import TextPage, read_text
+    from frugalsense.ledger import Meter
     from frugalsense.media.types import Frame
 
     receipt = Image.open(eval_dir / "ocr-sroie" / "img" / "000.jpg").convert("RGB")

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frugalsense.errors import InvalidRequestError
-from frugalsense.ladder.calibrate import (
+from frugalsense.calibration.ltt import (
     NEVER,
     CalibrationTable,
     calibrate,
@@ -22,6 +21,7 @@ from frugalsense.ladder.calibrate import (
     simulate,
     wsr_pvalue,
 )
+from frugalsense.errors import InvalidRequestError
 from frugalsense.ladder.profiles import load_profile
 
 

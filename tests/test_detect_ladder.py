@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from frugalsense.analyze import Analyzer
-from frugalsense.ladder.detect import face_detect_ladder, merge_faces
-from frugalsense.ladder.ledger import Meter
+from frugalsense.faces.detect import face_detect_ladder, merge_faces
 from frugalsense.ladder.profiles import load_profile
+from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.results import Box, Face
 from frugalsense.settings import Settings

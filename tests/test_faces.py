@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from frugalsense.analyze import Analyzer
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.models.faces import cosine
 from frugalsense.quality import best_threshold_accuracy

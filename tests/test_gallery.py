@@ -27,7 +27,7 @@ from frugalsense.errors import (
 )
 from frugalsense.faces import FaceGallery, FaceProfile
 from frugalsense.faces.gallery import SECOND_MODEL
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.settings import Settings
 from frugalsense.store import DB_FILENAME, SQLiteStore
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from frugalsense.analyze import Analyzer
+from frugalsense.calibration.faces import calibrate_identify
 from frugalsense.errors import ConfigurationError
 from frugalsense.faces import FaceGallery
+from frugalsense.faces.fusion import FACES_TASK, FaceFusion, IdentifyLadder, load_fusion
 from frugalsense.faces.gallery import SECOND_MODEL
-from frugalsense.ladder.faces import FACES_TASK, FaceFusion, IdentifyLadder, calibrate_identify, load_fusion
 from frugalsense.ladder.profiles import load_profile
 from frugalsense.settings import Settings
 from frugalsense.store import DB_FILENAME, SQLiteStore

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from frugalsense.analyze import Analyzer, Pipeline
+from frugalsense.calibration.ltt import NEVER
+from frugalsense.calibration.record import record_faces
 from frugalsense.cli import main
 from frugalsense.faces import FaceGallery
-from frugalsense.ladder.calibrate import NEVER
-from frugalsense.ladder.faces import FACES_TASK, FaceFusion, load_fusion
+from frugalsense.faces.fusion import FACES_TASK, FaceFusion, load_fusion
 from frugalsense.ladder.labels import ENSEMBLE, labels_ladder
-from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import load_profile
-from frugalsense.ladder.record import record_faces
+from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.settings import Settings
 from frugalsense.store import SQLiteStore

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from frugalsense.ladder.ledger import CostReceipt, Meter, StageCost
+from frugalsense.ledger import CostReceipt, Meter, StageCost
 
 
 def test_receipt_adds_up_its_stages() -> None:

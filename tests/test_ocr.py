@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from frugalsense.analyze import Analyzer, looks_like_scan
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.quality import matched_line_cer, word_recall
 from frugalsense.settings import Settings

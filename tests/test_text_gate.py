@@ -11,13 +11,19 @@ import numpy as np
 import pytest
 
 from frugalsense.analyze import Analyzer
+from frugalsense.calibration.ltt import calibrate
+from frugalsense.calibration.text_gate import (
+    GateRecords,
+    calibrate_text_gate,
+    gate_table,
+    measure_gate,
+    shipped_threshold,
+)
 from frugalsense.cli import main
 from frugalsense.errors import InvalidRequestError
-from frugalsense.ladder.calibrate import calibrate
-from frugalsense.ladder.gate import GateRecords, calibrate_text_gate, gate_table, measure_gate, shipped_threshold
-from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import load_profile
 from frugalsense.ladder.text import GateRung, TextPage
+from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.media.types import Frame
 from frugalsense.models.ocr import TextGate

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from frugalsense.analyze import Analyzer
-from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import load_profile
 from frugalsense.ladder.text import (
     LiteOCRRung,
@@ -18,6 +17,7 @@ from frugalsense.ladder.text import (
     recognise,
     text_ladder,
 )
+from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.quality import located_cer
 from frugalsense.settings import Settings

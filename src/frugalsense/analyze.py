@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from frugalsense.budget import reserve
+from frugalsense.cache import ResultCache
 from frugalsense.errors import InvalidRequestError
-from frugalsense.ladder.cache import ResultCache
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.media.frames import LazyFrames
 from frugalsense.media.types import Decoded, Frame
 from frugalsense.models.registry import ModelZoo
@@ -91,7 +91,7 @@ class Analyzer:
         (the HTTP layer's), else ``settings.max_request_cpu_seconds``.
 
         >>> import threading
-        >>> from frugalsense.ladder.ledger import Meter
+        >>> from frugalsense.ledger import Meter
         >>> analyzer = Analyzer()  # doctest: +SKIP
         >>> stop = threading.Event()
         >>> meter = Meter(0.05, cpu_budget_s=30.0, cancelled=stop)
@@ -190,7 +190,7 @@ class Analyzer:
 
     def faces(self, frame: Frame, meter: Meter, *, embed: bool = True) -> list[Face]:
         """Detect faces (the face-detect ladder: small copy first) and by default attach identity embeddings."""
-        from frugalsense.ladder.detect import detect_faces
+        from frugalsense.faces.detect import detect_faces
 
         bgr = frame.bgr()
         faces = detect_faces(self.detect_ladder(), bgr, meter)
@@ -231,7 +231,7 @@ class Analyzer:
 
     def detect_ladder(self) -> Ladder[npt.NDArray[np.uint8]]:
         if self._detect_ladder is None:
-            from frugalsense.ladder.detect import face_detect_ladder
+            from frugalsense.faces.detect import face_detect_ladder
 
             self._detect_ladder = face_detect_ladder(self.zoo)
         return self._detect_ladder

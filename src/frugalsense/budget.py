@@ -148,7 +148,7 @@ def request_limits(limits: RequestLimits) -> Iterator[None]:
     """Every Meter created and every picture decoded inside (in this thread, or in work started from it with its
     context) gets `limits`.
 
-    >>> from frugalsense.ladder.ledger import Meter
+    >>> from frugalsense.ledger import Meter
     >>> with request_limits(RequestLimits(cpu_budget_s=2.0)):
     ...     Meter(0.05).cpu_budget_s
     2.0

@@ -80,11 +80,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-#: calibrated ladders: task -> "module:function" with the signature of frugalsense.ladder.labels.calibrate_labels
+#: calibrated ladders: task -> "module:function", each with the signature of
+#: frugalsense.calibration.labels.calibrate_labels
 CALIBRATORS = {
-    "labels": "frugalsense.ladder.labels:calibrate_labels",
-    "faces-verify": "frugalsense.ladder.faces:calibrate_faces",
-    "text-gate": "frugalsense.ladder.gate:calibrate_text_gate",
+    "labels": "frugalsense.calibration.labels:calibrate_labels",
+    "faces-verify": "frugalsense.calibration.faces:calibrate_faces",
+    "text-gate": "frugalsense.calibration.text_gate:calibrate_text_gate",
 }
 
 
@@ -190,12 +191,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from frugalsense.ladder.report import report
+    from frugalsense.calibration.report import report
 
     settings = _settings(args)
     tables = Path(args.tables)
     if args.record:
-        from frugalsense.ladder.bench import record_tables
+        from frugalsense.calibration.tables import record_tables
 
         def progress(task: str) -> Callable[[int, int], None]:
             return _recording_bar(f"recording {task}", args.quiet)[1]

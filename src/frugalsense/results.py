@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from frugalsense.ladder.ledger import CostReceipt
+from frugalsense.ledger import CostReceipt
 
 __all__ = [
     "AnalysisResult",

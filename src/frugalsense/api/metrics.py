@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from frugalsense.ladder.ledger import CostReceipt
+from frugalsense.ledger import CostReceipt
 
 __all__ = ["Metrics", "MetricsMiddleware"]
 

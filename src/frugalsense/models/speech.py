@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.errors import BudgetExceededError, ModelUnavailableError
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.media.types import AudioClip
 from frugalsense.models.base import Model, ModelCard, package_file
 from frugalsense.models.registry import register

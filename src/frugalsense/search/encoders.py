@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from frugalsense.analyze import Analyzer
 from frugalsense.errors import ConfigurationError, ModelUnavailableError
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.media.types import Frame
 from frugalsense.results import PageResult
 from frugalsense.settings import Settings

@@ -33,7 +33,7 @@ from frugalsense.analyze import Analyzer, default_features
 from frugalsense.errors import FrugalsenseError, InputTooLargeError, InvalidRequestError, NotFoundError
 from frugalsense.faces.gallery import FaceGallery
 from frugalsense.faces.results import IdentifiedFace
-from frugalsense.ladder.ledger import CostReceipt, Meter
+from frugalsense.ledger import CostReceipt, Meter
 from frugalsense.media.types import Decoded, Frame
 from frugalsense.results import AnalysisResult, Face, PageResult, Transcript
 from frugalsense.search.encoders import ImageEncoder, page_vector

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.errors import InvalidRequestError
-from frugalsense.ladder.ledger import CostReceipt
+from frugalsense.ledger import CostReceipt
 from frugalsense.search.encoders import ImageEncoder
 from frugalsense.search.index import IndexCache
 from frugalsense.search.storage import FaceLink, Filters, Item, SearchStore

@@ -23,7 +23,7 @@ from typing import Any
 from frugalsense.analyze import Analyzer
 from frugalsense.errors import FrugalsenseError, InvalidRequestError, ServiceError, error_for_code
 from frugalsense.faces.gallery import FaceGallery
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.media.types import Source
 from frugalsense.search.encoders import ImageEncoder, load_encoder, page_vector
 from frugalsense.search.index import IndexCache

@@ -11,7 +11,7 @@ from frugalsense.api.auth import Principal
 from frugalsense.api.uploads import read_upload, upload_body
 from frugalsense.api.work import admitted, infer
 from frugalsense.errors import InvalidRequestError
-from frugalsense.ladder.ledger import CostReceipt
+from frugalsense.ledger import CostReceipt
 
 router = APIRouter(tags=["analyze"])
 

@@ -2,8 +2,8 @@
 
 `frugalsense bench --record --eval-dir ../shared/eval` runs every rung once on each task's data with the product's
 own recorders (the same ones `frugalsense calibrate` uses, cached in ``DATA_DIR/calibration``), turns each into
-a :class:`~frugalsense.ladder.report.TaskData` and saves it where the report reads it. The report then
-calibrates on one half and measures on the other (:func:`~frugalsense.ladder.report.cost_quality`); so that
+a :class:`~frugalsense.calibration.report.TaskData` and saves it where the report reads it. The report then
+calibrates on one half and measures on the other (:func:`~frugalsense.calibration.report.cost_quality`); so that
 nothing is chosen on the measured half, what the tables themselves fit (the int8 gate, the face scores' logistic
 fits) is fitted on that same calibration half.
 
@@ -12,7 +12,7 @@ Tasks and the folders they read (the layout of ``../shared/eval``):
 - ``labels``: ``zeroshot-imagenet`` (``images.csv``), top-1 against ImageNet's labels;
 - ``faces-lfw`` / ``faces-deepface``: the pairs of ``faces-lfw`` and ``faces-deepface``, pair accuracy;
 - ``text-gate``: the photos of ``zeroshot-imagenet``, ``detect-coco-tiny``, ``ocr-icdar2015/det_images``,
-  ``captions-skimage`` and ``faces-deepface``, judged by full PP-OCR (:mod:`frugalsense.ladder.gate`).
+  ``captions-skimage`` and ``faces-deepface``, judged by full PP-OCR (:mod:`frugalsense.calibration.text_gate`).
 
 The document OCR and face-detection tables need labelled boxes per page and are recorded by the scripts in
 ``bench/`` (``bench/_record_text.py``, ``bench/_record_detect.py``, then ``bench/cost_quality.py``).
@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from frugalsense.calibration.faces import faces_table, fit_fusion, fit_logistic
+from frugalsense.calibration.labels import gated_rungs, int8_gate, labels_table
+from frugalsense.calibration.record import Progress, record_faces, record_labels
+from frugalsense.calibration.report import TaskData, save_task, split_rows
+from frugalsense.calibration.text_gate import GateRecords, gate_table, photo_files, record_gate
 from frugalsense.errors import InvalidRequestError
-from frugalsense.ladder.faces import faces_table, fit_fusion, fit_logistic
-from frugalsense.ladder.gate import GateRecords, gate_table, photo_files, record_gate
-from frugalsense.ladder.labels import ENSEMBLE, gated_rungs, int8_gate, labels_table
+from frugalsense.ladder.labels import ENSEMBLE
 from frugalsense.ladder.profiles import load_profile
-from frugalsense.ladder.record import Progress, record_faces, record_labels
-from frugalsense.ladder.report import TaskData, save_task, split_rows
 from frugalsense.settings import Settings
 
 __all__ = ["BENCH_TASKS", "faces_task", "gate_task", "gate_task_data", "labels_task", "record_tables"]

@@ -7,7 +7,7 @@ looked at: a face small there hints that smaller ones, invisible at that scale, 
 that found nothing has no confidence at all, so a photo without faces climbs every rung (each is cheap) and
 a rung whose copy would be no larger than the one below it answers at once, for free.
 
-    >>> from frugalsense.ladder.ledger import Meter
+    >>> from frugalsense.ledger import Meter
     >>> from frugalsense.settings import Settings
     >>> from frugalsense.models.registry import ModelZoo
     >>> ladder = face_detect_ladder(ModelZoo(Settings()))            # doctest: +SKIP
@@ -25,8 +25,8 @@ import numpy.typing as npt
 
 from frugalsense.errors import ConfigurationError
 from frugalsense.ladder.core import Ladder, Outcome
-from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import Profile, load_profile
+from frugalsense.ledger import Meter
 from frugalsense.models.faces import YuNetDetector
 from frugalsense.models.registry import ModelZoo
 from frugalsense.results import Face

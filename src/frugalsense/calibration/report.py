@@ -5,7 +5,7 @@ its own. `cost_quality` splits the items once, calibrates the ladder on one part
 measures everything on the other part; `markdown` prints the rows, `plot` draws quality against CPU.
 
     >>> import numpy as np
-    >>> from frugalsense.ladder.calibrate import CalibrationTable
+    >>> from frugalsense.calibration.ltt import CalibrationTable
     >>> rng = np.random.default_rng(0)
     >>> conf = np.column_stack([rng.uniform(size=400), np.ones(400)])
     >>> right = (rng.uniform(size=400) < conf[:, 0]).astype(float)
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from frugalsense.ladder.calibrate import CalibrationTable, calibrate, simulate
+from frugalsense.calibration.ltt import CalibrationTable, calibrate, simulate
 
 __all__ = [
     "CLOUD_PRICES",

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.errors import InvalidRequestError
-from frugalsense.ladder.ledger import Meter
+from frugalsense.ledger import Meter
 from frugalsense.settings import Settings
 
 __all__ = [

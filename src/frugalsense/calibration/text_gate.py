@@ -7,7 +7,7 @@ gate's score, reaches the threshold.
 
 The guarantee is conditional on the photos with text: at least ``target`` of them still reach OCR, with
 probability at least 1 - ``risk`` over the draw of the calibration photos. Learn-then-Test
-(:func:`frugalsense.ladder.calibrate.calibrate`) runs on the text-bearing photos only, rungs [gate, ocr], with
+(:func:`frugalsense.calibration.ltt.calibrate`) runs on the text-bearing photos only, rungs [gate, ocr], with
 quality 1 when a photo climbs and 0 when the gate stops it, so the ladder's mean quality is their recall. Photos
 without text cannot break the promise; they decide what it saves, measured on the held-out part. Scans and
 screenshots never reach the gate (the ladder sends them to the document rungs), so they are left out.
@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from frugalsense.calibration.ltt import NEVER, Calibration, CalibrationTable, Method, calibrate, simulate
+from frugalsense.calibration.record import Progress, _cache_path, _save
 from frugalsense.errors import (
     CorruptInputError,
     EmptyInputError,
@@ -37,10 +39,8 @@ from frugalsense.errors import (
     InvalidRequestError,
     UnsupportedFormatError,
 )
-from frugalsense.ladder.calibrate import NEVER, Calibration, CalibrationTable, Method, calibrate, simulate
-from frugalsense.ladder.ledger import Meter
 from frugalsense.ladder.profiles import Profile, load_profile
-from frugalsense.ladder.record import Progress, _cache_path, _save
+from frugalsense.ledger import Meter
 from frugalsense.settings import Settings
 
 __all__ = [
