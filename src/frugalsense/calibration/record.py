@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from frugalsense.atomic import atomic_write
 from frugalsense.errors import InvalidRequestError
 from frugalsense.ledger import Meter
 from frugalsense.settings import Settings
@@ -262,8 +263,5 @@ def _cache_path(cache_dir: Path | None, kind: str, data: Path, key: Sequence[str
 
 
 def _save(path: Path, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
-    tmp.replace(path)
+    with atomic_write(path) as handle:
+        np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from frugalsense.atomic import atomic_write
+
 __all__ = [
     "atomic_target",
     "cached_conversion",
@@ -81,8 +83,8 @@ def finish_conversion(
             meta["int8"]["bytes"] = int8_path.stat().st_size
             paths["int8"] = int8_path
     meta["seconds"] = round(time.perf_counter() - started, 2)
-    with atomic_target(sidecar) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    with atomic_write(sidecar) as handle:
+        handle.write(json.dumps(meta, indent=2).encode() + b"\n")
     paths["sidecar"] = sidecar
     return paths
 

@@ -26,8 +26,6 @@ import importlib.util
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from frugalsense.atomic import atomic_path, atomic_write
 from frugalsense.convert._files import file_digest, quiet_session
 from frugalsense.convert._pth import load_state_dict
 from frugalsense.errors import ModelConversionError, ModelUnavailableError
@@ -556,18 +555,15 @@ def convert_efficientnet_lite(variant: int, out_dir: Path, *, int8: bool = True)
         return outputs
 
     resolution = EFFICIENTNET_LITE_RESOLUTION[variant]
-    with tempfile.TemporaryDirectory(dir=out_dir) as work:
-        fp32_tmp = Path(work) / "fp32.onnx"
-        # built in a private folder inside out_dir, so the final os.replace is atomic and readers never see halves
+    record: dict[str, Any] = {**stamp, "source": source.name, "outputs": sorted(outputs)}
+    with atomic_path(outputs["fp32"]) as fp32_tmp:
         fp32_tmp.write_bytes(build_model(variant, load_state_dict(source)).SerializeToString())
-        record: dict[str, Any] = {**stamp, "source": source.name, "outputs": sorted(outputs)}
         record["fp32_max_abs_diff"] = check_against_reference(fp32_tmp, reference_path())
         sidecar.unlink(missing_ok=True)  # from here on the files on disk no longer match any old record
         if int8:
-            int8_tmp = Path(work) / "int8.onnx"
-            quantize(fp32_tmp, int8_tmp, resolution)
-            record["int8_logit_correlation"] = check_int8(fp32_tmp, int8_tmp, resolution)
-            os.replace(int8_tmp, outputs["int8"])
-        os.replace(fp32_tmp, outputs["fp32"])
-    sidecar.write_text(json.dumps(record, indent=2) + "\n")
+            with atomic_path(outputs["int8"]) as int8_tmp:
+                quantize(fp32_tmp, int8_tmp, resolution)
+                record["int8_logit_correlation"] = check_int8(fp32_tmp, int8_tmp, resolution)
+    with atomic_write(sidecar) as handle:
+        handle.write(json.dumps(record, indent=2).encode() + b"\n")
     return outputs

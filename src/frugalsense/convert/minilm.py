@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -28,14 +27,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from frugalsense.atomic import atomic_path
 from frugalsense.convert._files import (
-    atomic_target,
     cached_conversion,
     file_digest,
     finish_conversion,
     lowest_cosine,
     quiet_session,
-    temp_next_to,
 )
 from frugalsense.convert._safetensors import read_safetensors
 from frugalsense.errors import ModelConversionError, ModelUnavailableError
@@ -362,9 +360,8 @@ def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
     texts = [str(s) for s in load_reference()["sentences"]] + list(_INT8_CHECK_TEXTS)
     fp32_vectors = embed(quiet_session(fp32_path), texts)
     matmuls = [n for n in onnx.load_model(str(fp32_path)).graph.node if n.op_type == "MatMul"]
-    tmp = temp_next_to(int8_path)
     tried: list[dict[str, Any]] = []
-    try:
+    with atomic_path(int8_path) as tmp:
         for keep in _INT8_FP32_KEEP_STEPS:
             exclude = [n.name for n in matmuls if _matmul_group(n) in keep]
             # Per-channel weight scales matter here (per-tensor drops to ~0.94). The word-embedding Gather is
@@ -380,10 +377,9 @@ def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
             cosine = lowest_cosine(embed(quiet_session(tmp), texts), fp32_vectors)
             tried.append({"fp32_matmuls": list(keep), "min_cosine_vs_fp32": cosine})
             if cosine >= INT8_MIN_COSINE:
-                os.replace(tmp, int8_path)
                 break
-    finally:
-        tmp.unlink(missing_ok=True)
+        else:
+            tmp.unlink()  # no variant was close enough: no int8 file
     return {"file": INT8_NAME, "kept": int8_path.is_file(), "tried": tried}
 
 
@@ -414,7 +410,7 @@ def convert_minilm(out_dir: Path, *, int8: bool = True) -> dict[str, Path]:
     config = json.loads((folder / "config.json").read_text())
     model = _build_graph(read_safetensors(folder / "model.safetensors"), config)
     fp32_path = out_dir / FP32_NAME
-    with atomic_target(fp32_path) as tmp:
+    with atomic_path(fp32_path) as tmp:
         onnx.save_model(model, str(tmp))
         fp32_cosine = check_against_reference(tmp)
     meta: dict[str, Any] = {

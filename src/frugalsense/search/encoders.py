@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.analyze import Analyzer
+from frugalsense.atomic import atomic_write
 from frugalsense.errors import ConfigurationError, ModelUnavailableError
 from frugalsense.ledger import Meter
 from frugalsense.media.types import Frame
@@ -160,10 +161,8 @@ class ConseEncoder:
                 return np.asarray(matrix, np.float32)
         texts = [self.template.format(n) for n in imagenet_names()]
         matrix = np.concatenate([self.encode_texts(texts[i : i + 64]) for i in range(0, len(texts), 64)])
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, matrix)
-        tmp.replace(cache)
+        with atomic_write(cache) as handle:
+            np.save(handle, matrix)
         return matrix
 
     def encode_image(self, frame: Frame | None, page: PageResult, meter: Meter | None = None) -> Vector | None:
