@@ -29,7 +29,7 @@ import numpy as np
 import _data
 from frugalsense.analyze import Analyzer, looks_like_scan
 from frugalsense.calibration.ltt import CalibrationTable
-from frugalsense.ladder.text import detect_lines, page_confidence, recognise, reread_crops
+from frugalsense.ladder.text import page_confidence
 from frugalsense.media import load
 from frugalsense.quality import located_cer
 from frugalsense.settings import Settings
@@ -125,8 +125,7 @@ def record_one(analyzer: Analyzer, image: Path, truth: list[tuple[str, Quad]] | 
     bgr = frame.bgr()
     for line in tess_lines:
         start = time.thread_time()
-        with engine._run_lock:
-            ((text, score),) = reread_crops(engine._engine, bgr, [line.quad])
+        ((text, score),) = engine.reread(bgr, [line.quad])
         rereads.append([text, score, time.thread_time() - start])
     record["tesseract"] = [[ln.text, [list(p) for p in ln.quad], ln.confidence] for ln in tess_lines]
     record["tesseract_cpu"] = tess_cpu
@@ -173,21 +172,19 @@ def record_parts(analyzer: Analyzer, image: Path) -> dict[str, Any]:
     _, full_cpu = _timed(pp.predict, [frame])
     _, tess_cpu = _timed(zoo.get("tesseract-eng").predict, [frame])
     out: dict[str, Any] = {"ppocr_cpu": full_cpu, "tesseract_cpu": tess_cpu, "det": {}}
-    with pp._run_lock:
-        engine = pp._engine
-        for side in DET_SIDES:
-            start = time.thread_time()
-            det = detect_lines(engine, frame.bgr(), side)  # the BGR copy belongs to the detector's bill
-            det_cpu = time.thread_time() - start
-            rec = []
-            for crop in det.crops:
-                (reading,), cpu = _timed(recognise, engine, [crop])
-                rec.append([reading[0], reading[1], cpu])
-            out["det"][_side_key(side)] = {
-                "cpu": det_cpu,
-                "quads": [[list(p) for p in q] for q in det.quads],
-                "rec": rec,
-            }
+    for side in DET_SIDES:
+        start = time.thread_time()
+        det = pp.detect_lines(frame.bgr(), side)  # the BGR copy belongs to the detector's bill
+        det_cpu = time.thread_time() - start
+        rec = []
+        for crop in det.crops:
+            (reading,), cpu = _timed(pp.recognise, [crop])
+            rec.append([reading[0], reading[1], cpu])
+        out["det"][_side_key(side)] = {
+            "cpu": det_cpu,
+            "quads": [[list(p) for p in q] for q in det.quads],
+            "rec": rec,
+        }
     return out
 
 
@@ -210,12 +207,11 @@ def record_widths(analyzer: Analyzer, image: Path) -> dict[str, Any]:
     frame = load(image, analyzer.settings).frames[0]
     pp = analyzer.zoo.get("ppocr-v4")
     out: dict[str, Any] = {str(w): [] for w in MIN_WIDTHS}
-    with pp._run_lock:
-        found = detect_lines(pp._engine, frame.bgr(), WIDTHS_SIDE)
-        for crop in found.crops:
-            for width in MIN_WIDTHS:
-                (reading,), cpu = _timed(recognise, pp._engine, [crop], width)
-                out[str(width)].append([reading[0], reading[1], cpu])
+    found = pp.detect_lines(frame.bgr(), WIDTHS_SIDE)
+    for crop in found.crops:
+        for width in MIN_WIDTHS:
+            (reading,), cpu = _timed(pp.recognise, [crop], width)
+            out[str(width)].append([reading[0], reading[1], cpu])
     out["quads"] = [[list(p) for p in q] for q in found.quads]
     return out
 

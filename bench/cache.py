@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import eval_dir, imagenet_sample, lfw_pairs
 from frugalsense.analyze import Analyzer
-from frugalsense.cache import NEAR_RADIUS, photo_hash, window_hashes
+from frugalsense.media.phash import NEAR_RADIUS, photo_hash, window_hashes
 from frugalsense.results import AnalysisResult
 from frugalsense.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Calibrate the face thresholds and measure identification; writes the shipped faces-default.json profile.
+"""Calibrate the face thresholds and measure identification; writes the shipped faces-identify.json profile.
 
     python bench/calibrate_faces.py                 # measure, print the tables, write the profile
     python bench/calibrate_faces.py --dry-run       # measure and print only
@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import eval_dir
 from frugalsense.analyze import Analyzer, Pipeline
-from frugalsense.faces.calibration import FaceProfile, OperatingPoint, operating_point
+from frugalsense.calibration.faces import operating_point
 from frugalsense.faces.gallery import decide
 from frugalsense.faces.index import VectorIndex, benchmark
+from frugalsense.faces.profile import IDENTIFY_TASK, FaceProfile, OperatingPoint
 from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.quality import best_threshold_accuracy
@@ -47,7 +48,7 @@ from frugalsense.settings import Settings
 from frugalsense.store.base import FaceVectors
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILE_PATH = ROOT / "src" / "frugalsense" / "data" / "profiles" / "faces-default.json"
+PROFILE_PATH = ROOT / "src" / "frugalsense" / "data" / "profiles" / f"{IDENTIFY_TASK}.json"
 FARS = (1e-3, 1e-4)
 #: the best person must lead the second by this much. LFW as a gallery (163 people, 272 strangers): 0.05 names
 #: 12 strangers instead of 26 for 0.5 points fewer right answers (the margin table this script prints)
@@ -409,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     profile.provenance["index_benchmark"] = index_rows
     if not args.dry_run:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(profile.to_dict(), indent=2, default=float) + "\n")
+        # The one profile format (frugalsense.profiles): the thresholds and operating points in params.
+        args.output.write_text(json.dumps(profile.to_profile().to_dict(), indent=2, default=float) + "\n")
         print(f"\nwrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
     return 0
 

@@ -49,7 +49,7 @@ from frugalsense.calibration.report import (
 )
 from frugalsense.calibration.tables import gate_task_data
 from frugalsense.calibration.text_gate import measure_gate
-from frugalsense.ladder.profiles import load_profile
+from frugalsense.profiles import load_profile
 from frugalsense.settings import Settings
 
 OUT = Path(__file__).resolve().parent / "out"

@@ -32,12 +32,12 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import deepface_identities, eval_dir
-from frugalsense.calibration.faces import calibrate_identify
+from frugalsense.calibration.faces import calibrate_identify, operating_point
 from frugalsense.calibration.record import FaceRecords, record_faces
-from frugalsense.faces.calibration import FaceProfile, operating_point
 from frugalsense.faces.fusion import FACES_TASK, IdentifyLadder, load_fusion
 from frugalsense.faces.gallery import decide
-from frugalsense.ladder.profiles import load_profile
+from frugalsense.faces.profile import IDENTIFY_TASK, load_face_profile
+from frugalsense.profiles import load_profile
 from frugalsense.settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=None, help="runner-up margin (default: profile's)")
     args = parser.parse_args(argv)
     settings = Settings()
-    face_profile = FaceProfile.load()
+    face_profile = load_face_profile()
     margin = face_profile.margin if args.margin is None else args.margin
     fusion = load_fusion()
     cache = ROOT / "out"
@@ -235,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         ladder = calibrate_identify(s1, s2, y, threshold=threshold, fusion=fusion, far=FAR, coverage=coverage)
         profile = load_profile(FACES_TASK)
         data = json.loads(PROFILE.read_text())
+        # The threshold the band sits around stays in faces-identify only; the band says where it lives.
         data["params"]["identify"] = {
+            "threshold_from": IDENTIFY_TASK,
             **ladder.to_params(),
             "far": FAR,
             "coverage": coverage,

@@ -32,10 +32,12 @@ from _data import funsd, imagenet_sample, lfw_pairs, sroie
 from frugalsense.convert._files import quiet_session
 from frugalsense.media import load_image_bytes
 from frugalsense.models.registry import ModelZoo
+from frugalsense.profiles import Profile, load_profile
 from frugalsense.settings import Settings
 
 GATE_POINTS = 0.5
-PROFILE = Path(__file__).resolve().parents[1] / "src" / "frugalsense" / "data" / "profiles" / "int8-gate.json"
+TASK = "int8-gate"
+PROFILE = Path(__file__).resolve().parents[1] / "src" / "frugalsense" / "data" / "profiles" / f"{TASK}.json"
 
 
 def efficientnet(zoo: ModelZoo, variant: int) -> dict[str, Any]:
@@ -206,11 +208,21 @@ def main() -> None:
             "why": why,
         }
     if args.write:
+        # The one profile format (frugalsense.profiles): no rungs; the decisions in params, how in calibration.
         rule = "a model runs its int8 variant only where int8 scores within gate_points of fp32; otherwise fp32"
-        old = json.loads(PROFILE.read_text()) if PROFILE.is_file() else {"rule": rule, "models": {}}
-        old["models"].update(decisions)
-        old.update(gate_points=GATE_POINTS, measured=date.today().isoformat(), command="python bench/int8_gate.py")
-        PROFILE.write_text(json.dumps(old, indent=2) + "\n")
+        models = load_profile(TASK).params.get("models", {}) if PROFILE.is_file() else {}
+        profile = Profile(
+            TASK,
+            [],
+            [],
+            params={"gate_points": GATE_POINTS, "models": {**models, **decisions}},
+            calibration={
+                "rule": rule,
+                "measured": date.today().isoformat(),
+                "command": "python bench/int8_gate.py",
+            },
+        )
+        profile.save(PROFILE)
         print(f"\nwrote {PROFILE.name}")
 
 

@@ -30,10 +30,10 @@ import numpy as np
 
 import _data
 from frugalsense.analyze import Analyzer
-from frugalsense.ladder.profiles import load_profile
 from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.models.faces import cosine
+from frugalsense.profiles import load_profile
 from frugalsense.quality import best_threshold_accuracy, located_cer, wer, word_recall
 from frugalsense.settings import Settings
 

@@ -32,8 +32,8 @@ from frugalsense.search import SearchService
 from frugalsense.search.encoders import ConseEncoder, normalize
 from frugalsense.search.ingest import IndexSummary
 from frugalsense.search.query import Fusion
-from frugalsense.search.storage import NewItem
 from frugalsense.settings import Settings
+from frugalsense.store.items import NewItem
 
 MODES = ("hybrid", "semantic", "keyword")
 PARTS = ("imagenet", "receipts", "forms", "people", "audio")

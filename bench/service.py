@@ -28,27 +28,20 @@ from typing import Any
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _data  # noqa: E402
-from _server import Server  # noqa: E402
-from frugalsense.results import Box  # noqa: E402
-from frugalsense.settings import Settings  # noqa: E402
-from frugalsense.store import DB_FILENAME, NewFace, SQLiteStore  # noqa: E402
+import _data
+from _server import ServerProcess, proc_rss_mb
+from frugalsense.results import Box
+from frugalsense.settings import Settings
+from frugalsense.store import DB_FILENAME, NewFace, SQLiteStore
 
 PHOTO_FEATURES = "faces,labels,moderation"
 
 
-def _rss_mb(server: Server) -> tuple[float, float]:
+def _rss_mb(server: ServerProcess) -> tuple[float, float]:
     """Current and peak resident memory of the server process, from /proc."""
-    assert server.process is not None
-    fields = {}
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    return proc_rss_mb(server.pid) or float("nan"), proc_rss_mb(server.pid, peak=True) or float("nan")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -91,7 +84,7 @@ def bench_scale(n: int, model_dir: Path) -> None:
         store.close()
         print(f"bulk import of {n:,} persons and faces: {time.perf_counter() - start:.1f} s")
 
-        server = Server(data, model_dir, env={"FRUGALSENSE_RATE_PER_KEY": "0"}).start()
+        server = ServerProcess(data, model_dir).start()
         try:
             headers = {"Authorization": f"Bearer {key}"}
             pairs = [p for p in _data.lfw_pairs() if p.same][:40]
@@ -126,7 +119,7 @@ def bench_scale(n: int, model_dir: Path) -> None:
                         found += any(f["name"] == pair.a.parent.name for f in body["faces"])
             rss, peak = _rss_mb(server)
         finally:
-            server.kill()
+            server.stop()
     print("| measure | p50 ms | p95 ms |")
     print("|---|---:|---:|")
     print(
@@ -144,11 +137,13 @@ def bench_scale(n: int, model_dir: Path) -> None:
     )
 
 
-async def _load_run(server: Server, seconds: float, clients: int, photos: list[bytes]) -> dict[str, Any]:
+async def _load_run(
+    server: ServerProcess, key: str, seconds: float, clients: int, photos: list[bytes]
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors: dict[str, int] = defaultdict(int)
     stop = time.perf_counter() + seconds
-    headers = {"Authorization": f"Bearer {server.admin_key}"}
+    headers = {"Authorization": f"Bearer {key}"}
 
     async def client(i: int) -> None:
         async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=120) as c:
@@ -186,24 +181,21 @@ def bench_load(seconds: float, model_dir: Path, clients: int = 32) -> None:
     # off, then once with it on to show what repeats cost.
     for window, cache in ((0.0, 0), (4.0, 0), (0.0, 1024)):
         with TemporaryDirectory() as tmp:
-            env = {
-                "FRUGALSENSE_RATE_PER_KEY": "0",
-                "FRUGALSENSE_BATCH_WINDOW_MS": str(window),
-                "FRUGALSENSE_CACHE_ENTRIES": str(cache),
-            }
-            server = Server(Path(tmp) / "data", model_dir, env=env).start()
+            env = {"FRUGALSENSE_BATCH_WINDOW_MS": str(window), "FRUGALSENSE_CACHE_ENTRIES": str(cache)}
+            server = ServerProcess(Path(tmp) / "data", model_dir, env=env).start()
             try:
+                key = server.new_key()
                 warm = httpx.post(
                     f"{server.url}/v1/analyze",
-                    headers={"Authorization": f"Bearer {server.admin_key}"},
+                    headers={"Authorization": f"Bearer {key}"},
                     files={"file": ("p.jpg", photos[0])},
                     data={"features": PHOTO_FEATURES},
                     timeout=120,
                 )
                 warm.raise_for_status()
-                result = asyncio.run(_load_run(server, seconds, clients, photos))
+                result = asyncio.run(_load_run(server, key, seconds, clients, photos))
             finally:
-                server.kill()
+                server.stop()
         lat = result["lat"]
         errors = sum(result["errors"].values())
         label = (f"window {window:g} ms" if window else "off") + (", result cache on" if cache else "")
@@ -223,9 +215,9 @@ def bench_deepface(model_dir: Path) -> None:
         by_person[identity[path]].append(path)
     people = sorted(by_person)
     with TemporaryDirectory() as tmp:
-        server = Server(Path(tmp) / "data", model_dir, env={"FRUGALSENSE_RATE_PER_KEY": "0"}).start()
+        server = ServerProcess(Path(tmp) / "data", model_dir).start()
         try:
-            headers = {"Authorization": f"Bearer {server.admin_key}"}
+            headers = {"Authorization": f"Bearer {server.new_key()}"}
             with httpx.Client(base_url=server.url, headers=headers, timeout=120) as c:
                 rows = []
                 for label, enrolled_people in (("all 13 enrolled", people), ("7 of 13 enrolled", people[::2])):
@@ -265,7 +257,7 @@ def bench_deepface(model_dir: Path) -> None:
                                 named += decision != "unknown"
                     rows.append((label, probes, rank1, right, wrong, unknown, strangers, named))
         finally:
-            server.kill()
+            server.stop()
     print(
         "| gallery | probes | rank-1 | named right | named wrong | unknown | stranger probes | strangers named |"
     )

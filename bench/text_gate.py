@@ -59,11 +59,11 @@ from frugalsense.calibration.text_gate import (
     record_photo,
     shipped_threshold,
 )
-from frugalsense.ladder.profiles import Profile
 from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.models.ocr import TextGate
 from frugalsense.models.registry import ModelZoo
+from frugalsense.profiles import Profile
 from frugalsense.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

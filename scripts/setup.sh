@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install frugalsense into ./.venv and prepare its models. Idempotent: a second run only checks and returns.
 #   scripts/setup.sh          runtime only
-#   scripts/setup.sh --test   runtime plus what the tests need (pytest, ruff, mypy, espeak-ng)
+#   scripts/setup.sh --test   runtime plus what the tests need: the `test` extra (pytest, ruff, mypy,
+#                             schemathesis, datamodel-code-generator) and espeak-ng
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,10 +31,10 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
-if [ "$want_test" = 1 ] && ! command -v espeak-ng >/dev/null 2>&1; then
+if [ "$want_test" = 1 ] && { ! command -v espeak-ng >/dev/null 2>&1 || ! command -v chromium-headless-shell >/dev/null 2>&1; }; then
     # The speech tests synthesise their own clips.
     if [ "$(id -u)" = 0 ]; then
-        (apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null) || echo "warning: could not install espeak-ng" >&2
+        (apt-get update -qq && apt-get install -y -qq espeak-ng chromium-headless-shell >/dev/null) || echo "warning: could not install espeak-ng chromium-headless-shell" >&2
     else
         echo "warning: espeak-ng is missing (sudo apt-get install espeak-ng); speech tests will fail" >&2
     fi

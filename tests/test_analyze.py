@@ -56,11 +56,17 @@ def test_features_can_be_chosen(analyzer: Analyzer, samples: list[Path]) -> None
 
 
 def test_bytes_work_like_paths(analyzer: Analyzer, samples: list[Path]) -> None:
-    from_bytes = analyzer.analyze(samples[0].read_bytes(), ["faces"], name="upload.jpg")
-    from_path = analyzer.analyze(samples[0], ["faces"])
+    """Both calls compute: with the result cache off, the second is not the first one served again."""
+    uncached = Analyzer(analyzer.settings.model_copy(update={"cache_entries": 0}))
+    from_bytes = uncached.analyze(samples[0].read_bytes(), ["faces"], name="upload.jpg")
+    from_path = uncached.analyze(samples[0], ["faces"])
+    for result in (from_bytes, from_path):
+        stages = [(s.stage, s.model) for s in result.receipt.stages]
+        assert ("face-detection", "yunet-int8") in stages and not [s for s, _ in stages if s == "cache"]
     assert from_bytes.name == "upload.jpg"
     assert from_bytes.sha256 == from_path.sha256
     assert from_bytes.pages[0].faces is not None and from_path.pages[0].faces is not None
+    assert len(from_bytes.pages[0].faces) == len(from_path.pages[0].faces) > 0
     assert from_bytes.pages[0].faces[0].box == from_path.pages[0].faces[0].box
 
 

@@ -22,7 +22,7 @@ from frugalsense.calibration.ltt import (
     wsr_pvalue,
 )
 from frugalsense.errors import InvalidRequestError
-from frugalsense.ladder.profiles import load_profile
+from frugalsense.profiles import load_profile
 
 
 def synthetic(n: int, seed: int) -> CalibrationTable:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +93,10 @@ def test_int8_is_kept_only_when_close(tmp_path: Path, lfw_crops: list[np.ndarray
         assert meta["int8"]["min_cosine_vs_opencv"] < INT8_MIN_COSINE
 
 
-def test_second_conversion_is_fast_and_a_no_op(converted: dict[str, Path], model_dir: Path) -> None:
+def test_second_conversion_is_a_no_op(converted: dict[str, Path], model_dir: Path) -> None:
+    """Nothing is written again (how long the cache check takes: bench/edge_latency.py --only convert)."""
     before = {key: path.stat().st_mtime_ns for key, path in converted.items()}
-    start = time.perf_counter()
     again = convert_sface(model_dir)
-    assert time.perf_counter() - start < 2.0  # hashing the 10 MB source; the conversion itself takes seconds
     assert again == converted
     assert {key: path.stat().st_mtime_ns for key, path in again.items()} == before
     meta = json.loads(converted["sidecar"].read_text())

@@ -10,9 +10,9 @@ import pytest
 
 from frugalsense.analyze import Analyzer
 from frugalsense.faces.detect import face_detect_ladder, merge_faces
-from frugalsense.ladder.profiles import load_profile
 from frugalsense.ledger import Meter
 from frugalsense.media import load
+from frugalsense.profiles import load_profile
 from frugalsense.results import Box, Face
 from frugalsense.settings import Settings
 

@@ -7,17 +7,21 @@ Lin-Manuel Miranda, who is never enrolled. faces-deepface: recurring strangers f
 from __future__ import annotations
 
 import csv
+import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _backends import backend, postgres_files, postgres_server, store_settings  # noqa: F401 (fixtures)
 
+from _faces import random_faces
 from frugalsense.analyze import Analyzer
 from frugalsense.errors import (
+    ConfigurationError,
     CorruptInputError,
     EmptyInputError,
     InputError,
@@ -25,11 +29,15 @@ from frugalsense.errors import (
     NotFoundError,
     UnsupportedFormatError,
 )
-from frugalsense.faces import FaceGallery, FaceProfile
+from frugalsense.faces import FaceGallery, load_face_profile
+from frugalsense.faces import clusters as clusters_module
+from frugalsense.faces.clusters import average_linkage
 from frugalsense.faces.gallery import SECOND_MODEL
+from frugalsense.faces.profile import IDENTIFY_TASK
 from frugalsense.ledger import Meter
+from frugalsense.profiles import load_profile
 from frugalsense.settings import Settings
-from frugalsense.store import DB_FILENAME, SQLiteStore
+from frugalsense.store import DB_FILENAME, SQLiteStore, open_store
 
 STRANGER = "examples/lin-manuel-miranda.png"
 
@@ -41,8 +49,9 @@ def analyzer(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Analy
 
 
 @pytest.fixture()
-def gallery(analyzer: Analyzer, settings: Settings) -> FaceGallery:
-    return FaceGallery(SQLiteStore.open(settings), _with_settings(analyzer, settings))
+def gallery(analyzer: Analyzer, store_settings: Settings) -> FaceGallery:
+    """On each backend (tests/_backends.py): SQLite in the test's folder, then a fresh PostgreSQL database."""
+    return FaceGallery(open_store(store_settings), _with_settings(analyzer, store_settings))
 
 
 def _with_settings(analyzer: Analyzer, settings: Settings) -> Analyzer:
@@ -87,6 +96,10 @@ def _deepface(eval_dir: Path, identity: str) -> list[Path]:
 
 
 def _db_bytes(settings: Settings) -> bytes:
+    """What the database keeps on disk: SQLite's file and log, or PostgreSQL's table and index files after a
+    CHECKPOINT (its write-ahead log is not scanned: docs/postgres.md says how long erased rows stay there)."""
+    if settings.database_url:
+        return postgres_files(settings.database_url)
     db = settings.data_dir / DB_FILENAME
     wal = db.with_name(DB_FILENAME + "-wal")
     return db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
@@ -141,7 +154,7 @@ def test_identify_result_carries_threshold_receipt_and_stored_sighting(enrolled:
 def test_a_reopened_gallery_answers_the_same(enrolled: Enrolled, analyzer: Analyzer) -> None:
     settings = enrolled.gallery.settings
     enrolled.gallery.store.close()
-    reopened = FaceGallery(SQLiteStore.open(settings), _with_settings(analyzer, settings))
+    reopened = FaceGallery(open_store(settings), _with_settings(analyzer, settings))
     result = reopened.identify(enrolled.tenant, enrolled.collection, enrolled.root / "examples/obama-480p.jpg")
     assert result.faces[0].decision == enrolled.persons["obama"]
 
@@ -379,7 +392,7 @@ def test_bad_options_are_refused(enrolled: Enrolled) -> None:
 
 
 def test_the_shipped_profile_states_its_provenance() -> None:
-    profile = FaceProfile.load()
+    profile = load_face_profile()
     assert profile.model == "sface"
     far = {p.far: p for p in profile.operating_points}
     assert far[1e-3].threshold == profile.identify_threshold and far[1e-4].threshold == profile.strict_threshold
@@ -418,3 +431,116 @@ def test_threads_identifying_and_deleting_keep_index_and_database_in_step(enroll
         len(stored)
         == 9 + 2 * sum(len(g.identify(tenant, collection, p, keep=False).faces) for p in photos) - 2 * 1
     )
+
+
+def _profiles(folder: Path, **identify_params: Any) -> Path:
+    """A profile folder holding the shipped faces-identify profile with some of its params changed."""
+    shipped = load_profile(IDENTIFY_TASK)
+    replace(shipped, params={**shipped.params, **identify_params}).save(folder / f"{IDENTIFY_TASK}.json")
+    return folder
+
+
+def test_a_users_profile_folder_sets_the_identify_threshold(
+    analyzer: Analyzer, model_dir: Path, tmp_path: Path, eval_dir: Path
+) -> None:
+    """The threshold comes from ``Settings.profile_dir`` when it holds faces-identify.json (it was ignored once):
+    a probe the shipped 0.364 names is "unknown" at 0.95, and the identification ladder climbs around 0.95 too."""
+    train = eval_dir / "faces-gallery" / "examples" / "knn_examples" / "train"
+    probe = eval_dir / "faces-gallery" / "examples" / "knn_examples" / "test" / "obama1.jpg"
+    answers = {}
+    for name, profile_dir in (("shipped", None), ("user", _profiles(tmp_path / "profiles", identify=0.95))):
+        settings = Settings(data_dir=tmp_path / name, model_cache=model_dir, profile_dir=profile_dir)
+        g = FaceGallery(SQLiteStore.open(settings), _with_settings(analyzer, settings))
+        tenant = g.store.create_tenant("acme").id
+        collection = g.create_collection(tenant, "staff").id
+        obama = g.create_person(tenant, collection, "obama").id
+        g.enrol(tenant, obama, train / "obama" / "obama.jpg")
+        result = g.identify(tenant, collection, probe, keep=False)
+        assert g.identify_ladder is not None and g.identify_ladder.threshold == result.threshold
+        answers[name] = (result.threshold, result.faces[0].decision == obama, result.faces[0].similarity)
+    assert answers["shipped"][:2] == (0.364, True) and answers["user"][:2] == (0.95, False)
+    assert answers["shipped"][2] == pytest.approx(answers["user"][2])  # same face, same score: only the rule moved
+
+
+def _shipped_with(**changes: Any) -> Callable[[], str]:
+    """The shipped faces-identify profile as JSON, with top-level fields or (``params__x``) params changed."""
+
+    def text() -> str:
+        data = load_profile(IDENTIFY_TASK).to_dict()
+        for key, value in changes.items():
+            if key.startswith("params__"):
+                data["params"][key.removeprefix("params__")] = value
+            else:
+                data[key] = value
+        return json.dumps(data)
+
+    return text
+
+
+BROKEN_PROFILES: list[tuple[str, Callable[[], str], str]] = [
+    ("not JSON", lambda: "{'identify': 0.4", "not valid JSON"),
+    ("a list", lambda: "[0.364]", "must hold a JSON object"),
+    ("threshold missing", _shipped_with(params={"model": "sface"}), "params lacks 'identify'"),
+    ("threshold not a number", _shipped_with(params__identify="high"), "params are malformed"),
+    (
+        "threshold out of range",
+        _shipped_with(params__identify=1.5),
+        r"identify_threshold must be a cosine similarity in \[-1, 1\]",
+    ),
+    ("another task", _shipped_with(task="faces-verify"), "a face profile has task 'faces-identify'"),
+    ("unknown field", _shipped_with(thresholds_v0={}), "profile is malformed"),
+    ("params not an object", _shipped_with(params=[0.364]), "params and calibration must be JSON objects"),
+]
+
+
+@pytest.mark.parametrize(("what", "text", "message"), BROKEN_PROFILES, ids=[row[0] for row in BROKEN_PROFILES])
+def test_a_broken_face_profile_is_a_clear_configuration_error(
+    analyzer: Analyzer, model_dir: Path, tmp_path: Path, what: str, text: Callable[[], str], message: str
+) -> None:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    path = folder / f"{IDENTIFY_TASK}.json"
+    path.write_text(text())
+    settings = Settings(data_dir=tmp_path / "data", model_cache=model_dir, profile_dir=folder)
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        FaceGallery(SQLiteStore.open(settings), _with_settings(analyzer, settings))
+    assert str(path) in str(caught.value)  # the message says which file to fix
+
+
+def test_identify_answers_while_a_recluster_runs(
+    enrolled: Enrolled, monkeypatch: pytest.MonkeyPatch, eval_dir: Path
+) -> None:
+    """The clustering itself runs without the gallery's lock: from inside it, another thread identifies a face
+    (and stores it), names one of the faces being clustered and erases another. Those two keep what happened to
+    them; the rest get their new clusters."""
+    g, tenant, collection = enrolled.gallery, enrolled.tenant, enrolled.collection
+    stored = g.store.add_faces(tenant, random_faces(120, seed=7, collection_id=collection))
+    named, erased = stored[0].id, stored[1].id
+    ada = g.create_person(tenant, collection, "Ada").id
+    seen: dict[str, Any] = {}
+
+    def meanwhile() -> None:
+        seen["decision"] = g.identify(tenant, collection, enrolled.root / "examples/obama-480p.jpg").faces[0]
+        g.correct(tenant, named, is_person=ada)
+        g.delete_face(tenant, erased)
+
+    def clustering_with_company(vectors: Any, threshold: float) -> Any:
+        seen["faces"] = len(vectors)
+        other = threading.Thread(target=meanwhile)
+        other.start()
+        other.join(timeout=120)  # held lock: the other thread would wait for the clustering, which waits here
+        seen["answered"] = not other.is_alive()
+        return average_linkage(vectors, threshold)
+
+    monkeypatch.setattr(clusters_module, "average_linkage", clustering_with_company)
+    g.recluster(tenant)
+    assert seen["answered"] and seen["faces"] == 120
+    assert seen["decision"].decision == enrolled.persons["obama"]
+    ada_face = g.get_face(tenant, named)
+    assert (ada_face.person_id, ada_face.cluster_id) == (ada, None)  # not put back into a stranger cluster
+    with pytest.raises(NotFoundError):
+        g.get_face(tenant, erased)
+    others = [g.get_face(tenant, f.id) for f in stored[2:]]
+    assert all(f.cluster_id is not None for f in others)  # the others were re-clustered
+    index = g._index(tenant)
+    assert len(index) == len(g.list_faces(tenant)) and erased not in index

@@ -15,7 +15,8 @@ from frugalsense.errors import ConfigurationError
 from frugalsense.faces import FaceGallery
 from frugalsense.faces.fusion import FACES_TASK, FaceFusion, IdentifyLadder, load_fusion
 from frugalsense.faces.gallery import SECOND_MODEL
-from frugalsense.ladder.profiles import load_profile
+from frugalsense.faces.profile import IDENTIFY_TASK, load_face_profile
+from frugalsense.profiles import load_profile
 from frugalsense.settings import Settings
 from frugalsense.store import DB_FILENAME, SQLiteStore
 
@@ -52,7 +53,7 @@ def test_rescore_sits_on_the_sface_scale() -> None:
     assert ladder.rescore(s1, s2) == pytest.approx(0.36)
     assert ladder.rescore(s1, s2 + 0.01) > 0.36 > ladder.rescore(s1, s2 - 0.01)
     with pytest.raises(ConfigurationError):
-        IdentifyLadder.from_params({"threshold": 0.3})
+        IdentifyLadder.from_params({"fused_threshold": 1.1}, 0.3)
 
 
 def test_the_shipped_profile_holds_a_calibrated_identification_band() -> None:
@@ -62,6 +63,9 @@ def test_the_shipped_profile_holds_a_calibrated_identification_band() -> None:
     assert ladder.band[0] < ladder.threshold < ladder.band[1]
     params = load_profile(FACES_TASK).params["identify"]
     assert params["far"] == 1e-3 and "faces-lfw" in params["data"]
+    # The identify threshold is stored once, in faces-identify; the band refers to it.
+    assert "threshold" not in params and params["threshold_from"] == IDENTIFY_TASK
+    assert ladder.threshold == load_profile(IDENTIFY_TASK).params["identify"] == 0.364
 
 
 @pytest.fixture()
@@ -145,8 +149,13 @@ def test_cli_calibrate_faces_verify_calibrates_the_identification_ladder_too(
     named = _lfw_slice(eval_dir, tmp_path / "named" / "faces-lfw", identities=True)
     assert main([*base, "--data", str(named), "--target", "0.98", "--out", str(tmp_path / "p1")]) == 0
     profile = load_profile(FACES_TASK, tmp_path / "p1")
-    ladder = FaceFusion.from_profile(profile).identify
+    ladder = load_fusion(tmp_path / "p1").identify
     assert ladder is not None and ladder.band[0] <= ladder.threshold <= ladder.band[1]
+    # The band is calibrated around the gallery's identify threshold, which only faces-identify holds.
+    assert (
+        ladder.threshold == load_face_profile().identify_threshold
+        and "threshold" not in profile.params["identify"]
+    )
     params = profile.params["identify"]
     assert params["far"] == 1e-3 and params["command"].startswith("frugalsense ")
     assert "calibrate faces-verify" in params["command"]
@@ -157,6 +166,9 @@ def test_cli_calibrate_faces_verify_calibrates_the_identification_ladder_too(
     unnamed = _lfw_slice(eval_dir, tmp_path / "unnamed" / "faces-lfw", identities=False)
     assert main([*base, "--data", str(unnamed), "--target", "0.98", "--out", str(tmp_path / "p2")]) == 0
     profile = load_profile(FACES_TASK, tmp_path / "p2")
-    assert "identify" not in profile.params and FaceFusion.from_profile(profile).identify is None
+    assert (
+        "identify" not in profile.params
+        and FaceFusion.from_profile(profile, identify_threshold=0.3).identify is None
+    )
     assert profile.calibration["identify"]["calibrated"] is False
     assert "names nobody" in profile.calibration["identify"]["why"]

@@ -17,9 +17,9 @@ from frugalsense.cli import main
 from frugalsense.faces import FaceGallery
 from frugalsense.faces.fusion import FACES_TASK, FaceFusion, load_fusion
 from frugalsense.ladder.labels import ENSEMBLE, labels_ladder
-from frugalsense.ladder.profiles import load_profile
 from frugalsense.ledger import Meter
 from frugalsense.media import load
+from frugalsense.profiles import load_profile
 from frugalsense.settings import Settings
 from frugalsense.store import SQLiteStore
 

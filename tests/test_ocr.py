@@ -68,7 +68,7 @@ def test_tesseract_reads_its_own_test_page(analyzer: Analyzer, eval_dir: Path) -
     # Scans go to the first document rung of the shipped text profile: the lite PP-OCR, which reads SROIE and
     # FUNSD better than full PP-OCR at about half its CPU (bench/cost_quality.py), and reads this page under
     # 0.02 too; the receipt shows it answered without the full pipeline.
-    from frugalsense.ladder.profiles import load_profile
+    from frugalsense.profiles import load_profile
 
     rungs = load_profile("text").rungs
     if rungs[1] == "ppocr-lite":

@@ -21,8 +21,8 @@ from frugalsense.search.query import (
     phrase_start,
     rrf,
 )
-from frugalsense.search.storage import NewItem
 from frugalsense.settings import Settings
+from frugalsense.store.items import NewItem
 
 #: (source, modality, lines read on the page, transcript)
 DOCUMENTS = [

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from _server import Server
 from frugalsense.client import Client
-from frugalsense.search import SearchStore, SemanticIndex
+from frugalsense.search import SemanticIndex
 from frugalsense.search.index import vector_file
-from frugalsense.store import DB_FILENAME
+from frugalsense.store import DB_FILENAME, SQLiteSearchStore
 
 PHOTOS = ["n01440764_tench", "n01484850_great_white_shark", "n01514859_hen", "n01530575_brambling"]
 
@@ -23,7 +23,7 @@ def _stamp_and_version(data_dir: Path, tenant_id: str, encoder: str) -> tuple[in
     """(version stamped on the vector file, its rows, the database's version, the database's vector rows)."""
     snapshot = SemanticIndex.load(vector_file(data_dir, tenant_id, encoder))
     assert snapshot is not None
-    store = SearchStore(data_dir / DB_FILENAME)
+    store = SQLiteSearchStore(data_dir / DB_FILENAME)
     try:
         stored = store.vectors(tenant_id, encoder)
     finally:

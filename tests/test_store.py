@@ -1,21 +1,23 @@
-"""The SQLite store on real files: migrations, durability settings, hashed keys, tenant walls, erasure bytes."""
+"""The stores on real databases: migrations, durability settings, hashed keys, tenant walls, erasure bytes (the
+backend-neutral cases on SQLite and PostgreSQL, tests/_backends.py)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _backends import backend, postgres_server, store_settings  # noqa: F401 (fixtures)
 
 from frugalsense.errors import InvalidRequestError, NotFoundError
 from frugalsense.results import Box
 from frugalsense.settings import Settings
-from frugalsense.store import DB_FILENAME, NewFace, SQLiteStore, Store
+from frugalsense.store import DB_FILENAME, NewFace, SQLiteStore, Store, open_store
 from frugalsense.store.migrations import MIGRATIONS
 
 
@@ -46,13 +48,21 @@ def db(settings: Settings) -> Path:
 
 
 @pytest.fixture()
-def store(settings: Settings) -> SQLiteStore:
+def sqlite_store(settings: Settings) -> SQLiteStore:
     return SQLiteStore.open(settings)
 
 
-def test_open_creates_folders_and_sets_durable_pragmas(store: SQLiteStore, db: Path) -> None:
+@pytest.fixture()
+def store(store_settings: Settings) -> Iterator[Store]:
+    """Each backend in turn (tests/_backends.py): SQLite, then a fresh PostgreSQL database."""
+    opened = open_store(store_settings)
+    yield opened
+    opened.close()
+
+
+def test_open_creates_folders_and_sets_durable_pragmas(sqlite_store: SQLiteStore, db: Path) -> None:
     assert db.is_file()
-    conn = store._conn
+    conn = sqlite_store._conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -85,32 +95,32 @@ def test_reopening_keeps_the_data(settings: Settings) -> None:
     assert stored.box == Box(10, 20, 30, 40)
 
 
-def test_api_keys_are_stored_hashed_verified_and_revoked(store: SQLiteStore, db: Path) -> None:
-    tenant = store.create_tenant("acme")
-    new = store.create_api_key(tenant.id, "ci", role="admin")
+def test_api_keys_are_stored_hashed_verified_and_revoked(sqlite_store: SQLiteStore, db: Path) -> None:
+    tenant = sqlite_store.create_tenant("acme")
+    new = sqlite_store.create_api_key(tenant.id, "ci", role="admin")
     prefix, secret = new.key.split("_")[1:]
-    store.checkpoint()
+    sqlite_store.checkpoint()
     data = _file_bytes(db)
     assert secret.encode() not in data and new.key.encode() not in data
     assert prefix.encode() in data  # the lookup prefix is stored; the secret never is
 
-    verified = store.verify_api_key(new.key)
+    verified = sqlite_store.verify_api_key(new.key)
     assert verified is not None and verified.tenant_id == tenant.id and verified.role == "admin"
-    assert store.verify_api_key(new.key[:-1] + ("a" if new.key[-1] != "a" else "b")) is None
-    assert store.verify_api_key(f"fs_{prefix}_") is None
-    assert store.verify_api_key("") is None
-    assert store.verify_api_key("Bearer nonsense") is None
+    assert sqlite_store.verify_api_key(new.key[:-1] + ("a" if new.key[-1] != "a" else "b")) is None
+    assert sqlite_store.verify_api_key(f"fs_{prefix}_") is None
+    assert sqlite_store.verify_api_key("") is None
+    assert sqlite_store.verify_api_key("Bearer nonsense") is None
 
-    other = store.create_tenant("globex")
+    other = sqlite_store.create_tenant("globex")
     with pytest.raises(NotFoundError):
-        store.revoke_api_key(other.id, new.record.id)
-    assert store.verify_api_key(new.key) is not None
-    revoked = store.revoke_api_key(tenant.id, new.record.id)
+        sqlite_store.revoke_api_key(other.id, new.record.id)
+    assert sqlite_store.verify_api_key(new.key) is not None
+    revoked = sqlite_store.revoke_api_key(tenant.id, new.record.id)
     assert revoked.revoked_at is not None
-    assert store.verify_api_key(new.key) is None
+    assert sqlite_store.verify_api_key(new.key) is None
 
 
-def test_names_are_checked(store: SQLiteStore) -> None:
+def test_names_are_checked(store: Store) -> None:
     tenant = store.create_tenant("acme")
     store.create_collection(tenant.id, "staff")
     with pytest.raises(InvalidRequestError, match="exists"):
@@ -162,7 +172,7 @@ FOREIGN_CALLS: list[tuple[str, Callable[[Store, dict[str, str]], object]]] = [
 
 
 @pytest.mark.parametrize(("what", "call"), FOREIGN_CALLS, ids=[w for w, _ in FOREIGN_CALLS])
-def test_tenant_b_cannot_touch_tenant_a(store: SQLiteStore, what: str, call: Callable[..., object]) -> None:
+def test_tenant_b_cannot_touch_tenant_a(store: Store, what: str, call: Callable[..., object]) -> None:
     ids = _seed(store)
     with pytest.raises(NotFoundError):
         call(store, ids)
@@ -178,16 +188,16 @@ def test_tenant_b_cannot_touch_tenant_a(store: SQLiteStore, what: str, call: Cal
     assert store.list_corrections(ids["b"]) == []
 
 
-def test_the_schema_itself_refuses_cross_tenant_rows(store: SQLiteStore) -> None:
+def test_the_schema_itself_refuses_cross_tenant_rows(sqlite_store: SQLiteStore) -> None:
     """Defence in depth: even SQL that skips the checks cannot point B's row at A's collection."""
-    ids = _seed(store)
+    ids = _seed(sqlite_store)
     with pytest.raises(sqlite3.IntegrityError):
-        store._conn.execute(
+        sqlite_store._conn.execute(
             "INSERT INTO persons VALUES ('per_evil', ?, ?, 'Eve', '{}', 'now')", (ids["b"], ids["collection"])
         )
 
 
-def test_corrections_move_a_face_between_known_and_unknown(store: SQLiteStore) -> None:
+def test_corrections_move_a_face_between_known_and_unknown(store: Store) -> None:
     ids = _seed(store)
     store.correct_face(ids["a"], ids["seen"], ids["person"], "is")
     face = store.get_face(ids["a"], ids["seen"])
@@ -199,29 +209,28 @@ def test_corrections_move_a_face_between_known_and_unknown(store: SQLiteStore) -
     assert [c.kind for c in store.list_corrections(ids["a"])] == ["is_not"]
 
 
-def test_erasing_a_face_overwrites_its_embedding_in_the_file(store: SQLiteStore, db: Path) -> None:
-    ids = _seed(store)
-    embedding = store.get_face(ids["a"], ids["face"]).embedding.tobytes()
-    store.checkpoint()
+def test_erasing_a_face_overwrites_its_embedding_in_the_file(sqlite_store: SQLiteStore, db: Path) -> None:
+    ids = _seed(sqlite_store)
+    embedding = sqlite_store.get_face(ids["a"], ids["face"]).embedding.tobytes()
+    sqlite_store.checkpoint()
     assert embedding in _file_bytes(db)  # so the check below can fail
-    erased = store.delete_person(ids["a"], ids["person"])
+    erased = sqlite_store.delete_person(ids["a"], ids["person"])
     assert erased.face_ids == [ids["face"]]
     assert embedding not in _file_bytes(db)
     with pytest.raises(NotFoundError):
-        store.get_face(ids["a"], ids["face"])
+        sqlite_store.get_face(ids["a"], ids["face"])
 
 
-def test_delete_tenant_erases_everything_it_owns(store: SQLiteStore) -> None:
+def test_delete_tenant_erases_everything_it_owns(store: Store) -> None:
     ids = _seed(store)
     erased = store.delete_tenant(ids["a"])
     assert sorted(erased.face_ids) == sorted([ids["face"], ids["seen"]])
     assert (erased.persons, erased.collections) == (1, 1)
     assert [t.id for t in store.list_tenants()] == [ids["b"]]
-    count = store._conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
-    assert count == 0
+    assert store._rows("SELECT COUNT(*) FROM faces")[0][0] == 0  # type: ignore[attr-defined]
 
 
-def test_concurrent_writers_from_threads(store: SQLiteStore) -> None:
+def test_concurrent_writers_from_threads(store: Store) -> None:
     tenant = store.create_tenant("acme")
     collection = store.create_collection(tenant.id, "staff")
     errors: list[BaseException] = []
@@ -244,8 +253,8 @@ def test_concurrent_writers_from_threads(store: SQLiteStore) -> None:
     assert len(store.face_vectors(tenant.id, "sface").ids) == 80
 
 
-def test_a_collection_erasure_a_crash_cut_short_stays_hidden_and_can_be_finished(settings: Settings) -> None:
-    store = SQLiteStore.open(settings)
+def test_a_collection_erasure_a_crash_cut_short_stays_hidden_and_can_be_finished(store_settings: Settings) -> None:
+    store = open_store(store_settings)
     tenant = store.create_tenant("acme").id
     staff, guests = store.create_collection(tenant, "staff"), store.create_collection(tenant, "guests")
     ada = store.create_person(tenant, staff.id, "Ada", {"badge": 7})
@@ -263,7 +272,7 @@ def test_a_collection_erasure_a_crash_cut_short_stays_hidden_and_can_be_finished
         store.erase_collection_chunk(tenant, staff.id, limit=10, before_delete=boom)
     store.close()
 
-    reopened = SQLiteStore.open(settings)
+    reopened: Any = open_store(store_settings)
     left = reopened._rows("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (staff.id,))[0][0]
     assert left == 15  # the first chunk went, the second did not
     # Nothing of the half-erased collection is visible, and the names are already gone.
@@ -288,7 +297,7 @@ def test_a_collection_erasure_a_crash_cut_short_stays_hidden_and_can_be_finished
     reopened.close()
 
 
-def test_every_write_to_a_tenants_faces_moves_its_face_version_by_one(store: SQLiteStore) -> None:
+def test_every_write_to_a_tenants_faces_moves_its_face_version_by_one(store: Store) -> None:
     ids = _seed(store)
     a, b = ids["a"], ids["b"]
     start_a, start_b = store.face_version(a), store.face_version(b)
@@ -329,7 +338,7 @@ def test_an_upgrade_scrubs_what_an_older_versions_erasures_left_in_item_results(
     conn.close()
 
     store = SQLiteStore.open(settings)
-    assert store.migrated == ["m004_erasure_and_face_versions"]
+    assert store.migrated == [m.__name__ for m in MIGRATIONS[3:]]  # m004 scrubs; later ones follow
     stored = json.loads(store._rows("SELECT result FROM items WHERE id = 'item_1'")[0][0])
     assert stored == {"pages": [{"faces": []}]}
     assert store.checkpoint() and b"Ada" not in _file_bytes(db) and b"per_gone" not in _file_bytes(db)

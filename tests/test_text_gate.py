@@ -21,12 +21,12 @@ from frugalsense.calibration.text_gate import (
 )
 from frugalsense.cli import main
 from frugalsense.errors import InvalidRequestError
-from frugalsense.ladder.profiles import load_profile
 from frugalsense.ladder.text import GateRung, TextPage
 from frugalsense.ledger import Meter
 from frugalsense.media import load
 from frugalsense.media.types import Frame
 from frugalsense.models.ocr import TextGate
+from frugalsense.profiles import load_profile
 from frugalsense.settings import Settings
 
 

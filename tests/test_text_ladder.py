@@ -8,18 +8,13 @@ from pathlib import Path
 import pytest
 
 from frugalsense.analyze import Analyzer
-from frugalsense.ladder.profiles import load_profile
-from frugalsense.ladder.text import (
-    LiteOCRRung,
-    TesseractRung,
-    TextPage,
-    detect_lines,
-    recognise,
-    text_ladder,
-)
+from frugalsense.ladder.text import LiteOCRRung, TesseractRung, TextPage, text_ladder
 from frugalsense.ledger import Meter
 from frugalsense.media import load
+from frugalsense.models.ocr import PPOCRv4
+from frugalsense.profiles import load_profile
 from frugalsense.quality import located_cer
+from frugalsense.runtimes.rapidocr import RapidOCRPipeline
 from frugalsense.settings import Settings
 
 #: measured 0.020 on these 5 receipts with the shipped profile (the lite PP-OCR reads them; full PP-OCR: 0.027,
@@ -117,12 +112,18 @@ def _sroie_truth(sroie: Path, stem: str) -> list[tuple[str, list[tuple[float, fl
     return truth
 
 
+def _ppocr(analyzer: Analyzer) -> PPOCRv4:
+    model = analyzer.zoo.get("ppocr-v4")
+    assert isinstance(model, PPOCRv4)
+    return model
+
+
 def _lite(analyzer: Analyzer) -> LiteOCRRung:
     """The lite rung with the shipped profile's parameters (RapidOCR's own defaults where it names none)."""
     params = load_profile("text").params
     side = params.get("lite_max_side")
     return LiteOCRRung(
-        analyzer.zoo.get("ppocr-v4"),
+        _ppocr(analyzer),
         float(params.get("line_confidence", 0.5)),
         None if side is None else int(side),
         int(params.get("lite_min_width", 320)),
@@ -130,18 +131,32 @@ def _lite(analyzer: Analyzer) -> LiteOCRRung:
 
 
 def test_recogniser_at_rapidocr_padding_reads_exactly_as_rapidocr(analyzer: Analyzer, eval_dir: Path) -> None:
-    """`recognise` at 320 px is RapidOCR's recogniser line by line: the lite rung changes only what it says."""
-    model = analyzer.zoo.get("ppocr-v4")
-    model.load()
-    engine = model._engine  # type: ignore[attr-defined]
+    """`PPOCRv4.recognise` at 320 px is RapidOCR's own recogniser call, line by line: the lite rung changes only
+    the padding it asks for."""
+    model = _ppocr(analyzer)
     frame = load(eval_dir / "ocr-sroie" / "img" / "000.jpg", analyzer.settings).frames[0]
-    found = detect_lines(engine, frame.bgr(), 1280)
+    found = model.detect_lines(frame.bgr(), 1280)
     assert len(found.quads) == len(found.crops) > 20
+    assert all(len(quad) == 4 for quad in found.quads)
     crops = found.crops[:12]
-    ours = recognise(engine, crops, 320)
-    theirs = [engine.text_rec([crop])[0][0] for crop in crops]
-    assert [t for t, _ in ours] == [str(t) for t, _ in theirs]
-    assert ours[0][1] == pytest.approx(float(theirs[0][1]), abs=1e-5)
+    ours = model.recognise(crops, 320)
+    engine = RapidOCRPipeline(threads=1)
+    theirs = [engine.recognise_together([crop])[0] for crop in crops]
+    assert [t for t, _ in ours] == [t for t, _ in theirs]
+    assert ours[0][1] == pytest.approx(theirs[0][1], abs=1e-5)
+
+
+def test_reread_reads_tesseract_boxes_and_skips_empty_ones(analyzer: Analyzer, eval_dir: Path) -> None:
+    """`PPOCRv4.reread` on boxes another engine found: the page's first words come back, and a box that crops
+    to nothing (off the picture) is answered with an empty reading instead of an error."""
+    frame = load(eval_dir / "ocr-pages" / "phototest.tif", analyzer.settings).frames[0]
+    lines = analyzer.zoo.get("tesseract-eng").predict([frame])[0]
+    outside = ((1e5, 1e5), (1e5 + 9, 1e5), (1e5 + 9, 1e5 + 9), (1e5, 1e5 + 9))
+    quads = [ln.quad for ln in lines[:3]] + [outside]
+    readings = _ppocr(analyzer).reread(frame.bgr(), quads)
+    assert len(readings) == 4
+    assert readings[-1] == ("", 0.0)
+    assert "12pointtext" in "".join(text for text, _ in readings[:3]).replace(" ", "").lower()
 
 
 def test_lite_rung_reads_receipts_as_well_as_full_ppocr(analyzer: Analyzer, eval_dir: Path) -> None:

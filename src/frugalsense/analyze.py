@@ -224,7 +224,7 @@ class Analyzer:
     def labels_ladder(self) -> Ladder[Frame]:
         if self._labels_ladder is None:
             from frugalsense.ladder.labels import labels_ladder
-            from frugalsense.ladder.profiles import load_profile
+            from frugalsense.profiles import load_profile
 
             self._labels_ladder = labels_ladder(self.zoo, load_profile("labels", self.settings.profile_dir))
         return self._labels_ladder

@@ -5,23 +5,21 @@ Two tiers, both in one in-memory LRU bounded by `Settings.cache_entries`:
 - exact: the SHA-256 of the input's bytes, the requested features and a fingerprint of the pipeline and its
   profiles. Any input kind; a hit skips decoding when the caller hands over bytes.
 - near-duplicate: for single photos and the features whose answer does not depend on reading fine detail
-  (faces, labels, moderation), a 63-bit DCT perceptual hash. A cache entry keeps the hash of its whole picture
-  and of 80 sub-windows (every side trimmed by 0, 5 or 10 %), so a re-encoded, resized or lightly cropped copy
-  lands within a few bits of one of them. The match radius is data (`NEAR_RADIUS`, calibrated by
-  bench/cache.py on one half of the evaluation photos and checked on the other). Text is never served from this
-  tier: two receipts from the same till look alike to a perceptual hash and differ only in the digits.
+  (faces, labels, moderation), the 63-bit perceptual hash of `frugalsense.media.phash`. A cache entry keeps the
+  hash of its whole picture and of 80 sub-windows (every side trimmed by 0, 5 or 10 %), so a re-encoded, resized
+  or lightly cropped copy lands within a few bits of one of them. The match radius is data (`NEAR_RADIUS`,
+  calibrated by bench/cache.py on one half of the evaluation photos and checked on the other). Text is never
+  served from this tier: two receipts from the same till look alike to a perceptual hash and differ only in the
+  digits.
 
 Both tiers are kept apart per tenant: a tenant is only ever served its own answers, so neither a result nor
 a receipt can tell one tenant what another uploaded.
 
 A hit still returns a receipt: the lookup's own CPU time, with a note naming the tier and the original cost.
 
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> photo = (rng.random((60, 80, 3)) * 255).astype(np.uint8)
-    >>> bits = window_hashes(photo)
-    >>> bits.shape, int(np.bitwise_count(bits[0] ^ photo_hash(photo)))
-    ((81,), 0)
+    >>> cache = ResultCache(capacity=100)
+    >>> cache.near_radius, len(cache)
+    (6, 0)
 """
 
 from __future__ import annotations
@@ -33,14 +31,21 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
-from itertools import product
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from frugalsense.ledger import Meter
+from frugalsense.media.phash import (
+    NEAR_RADIUS,
+    WINDOW_COUNT,
+    Hashes,
+    thumbnail,
+    thumbnail_hash,
+    thumbnail_windows,
+)
 from frugalsense.media.types import Decoded
 from frugalsense.results import AnalysisResult, Box, Face, PageResult
 
@@ -52,115 +57,13 @@ __all__ = [
     "NEAR_SAFE_FEATURES",
     "CacheStats",
     "ResultCache",
-    "photo_hash",
     "pipeline_fingerprint",
-    "window_hashes",
 ]
 
 #: Features a near-duplicate may answer: their answers survive re-encoding and small crops.
 NEAR_SAFE_FEATURES = frozenset({"faces", "labels", "moderation"})
-#: Largest Hamming distance (of 63 bits) at which a photo counts as a copy of a cached one. Chosen by
-#: bench/cache.py on the calibration half of the evaluation photos: the largest radius at which at most 0.25 % of
-#: distinct photos would be served another photo's answer from a cache holding the other 650; checked on the
-#: held-out half. False hits grow with the number of entries, so very large caches want a smaller radius.
-NEAR_RADIUS = 6
 
-_THUMB = 96  # side of the grey thumbnail every window is cut from
-_HASH_SIDE = 32  # DCT input side
-_LOW = 8  # the lowest 8x8 frequencies, less the DC term, make the 63 bits
-_MARGINS = (0.0, 0.05, 0.1)
-#: (left, top, right, bottom) trims; the first is the whole picture
-_WINDOWS = tuple(product(_MARGINS, repeat=4))
-
-Hashes = npt.NDArray[np.uint64]
 _T = TypeVar("_T")
-
-
-def _thumbnail(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    import cv2
-
-    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-    small = cv2.resize(grey, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA)
-    return np.asarray(small, np.float32)
-
-
-def _area_matrix(lo: int, hi: int) -> npt.NDArray[np.float64]:
-    """Rows average [lo, hi) of a _THUMB-long axis down to _HASH_SIDE cells, as an area resize does."""
-    out = np.zeros((_HASH_SIDE, _THUMB))
-    step = (hi - lo) / _HASH_SIDE
-    for j in range(_HASH_SIDE):
-        a, b = lo + j * step, lo + (j + 1) * step
-        for i in range(int(np.floor(a)), min(_THUMB, int(np.ceil(b)))):
-            out[j, i] = (min(b, i + 1) - max(a, i)) / step
-    return out
-
-
-def _dct_rows() -> npt.NDArray[np.float64]:
-    """The first _LOW rows of the orthonormal DCT-II matrix (what cv2.dct applies along each axis)."""
-    n = np.arange(_HASH_SIDE)
-    rows = np.cos(np.pi * (2 * n[None, :] + 1) * np.arange(_LOW)[:, None] / (2 * _HASH_SIDE))
-    rows *= np.sqrt(2.0 / _HASH_SIDE)
-    rows[0] /= np.sqrt(2.0)
-    return rows
-
-
-def _axis_bank() -> npt.NDArray[np.float64]:
-    """For every (start trim, end trim) pair, resize-then-DCT along one axis as one (_LOW x _THUMB) matrix.
-
-    Resizing a window and taking its low DCT frequencies are both linear, so all 81 windows' hashes come from
-    two matrix products with these stacked banks instead of 81 resizes and transforms.
-    """
-    dct = _dct_rows()
-    blocks = [
-        dct @ _area_matrix(round(lo * _THUMB), _THUMB - round(hi * _THUMB)) for lo in _MARGINS for hi in _MARGINS
-    ]
-    return np.concatenate(blocks)  # (len(_MARGINS) ** 2 * _LOW, _THUMB)
-
-
-_BANK = _axis_bank().astype(np.float32)
-_WHOLE = np.ascontiguousarray(_BANK[:_LOW])  # no trim on either end: the first block
-_WINDOW_ROWS = np.array([_MARGINS.index(t) * len(_MARGINS) + _MARGINS.index(b) for _, t, _, b in _WINDOWS])
-_WINDOW_COLS = np.array([_MARGINS.index(left) * len(_MARGINS) + _MARGINS.index(r) for left, _, r, _ in _WINDOWS])
-
-
-def _pack(low: npt.NDArray[np.float64]) -> Hashes:
-    """63 bits per 8x8 block of low frequencies (n, 8, 8): above or below their median, DC left out."""
-    values = low.reshape(len(low), -1)[:, 1:]
-    bits = np.zeros((len(low), 64), np.bool_)
-    bits[:, : values.shape[1]] = values > np.median(values, axis=1, keepdims=True)
-    return np.packbits(bits, axis=1, bitorder="little").view("<u8").reshape(-1).astype(np.uint64)
-
-
-def photo_hash(pixels: npt.NDArray[np.uint8]) -> np.uint64:
-    """The 63-bit perceptual hash of a whole RGB picture."""
-    return _whole_hash(_thumbnail(pixels))
-
-
-def _sandwich(bank: npt.NDArray[np.float32], thumb: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    """bank @ thumb @ bank.T through OpenCV: numpy's BLAS would hand this to its own threads, which spin on
-    after the product and burn CPU that the calling thread's clock (and so the receipt) never sees."""
-    import cv2
-
-    gemm: Any = cv2.gemm  # the stubs do not allow the None that skips the added matrix
-    half = gemm(bank, thumb, 1.0, None, 0.0)
-    return np.asarray(gemm(half, bank, 1.0, None, 0.0, flags=cv2.GEMM_2_T), np.float64)
-
-
-def _whole_hash(thumb: npt.NDArray[np.float32]) -> np.uint64:
-    return np.uint64(_pack(_sandwich(_WHOLE, thumb)[None])[0])
-
-
-def window_hashes(pixels: npt.NDArray[np.uint8]) -> Hashes:
-    """Hashes of the whole picture (first) and of its 80 trimmed sub-windows, as stored with a cache entry."""
-    return _windows(_thumbnail(pixels))
-
-
-def _windows(thumb: npt.NDArray[np.float32]) -> Hashes:
-    grid = _sandwich(_BANK, thumb)
-    pairs = len(_MARGINS) ** 2
-    # (row pair, column pair) blocks of _LOW x _LOW; a window picks its (top, bottom) row, (left, right) column.
-    blocks = grid.reshape(pairs, _LOW, pairs, _LOW).transpose(0, 2, 1, 3)
-    return _pack(blocks[_WINDOW_ROWS, _WINDOW_COLS])
 
 
 def pipeline_fingerprint(pipeline: object, settings: Settings) -> str:
@@ -204,7 +107,7 @@ class _NearIndex:
     """Window hashes of near-duplicate-eligible entries in one growing array, scanned with popcount."""
 
     def __init__(self) -> None:
-        self.hashes = np.zeros((0, len(_WINDOWS)), np.uint64)
+        self.hashes = np.zeros((0, WINDOW_COUNT), np.uint64)
         self.namespaces: list[str | None] = []
         self.keys: list[str | None] = []
         self.free: list[int] = []
@@ -212,7 +115,7 @@ class _NearIndex:
     def add(self, hashes: Hashes, namespace: str, key: str) -> int:
         if not self.free:
             grow = max(16, len(self.keys))
-            self.hashes = np.concatenate([self.hashes, np.zeros((grow, len(_WINDOWS)), np.uint64)])
+            self.hashes = np.concatenate([self.hashes, np.zeros((grow, WINDOW_COUNT), np.uint64)])
             self.free = list(range(len(self.keys) + grow - 1, len(self.keys) - 1, -1))
             self.namespaces += [None] * grow
             self.keys += [None] * grow
@@ -320,15 +223,15 @@ class ResultCache:
             hit = self._exact(decoded.sha256, namespace)
             near: tuple[_Entry, int] | None = None
             if hit is None and self._near_eligible(decoded, features):
-                thumb = _thumbnail(decoded.frames[0].pixels)
-                near = self._nearest(_whole_hash(thumb), namespace)
+                thumb = thumbnail(decoded.frames[0].pixels)
+                near = self._nearest(thumbnail_hash(thumb), namespace)
         if hit is not None:
             return self._serve(hit, decoded, meter, name=name, tier="exact")
         if near is not None:
             return self._serve(near[0], decoded, meter, name=name, tier="near", distance=near[1])
         result = run(decoded)
         with meter.stage("cache", note="store"):
-            window = None if thumb is None else _windows(thumb)
+            window = None if thumb is None else thumbnail_windows(thumb)
             self._store(decoded.sha256, namespace, result, window, meter.receipt.cpu_seconds)
         with self._lock:
             self.stats.misses += 1

@@ -304,7 +304,7 @@ def _collection_id(service: Any, tenant_id: str, name: str | None) -> str | None
 def _cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from frugalsense.search.ingest import walk
+    from frugalsense.search.sources import walk
 
     with _search_service(args) as service:
         tenant = _tenant_id(service, args.tenant, create=True)

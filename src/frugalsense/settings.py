@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRUGALSENSE_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Field(default_factory=default_data_dir, description="folder for the database and files")
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://... to keep everything in PostgreSQL (pip install 'frugalsense[postgres]');"
+        " unset: SQLite in DATA_DIR",
+    )
     model_cache: Path | None = Field(
         default=None, description="folder for converted ONNX models (default: DATA_DIR/models)"
     )

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = SQLiteStore.open(settings)
         analyzer = Analyzer(settings)
         if settings.batch_window_ms > 0:
-            from frugalsense.ladder.profiles import load_profile
+            from frugalsense.profiles import load_profile
 
             pipeline = analyzer.pipeline
             # The text gate is the one the text profile names (its ladder's first rung).
@@ -67,6 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Receipts noted after their responses were sent reach the usage ledger before the store closes.
+            usage = getattr(app.state, "usage", None)
+            if usage is not None:
+                await usage.flush()
             # The search service exists only if a search route ran: its vector snapshots are saved at most once a
             # minute while indexing, so save the rest now and the next start reads them instead of rebuilding.
             search = getattr(app.state, "search", None)
@@ -86,11 +90,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
-    from frugalsense.api.routes import analyze, faces, gallery, health, keys, search, tenant
+    from frugalsense.api.routes import analyze, console, faces, gallery, health, keys, search, tenant, usage
 
     app.include_router(health.router)
+    app.include_router(console.router)  # the web console at / (frugalsense.console)
     # The tenant's erasure comes last, so it is also the last operation of the OpenAPI document.
-    for module in (analyze, faces, gallery, keys, search, tenant):
+    for module in (analyze, faces, gallery, keys, search, usage, tenant):
         app.include_router(module.router, prefix="/v1")
     # Routes that take files declare a multipart body in the OpenAPI document: only they get the upload limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, upload_paths=upload_paths(app))

@@ -1,5 +1,16 @@
 """Calibrating the face ladders: SFace's logistic, the fusion with dlib, the 1:1 band (Learn-then-Test) and the
-1:N identification band at a stated false-accept rate (`frugalsense calibrate faces-verify`)."""
+1:N identification band at a stated false-accept rate (`frugalsense calibrate faces-verify`); and the operating
+points the gallery's thresholds are chosen at (``bench/calibrate_faces.py`` writes them to ``faces-identify``).
+
+The identify threshold is the lowest cosine similarity at which at most ``far`` of impostor pairs (two different
+people) are accepted; the true-accept rate at that threshold is the share of genuine pairs (one person) it keeps.
+
+    >>> impostor = np.linspace(-0.2, 0.5, 10_001)   # 10,001 impostor scores: at most 10 may pass at FAR 1e-3
+    >>> genuine = np.array([0.3, 0.6, 0.7, 0.9])
+    >>> point = operating_point(genuine, impostor, far=1e-3)
+    >>> point.threshold, point.false_accepts, point.tar
+    (0.5, 1, 0.75)
+"""
 
 from __future__ import annotations
 
@@ -16,7 +27,8 @@ from frugalsense.calibration.ltt import NEVER, Calibration, CalibrationTable, Me
 from frugalsense.calibration.record import FaceRecords, Progress, record_faces
 from frugalsense.errors import InvalidRequestError
 from frugalsense.faces.fusion import FACES_TASK, RUNGS, FaceFusion, IdentifyLadder
-from frugalsense.ladder.profiles import Profile
+from frugalsense.faces.profile import IDENTIFY_TASK, OperatingPoint, load_face_profile
+from frugalsense.profiles import Profile
 from frugalsense.settings import Settings
 
 __all__ = [
@@ -26,10 +38,41 @@ __all__ = [
     "faces_table",
     "fit_fusion",
     "fit_logistic",
+    "operating_point",
     "read_identities",
 ]
 
 Floats = npt.NDArray[np.float64]
+
+
+def operating_point(
+    genuine: npt.ArrayLike, impostor: npt.ArrayLike, far: float, *, resolution: float = 1e-3
+) -> OperatingPoint:
+    """The lowest threshold (a multiple of ``resolution``) accepting at most ``far`` of impostor pairs.
+
+    A pair is accepted when its similarity is >= the threshold. Rounding up to ``resolution`` keeps the shipped
+    number honest: it never sits between two impostor scores in a way the next data set would not repeat.
+    """
+    imp = np.sort(np.asarray(impostor, np.float64))[::-1]
+    gen = np.asarray(genuine, np.float64)
+    if not 0 < far < 1:
+        raise InvalidRequestError(f"a false-accept rate is between 0 and 1, got {far}")
+    if len(imp) == 0 or len(gen) == 0:
+        raise InvalidRequestError("calibration needs genuine and impostor pairs")
+    allowed = math.floor(far * len(imp))
+    # Accept exactly the `allowed` highest impostors: the threshold must sit above the next one.
+    boundary = imp[allowed] if allowed < len(imp) else imp[-1] - resolution
+    threshold = (math.floor(boundary / resolution) + 1) * resolution
+    accepted = int(np.count_nonzero(imp >= threshold))
+    return OperatingPoint(
+        far=far,
+        threshold=round(threshold, 6),
+        tar=float(np.mean(gen >= threshold)),
+        measured_far=accepted / len(imp),
+        false_accepts=accepted,
+        impostor_pairs=len(imp),
+        genuine_pairs=len(gen),
+    )
 
 
 def fit_logistic(features: npt.ArrayLike, labels: npt.ArrayLike, *, ridge: float = 1e-5) -> Floats:
@@ -132,7 +175,8 @@ def calibrate_faces(
                 "cpu_s": round(run.cpu, 5),
                 "both_cpu_s": round(ref.cpu, 5),
             }
-    identify, identify_note = _identify_ladder(folders, parts, fit_rows, fusion)
+    threshold = load_face_profile(settings.profile_dir).identify_threshold
+    identify, identify_note = _identify_ladder(folders, parts, fit_rows, fusion, threshold)
     fusion = FaceFusion(fusion.sface, fusion.fused, band=fusion.band, identify=identify)
     provenance = {
         "data": [f.resolve().name for f in folders],
@@ -183,11 +227,11 @@ def _identify_ladder(
     parts: Sequence[FaceRecords],
     fit_rows: Sequence[npt.NDArray[np.intp]],
     fusion: FaceFusion,
+    threshold: float,
 ) -> tuple[IdentifyLadder | None, dict[str, Any]]:
-    """The 1:N ladder on every pair of calibration pictures whose people the data names (all pairs, not only the
-    listed ones: a FAR of 1e-3 needs thousands of impostor pairs), or why there is none."""
-    from frugalsense.faces import FaceProfile
-
+    """The 1:N ladder around the gallery's identify `threshold` on every pair of calibration pictures whose people
+    the data names (all pairs, not only the listed ones: a FAR of 1e-3 needs thousands of impostor pairs), or why
+    there is none."""
     sface, dlib, people = [], [], []
     for folder, part, rows in zip(folders, parts, fit_rows, strict=True):
         names = read_identities(folder)
@@ -217,9 +261,9 @@ def _identify_ladder(
             "why": f"{int(same.sum())} genuine and {impostors} impostor pairs among the named pictures: too few "
             f"to set a false-accept rate of {IDENTIFY_FAR:g}; the identification ladder is off",
         }
-    threshold = FaceProfile.load().identify_threshold
     ladder = calibrate_identify(s1, s2, same, threshold=threshold, fusion=fusion, far=IDENTIFY_FAR)
     note = {
+        "threshold_from": IDENTIFY_TASK,
         "far": IDENTIFY_FAR,
         "coverage": 1.0,
         "data": f"every pair of the {len(people)} calibration pictures whose people the data names "
@@ -253,8 +297,6 @@ def calibrate_identify(
     The band is the narrowest interval around `threshold` holding ``coverage`` of those disagreements (all of them
     by default), so on the calibration pairs the ladder decides exactly as running both models on every pair.
     """
-    from frugalsense.faces.calibration import operating_point
-
     s1, s2 = np.asarray(sface, np.float64), np.asarray(dlib, np.float64)
     y = np.asarray(same, bool)
     w1, w2, b = fusion.fused

@@ -12,7 +12,7 @@ import numpy as np
 from frugalsense.calibration.ltt import Calibration, CalibrationTable, Method, calibrate, simulate
 from frugalsense.calibration.record import LabelRecords, Progress, record_labels
 from frugalsense.ladder.labels import ENSEMBLE, INT8_TOLERANCE
-from frugalsense.ladder.profiles import Profile
+from frugalsense.profiles import Profile
 from frugalsense.settings import Settings
 
 __all__ = ["calibrate_labels", "gated_rungs", "int8_gate", "labels_table"]

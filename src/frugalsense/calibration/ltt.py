@@ -48,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.errors import ConfigurationError, InvalidRequestError
-from frugalsense.ladder.profiles import Profile
+from frugalsense.profiles import Profile
 
 __all__ = [
     "NEVER",

@@ -33,7 +33,7 @@ from frugalsense.calibration.report import TaskData, save_task, split_rows
 from frugalsense.calibration.text_gate import GateRecords, gate_table, photo_files, record_gate
 from frugalsense.errors import InvalidRequestError
 from frugalsense.ladder.labels import ENSEMBLE
-from frugalsense.ladder.profiles import load_profile
+from frugalsense.profiles import load_profile
 from frugalsense.settings import Settings
 
 __all__ = ["BENCH_TASKS", "faces_task", "gate_task", "gate_task_data", "labels_task", "record_tables"]

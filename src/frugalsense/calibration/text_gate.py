@@ -39,8 +39,8 @@ from frugalsense.errors import (
     InvalidRequestError,
     UnsupportedFormatError,
 )
-from frugalsense.ladder.profiles import Profile, load_profile
 from frugalsense.ledger import Meter
+from frugalsense.profiles import Profile, load_profile
 from frugalsense.settings import Settings
 
 __all__ = [

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +15,11 @@ import numpy.typing as npt
 from frugalsense.atomic import atomic_write
 
 __all__ = [
-    "atomic_target",
     "cached_conversion",
     "file_digest",
     "finish_conversion",
     "lowest_cosine",
     "quiet_session",
-    "temp_next_to",
 ]
 
 
@@ -38,26 +33,6 @@ def file_digest(*paths: Path) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
-
-
-def temp_next_to(final: Path) -> Path:
-    """A fresh temporary file in ``final``'s folder, so the later rename stays on one file system."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    # mkstemp makes the file private (0600); converted models are ordinary shared cache files.
-    os.chmod(name, 0o644)
-    return Path(name)
-
-
-@contextmanager
-def atomic_target(final: Path) -> Iterator[Path]:
-    """A temporary path next to ``final`` that replaces it only if the block succeeds (no half-written models)."""
-    tmp = temp_next_to(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def finish_conversion(

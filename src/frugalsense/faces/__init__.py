@@ -1,17 +1,17 @@
 """Face galleries: enrol, identify with an honest "unknown", corrections, search back, clusters, erasure.
 
->>> from frugalsense.faces import FaceProfile
->>> profile = FaceProfile.load()
+>>> from frugalsense.faces import load_face_profile
+>>> profile = load_face_profile()
 >>> profile.identify_threshold < profile.strict_threshold
 True
 """
 
 from __future__ import annotations
 
-from frugalsense.faces.calibration import FaceProfile, OperatingPoint, operating_point
 from frugalsense.faces.clusters import Cluster
 from frugalsense.faces.gallery import FaceGallery, Source, decide
 from frugalsense.faces.index import Hit, VectorIndex
+from frugalsense.faces.profile import FaceProfile, OperatingPoint, load_face_profile
 from frugalsense.faces.results import (
     UNKNOWN,
     Candidate,
@@ -42,5 +42,5 @@ __all__ = [
     "Source",
     "VectorIndex",
     "decide",
-    "operating_point",
+    "load_face_profile",
 ]

@@ -25,10 +25,10 @@ import numpy.typing as npt
 
 from frugalsense.errors import ConfigurationError
 from frugalsense.ladder.core import Ladder, Outcome
-from frugalsense.ladder.profiles import Profile, load_profile
 from frugalsense.ledger import Meter
 from frugalsense.models.faces import YuNetDetector
 from frugalsense.models.registry import ModelZoo
+from frugalsense.profiles import Profile, load_profile
 from frugalsense.results import Face
 
 __all__ = [

@@ -26,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.errors import ConfigurationError
-from frugalsense.ladder.profiles import Profile, load_profile
+from frugalsense.faces.profile import load_face_profile
+from frugalsense.profiles import Profile, load_profile
 
 __all__ = ["FACES_TASK", "RUNGS", "FaceFusion", "IdentifyLadder", "load_fusion"]
 
@@ -94,7 +95,9 @@ class FaceFusion:
         }
 
     @classmethod
-    def from_profile(cls, profile: Profile) -> FaceFusion:
+    def from_profile(cls, profile: Profile, *, identify_threshold: float) -> FaceFusion:
+        """The ladder of a ``faces-verify`` profile; its 1:N side decides around ``identify_threshold`` (the
+        ``faces-identify`` profile's, stored there only)."""
         try:
             a, b = (float(v) for v in profile.params["sface_logistic"])
             w1, w2, c = (float(v) for v in profile.params["fused_logistic"])
@@ -109,13 +112,18 @@ class FaceFusion:
             sface=(a, b),
             fused=(w1, w2, c),
             band=float(profile.thresholds[0]),
-            identify=IdentifyLadder.from_params(identify) if isinstance(identify, dict) else None,
+            identify=(
+                IdentifyLadder.from_params(identify, identify_threshold) if isinstance(identify, dict) else None
+            ),
         )
 
 
-def load_fusion(profile_dir: Path | None = None) -> FaceFusion:
-    """The face-verification ladder of the user's profile folder, else the shipped one."""
-    return FaceFusion.from_profile(load_profile(FACES_TASK, profile_dir))
+def load_fusion(profile_dir: Path | None = None, *, identify_threshold: float | None = None) -> FaceFusion:
+    """The face-verification ladder of the user's profile folder, else the shipped one. Its 1:N side uses
+    ``identify_threshold``, by default the one of the same folder's ``faces-identify`` profile."""
+    if identify_threshold is None:
+        identify_threshold = load_face_profile(profile_dir).identify_threshold
+    return FaceFusion.from_profile(load_profile(FACES_TASK, profile_dir), identify_threshold=identify_threshold)
 
 
 def _sigmoid(z: float) -> float:
@@ -129,7 +137,8 @@ def _sigmoid(z: float) -> float:
 class IdentifyLadder:
     """The 1:N side of the face ladder: a probe climbs to dlib only when its best SFace score is unsure.
 
-    ``threshold`` is the gallery's SFace identify threshold (a false-accept rate on impostor pairs). When the best
+    ``threshold`` is the gallery's SFace identify threshold (a false-accept rate on impostor pairs; stored in the
+    ``faces-identify`` profile, not with the band). When the best
     person's SFace similarity lies in ``band`` (an interval around that threshold), dlib embeds the probe and the
     top persons are re-scored with the fused logit ``w1 * sface + w2 * dlib + b``, accepted at ``fused_threshold``
     (calibrated at the same false-accept rate). The re-score is expressed on SFace's similarity scale,
@@ -161,19 +170,20 @@ class IdentifyLadder:
         return self.threshold + excess / self.fused[0]
 
     def to_params(self) -> dict[str, Any]:
+        """What the ``faces-verify`` profile keeps: all but the threshold, which ``faces-identify`` holds."""
         return {
-            "threshold": self.threshold,
             "fused_logistic": list(self.fused),
             "fused_threshold": round(self.fused_threshold, 6),
             "band_similarity": [round(self.band[0], 4), round(self.band[1], 4)],
         }
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> IdentifyLadder:
+    def from_params(cls, params: dict[str, Any], threshold: float) -> IdentifyLadder:
+        """The ladder of a profile's ``params.identify`` around the gallery's identify ``threshold``."""
         try:
             w1, w2, b = (float(v) for v in params["fused_logistic"])
             lo, hi = (float(v) for v in params["band_similarity"])
-            ladder = cls(float(params["threshold"]), (w1, w2, b), float(params["fused_threshold"]), (lo, hi))
+            ladder = cls(float(threshold), (w1, w2, b), float(params["fused_threshold"]), (lo, hi))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(
                 f"the identification ladder's parameters are incomplete ({exc}); recalibrate"

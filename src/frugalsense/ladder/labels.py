@@ -5,7 +5,7 @@ probabilities of the rungs below it (no model of its own, so it costs only the c
 variant runs at is decided by the int8 gate (`int8_gate`): int8 only where its top-1 is within half a point of
 fp32 on the calibration data. The rung names and thresholds come from the ``labels`` profile.
 
-    >>> from frugalsense.ladder.profiles import load_profile
+    >>> from frugalsense.profiles import load_profile
     >>> profile = load_profile("labels")
     >>> profile.rungs[-1], len(profile.thresholds)
     ('ensemble', 3)
@@ -26,11 +26,11 @@ import numpy.typing as npt
 
 from frugalsense.errors import ConfigurationError
 from frugalsense.ladder.core import Ladder, Outcome
-from frugalsense.ladder.profiles import Profile
 from frugalsense.ledger import Meter, StageCost
 from frugalsense.media.types import Frame
 from frugalsense.models.base import Model
 from frugalsense.models.registry import ModelZoo
+from frugalsense.profiles import Profile
 
 __all__ = [
     "ENSEMBLE",

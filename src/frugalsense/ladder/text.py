@@ -14,11 +14,18 @@ Rungs, cheapest first (the shipped profile ``text.json`` names the ones it uses 
 5. ``ppocr-v4``: the full PP-OCR pipeline (detector, angle classifier, recogniser); scene photos go straight
    here, because Tesseract reads photos badly and text in photos is not always upright.
 
+A plain grey photo has no text: the gate stops it, and the receipt shows the gate was all that ran.
+
+    >>> import numpy as np
     >>> from frugalsense.settings import Settings
     >>> from frugalsense.models.registry import ModelZoo
     >>> from frugalsense.ledger import Meter
-    >>> ladder = text_ladder(ModelZoo(Settings()))                          # doctest: +SKIP
-    >>> lines = read_text(ladder, TextPage(frame, "image"), Meter(0.05))    # doctest: +SKIP
+    >>> ladder = text_ladder(ModelZoo(Settings()))
+    >>> meter = Meter(0.05)
+    >>> read_text(ladder, TextPage(Frame(np.full((240, 320, 3), 90, np.uint8)), "image"), meter)
+    []
+    >>> sorted({stage.model for stage in meter.receipt.stages if stage.model})
+    ['text-gate']
 """
 
 from __future__ import annotations
@@ -28,36 +35,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from frugalsense.errors import ConfigurationError
 from frugalsense.ladder.core import Ladder, Outcome
-from frugalsense.ladder.profiles import Profile, load_profile
 from frugalsense.ledger import Meter
 from frugalsense.media.types import Frame
 from frugalsense.models.base import Model
+from frugalsense.models.ocr import PPOCRv4
 from frugalsense.models.registry import ModelZoo
+from frugalsense.profiles import Profile, load_profile
 from frugalsense.results import TextLine
 
 __all__ = [
     "TASK",
-    "DetectedLines",
     "FullOCRRung",
     "GateRung",
     "LiteOCRRung",
     "RereadRung",
     "TesseractRung",
     "TextPage",
-    "detect_lines",
     "page_confidence",
     "read_text",
-    "recognise",
-    "reread_crops",
     "text_ladder",
 ]
 
 TASK = "text"
-Quad = Sequence[tuple[float, float]]
 _SKIPPED = {"skipped": True}
 
 
@@ -103,86 +105,6 @@ def page_confidence(lines: Sequence[tuple[str, float]], line_confidence: float) 
     return sure / chars
 
 
-def _crop(bgr: npt.NDArray[np.uint8], quad: Quad) -> npt.NDArray[np.uint8]:
-    xs = [p[0] for p in quad]
-    ys = [p[1] for p in quad]
-    height = max(ys) - min(ys)
-    # PP-OCR's recogniser was trained on detector crops, which carry a margin around the glyphs.
-    pad = max(2.0, 0.2 * height)
-    h, w = bgr.shape[:2]
-    x0, x1 = int(max(0, min(xs) - pad)), int(min(w, max(xs) + pad))
-    y0, y1 = int(max(0, min(ys) - pad)), int(min(h, max(ys) + pad))
-    return np.ascontiguousarray(bgr[y0:y1, x0:x1])
-
-
-def reread_crops(engine: Any, bgr: npt.NDArray[np.uint8], quads: Sequence[Quad]) -> list[tuple[str, float]]:
-    """PP-OCR's recogniser (no detector) on the boxes `quads` of a BGR picture: (text, confidence) per box."""
-    crops = [_crop(bgr, q) for q in quads]
-    keep = [i for i, c in enumerate(crops) if c.shape[0] >= 2 and c.shape[1] >= 2]
-    out = [("", 0.0)] * len(quads)
-    if keep:
-        results, _ = engine.text_rec([crops[i] for i in keep])
-        for i, res in zip(keep, results, strict=True):
-            out[i] = (str(res[0]), float(res[1]))
-    return out
-
-
-@dataclass(frozen=True)
-class DetectedLines:
-    """PP-OCR detector boxes in the picture's own pixels, and the upright crops the recogniser reads."""
-
-    quads: list[Quad]
-    crops: list[npt.NDArray[np.uint8]]
-
-
-def detect_lines(engine: Any, bgr: npt.NDArray[np.uint8], max_side: int | None = None) -> DetectedLines:
-    """PP-OCR's DB detector alone (RapidOCR's own pre- and post-processing), at its default input size or,
-    with `max_side`, on a copy whose longer side is at most that many pixels."""
-    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
-
-    raw_h, raw_w = bgr.shape[:2]
-    img, ratio_h, ratio_w = engine.preprocess(bgr)
-    img, record = engine.maybe_add_letterbox(img, {"preprocess": {"ratio_h": ratio_h, "ratio_w": ratio_w}})
-    det = engine.text_det
-    if max_side is None:
-        prepare = det.get_preprocess(max(img.shape[:2]))
-    else:
-        prepare = DetPreProcess(max_side, "max", det.mean, det.std)
-    tensor = prepare(img)
-    if tensor is None:
-        return DetectedLines([], [])
-    boxes, _ = det.postprocess_op(det.infer(tensor)[0], img.shape[:2])
-    boxes = det.filter_tag_det_res(boxes, img.shape[:2])
-    if len(boxes) == 0:
-        return DetectedLines([], [])
-    boxes = engine.sorted_boxes(boxes)
-    crops = engine.get_crop_img_list(img, boxes)
-    points = engine._get_origin_points(boxes, record, raw_h, raw_w)
-    quads: list[Quad] = [[(float(x), float(y)) for x, y in quad] for quad in points]
-    return DetectedLines(quads, crops)
-
-
-def recognise(
-    engine: Any, crops: Sequence[npt.NDArray[np.uint8]], min_width: int = 320
-) -> list[tuple[str, float]]:
-    """PP-OCR's recogniser on each crop alone, padded to at least `min_width` px at its 48 px height.
-
-    Alone, because batching pads every line to the widest of its batch, and on one thread the padding costs more
-    than the batch saves (0.84 against 1.0 CPU-s per page). RapidOCR pads every line to 320 px; the network is
-    convolutional with a CTC head, so a short word needs no more than its own width plus a margin.
-    """
-    rec = engine.text_rec
-    height = int(rec.rec_image_shape[1])
-    out = []
-    for crop in crops:
-        h, w = crop.shape[:2]
-        ratio = max(min_width / height, w / max(1, h))
-        tensor = np.ascontiguousarray(rec.resize_norm_img(crop, ratio)[None], np.float32)
-        ((text, score),) = rec.postprocess_op(rec.session(tensor)[0], False)
-        out.append((str(text), float(score)))
-    return out
-
-
 @dataclass(frozen=True)
 class GateRung:
     """Photos: sure there is no text when the gate's score is low. Documents skip it (confidence 0)."""
@@ -217,7 +139,7 @@ class TesseractRung:
 class RereadRung:
     """Tesseract's lines below `line_confidence` read again by PP-OCR's recogniser; the surer reading wins."""
 
-    ppocr: Model[Frame, list[TextLine]]
+    ppocr: PPOCRv4
     line_confidence: float
     name: str = "reread-lines"
 
@@ -229,16 +151,9 @@ class RereadRung:
         lines = list(below)
         if unsure:
             self.ppocr.load(meter)
-            engine = getattr(self.ppocr, "_engine", None)
-            if engine is None:
-                raise ConfigurationError(f"{self.ppocr.name} has no recogniser to re-read lines with")
             bgr = item.frame.bgr()
-            # The recogniser is the PP-OCR model's own engine, so it shares that model's lock.
-            with (
-                meter.stage("ocr", self.ppocr.name, items=len(unsure), note="re-read lines"),
-                self.ppocr._run_lock,
-            ):
-                readings = reread_crops(engine, bgr, [below[i].quad for i in unsure])
+            with meter.stage("ocr", self.ppocr.name, items=len(unsure), note="re-read lines"):
+                readings = self.ppocr.reread(bgr, [below[i].quad for i in unsure])
             for i, (text, score) in zip(unsure, readings, strict=True):
                 if text and score > lines[i].confidence:
                     lines[i] = TextLine(text=text, quad=lines[i].quad, confidence=score, engine=self.ppocr.name)
@@ -251,7 +166,7 @@ class LiteOCRRung:
     """Documents: PP-OCR without its angle classifier (scans are upright), the detector on a copy whose longer
     side is at most `max_side`, the recogniser one line at a time. Photos skip it for the full pipeline."""
 
-    ppocr: Model[Frame, list[TextLine]]
+    ppocr: PPOCRv4
     line_confidence: float
     max_side: int | None
     min_width: int = 320
@@ -261,20 +176,16 @@ class LiteOCRRung:
         if not item.is_document(meter):
             return Outcome(output=[], confidence=0.0, extra=_SKIPPED)
         self.ppocr.load(meter)
-        engine = getattr(self.ppocr, "_engine", None)
-        if engine is None:
-            raise ConfigurationError(f"{self.ppocr.name} has no detector and recogniser to run apart")
-        # The parts are the PP-OCR model's own engine, so they share that model's lock.
-        with self.ppocr._run_lock:
-            with meter.stage("ocr", self.ppocr.name, note="lite: detector"):
-                found = detect_lines(engine, item.frame.bgr(), self.max_side)
-            with meter.stage("ocr", self.ppocr.name, items=len(found.crops), note="lite: recogniser"):
-                readings = recognise(engine, found.crops, self.min_width)
+        with meter.stage("ocr", self.ppocr.name, note="lite: detector"):
+            found = self.ppocr.detect_lines(item.frame.bgr(), self.max_side)
+        with meter.stage("ocr", self.ppocr.name, items=len(found.crops), note="lite: recogniser"):
+            readings = self.ppocr.recognise(found.crops, self.min_width)
+        cut = self.ppocr.text_score
         lines = [
-            TextLine(text=text, quad=tuple(quad), confidence=score, engine=self.ppocr.name)
+            TextLine(text=text, quad=quad, confidence=score, engine=self.ppocr.name)
             for quad, (text, score) in zip(found.quads, readings, strict=True)
             # RapidOCR's own cut: the full pipeline drops the same low-scoring readings.
-            if text and score >= float(engine.text_score)
+            if text and score >= cut
         ]
         confidence = page_confidence([(ln.text, ln.confidence) for ln in lines], self.line_confidence)
         return Outcome(output=lines, confidence=confidence, extra={"boxes": len(found.quads)})
@@ -292,6 +203,14 @@ class FullOCRRung:
         return Outcome(output=lines, confidence=1.0)
 
 
+def _line_reader(zoo: ModelZoo) -> PPOCRv4:
+    """The PP-OCR model whose detector and recogniser the document rungs run apart."""
+    model = zoo.get("ppocr-v4")
+    if not isinstance(model, PPOCRv4):
+        raise ConfigurationError(f"{model.name} has no detector and recogniser to run apart; it must be a PPOCRv4")
+    return model
+
+
 def text_ladder(zoo: ModelZoo, profile: Profile | None = None) -> Ladder[TextPage]:
     """The text ladder of `profile` (default: the user's or the shipped ``text`` profile)."""
     chosen = profile or load_profile(TASK, zoo.settings.profile_dir)
@@ -302,9 +221,9 @@ def text_ladder(zoo: ModelZoo, profile: Profile | None = None) -> Ladder[TextPag
     makers: dict[str, Any] = {
         "text-gate": lambda: GateRung(zoo.get(str(params.get("gate", "text-gate")))),
         "tesseract-eng": lambda: TesseractRung(zoo.get("tesseract-eng"), line_confidence),
-        "reread-lines": lambda: RereadRung(zoo.get("ppocr-v4"), line_confidence),
+        "reread-lines": lambda: RereadRung(_line_reader(zoo), line_confidence),
         "ppocr-lite": lambda: LiteOCRRung(
-            zoo.get("ppocr-v4"), line_confidence, lite_side, int(params.get("lite_min_width", 320))
+            _line_reader(zoo), line_confidence, lite_side, int(params.get("lite_min_width", 320))
         ),
         "ppocr-v4": lambda: FullOCRRung(zoo.get("ppocr-v4")),
     }

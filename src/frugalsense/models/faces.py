@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -84,15 +83,7 @@ class YuNetDetector(Model[Frame, list[Face]]):
         return [_face_from_row(row, width, height) for row in rows]
 
     def _rows_at(self, bgr: npt.NDArray[np.uint8], max_side: int) -> npt.NDArray[np.float32]:
-        import cv2
-
-        scale = min(1.0, max_side / max(bgr.shape[:2]))
-        small = bgr if scale >= 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        rows = np.asarray(self._det.detect(small), np.float32)
-        if len(rows):
-            rows = rows.copy()
-            rows[:, :14] /= scale
-        return rows
+        return np.asarray(self._det.detect_at(bgr, max_side), np.float32)
 
     def _detect(self, bgr: npt.NDArray[np.uint8]) -> list[Face]:
         height, width = bgr.shape[:2]
@@ -191,31 +182,23 @@ class DlibResNetEmbedder(Model[FaceCrop, npt.NDArray[np.float32]]):
     thread_safe = False
 
     def _load(self) -> None:
-        try:
-            import dlib
-        except ImportError as exc:
-            from frugalsense.errors import ModelUnavailableError
+        from frugalsense.runtimes.dlib import DlibFaceEmbedder
 
-            raise ModelUnavailableError("dlib is not installed: pip install dlib-bin") from exc
         shape = package_file(
             _DLIB_MODELS, "models/shape_predictor_5_face_landmarks.dat", distribution=self.card.package
         )
         net = package_file(_DLIB_MODELS, self.card.weights, distribution=self.card.package)
-        self._dlib: Any = dlib
-        self._shape = dlib.shape_predictor(str(shape))
-        self._net = dlib.face_recognition_model_v1(str(net))
+        self._embedder = DlibFaceEmbedder(shape, net)
 
     def _predict(self, batch: Sequence[FaceCrop]) -> list[npt.NDArray[np.float32]]:
         out = []
         for bgr, face in batch:
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-            shape = self._shape(rgb, _dlib_rect(self._dlib, face))
-            vec = np.asarray(self._net.compute_face_descriptor(rgb, shape), np.float32)
-            out.append(_unit(vec))
+            out.append(_unit(self._embedder.embed(rgb, _dlib_square(face))))
         return out
 
 
-def _dlib_rect(dlib: Any, face: Face) -> Any:
+def _dlib_square(face: Face) -> tuple[int, int, int, int]:
     """dlib's predictors were trained on HOG boxes: tight squares around eyes, nose and mouth.
 
     YuNet's boxes are taller (forehead and chin), so a square is rebuilt from the landmarks instead.
@@ -226,6 +209,4 @@ def _dlib_rect(dlib: Any, face: Face) -> Any:
     mouth_to_eyes = float(np.linalg.norm((pts[3] + pts[4]) / 2 - (pts[0] + pts[1]) / 2))
     side = max(2.2 * eye_dist, 2.0 * mouth_to_eyes, 8.0)
     half = side / 2
-    return dlib.rectangle(
-        int(centre[0] - half), int(centre[1] - half), int(centre[0] + half), int(centre[1] + half)
-    )
+    return int(centre[0] - half), int(centre[1] - half), int(centre[0] + half), int(centre[1] + half)

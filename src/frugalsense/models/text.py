@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from frugalsense.models.base import Model, ModelCard
 from frugalsense.models.registry import register
+from frugalsense.profiles import load_profile
 
 __all__ = ["MiniLM", "int8_gate_choice"]
 
 Vector = npt.NDArray[np.float32]
 
 
-def int8_gate_choice(model: str) -> str:
-    """The precision the int8 gate chose for `model` ("fp32" when the gate has no word on it).
+def int8_gate_choice(model: str, profile_dir: Path | None = None) -> str:
+    """The precision the int8 gate (the ``int8-gate`` profile) chose for `model` ("fp32" if it has no word on it).
 
-    >>> int8_gate_choice("no-such-model")
-    'fp32'
+    >>> int8_gate_choice("no-such-model"), int8_gate_choice("minilm-l6-v2")
+    ('fp32', 'int8')
     """
-    text = resources.files("frugalsense.data").joinpath("profiles", "int8-gate.json").read_text("utf-8")
-    choice = json.loads(text).get("models", {}).get(model, {}).get("use", "fp32")
-    return "int8" if choice == "int8" else "fp32"
+    models = load_profile("int8-gate", profile_dir).params.get("models", {})
+    entry = models.get(model, {}) if isinstance(models, dict) else {}
+    return "int8" if isinstance(entry, dict) and entry.get("use") == "int8" else "fp32"
 
 
 @register
@@ -44,8 +44,8 @@ class MiniLM(Model[str, Vector]):
 
     @property
     def precision(self) -> str:
-        """fp32 or int8, as the int8 accuracy gate (data/profiles/int8-gate.json) decided for this model."""
-        return int8_gate_choice(self.card.name)
+        """fp32 or int8, as the int8 accuracy gate (the ``int8-gate`` profile) decided for this model."""
+        return int8_gate_choice(self.card.name, self.settings.profile_dir)
 
     def _load(self) -> None:
         from frugalsense.convert.minilm import convert_minilm

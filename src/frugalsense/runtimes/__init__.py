@@ -1,6 +1,10 @@
 """Runtimes: one small adapter per inference engine, all behind the `Session` protocol.
 
-A model asks for a session by runtime name and file; it never imports an engine itself.
+A model asks for a session by runtime name and file; it never imports an engine itself. Engines that are whole
+pipelines rather than networks have an adapter of their own, imported by the model when it loads: `opencv`
+(YuNet, SFace alignment), `dlib` (shape predictor + ResNet), `rapidocr` (PP-OCR and its parts), `tesseract`,
+`whisper` (faster-whisper on CTranslate2). Each imports its engine lazily and says what to install when it is
+missing.
 """
 
 from __future__ import annotations

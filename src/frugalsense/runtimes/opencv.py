@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from frugalsense.errors import ModelUnavailableError
 from frugalsense.runtimes.base import Array
@@ -52,6 +53,7 @@ class OpenCVFaceDetector:
 
     def __init__(self, path: Path, *, score_threshold: float, nms_threshold: float = 0.3, threads: int = 1):
         cv2 = _cv2(threads)
+        self._cv2: Any = cv2
         self._det = cv2.FaceDetectorYN.create(_require(path), "", (320, 320), score_threshold, nms_threshold, 5000)
 
     def detect(self, bgr: Array) -> Array:
@@ -59,6 +61,17 @@ class OpenCVFaceDetector:
         self._det.setInputSize((int(width), int(height)))
         _, faces = self._det.detect(bgr)
         return np.zeros((0, 15), np.float32) if faces is None else np.asarray(faces, np.float32)
+
+    def detect_at(self, bgr: Array, max_side: int) -> Array:
+        """`detect` on a copy whose longer side is at most `max_side` (never enlarged); rows in `bgr`'s pixels."""
+        scale = min(1.0, max_side / max(bgr.shape[:2]))
+        if scale >= 1.0:
+            return self.detect(bgr)
+        cv2 = self._cv2
+        small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        rows: npt.NDArray[np.float32] = np.array(self.detect(small), np.float32)  # a copy: scaled in place
+        rows[:, :14] /= scale  # boxes and landmarks; the score stays
+        return rows
 
 
 class OpenCVFaceRecognizer:

@@ -25,7 +25,8 @@ from frugalsense.search.index import IndexCache, SemanticIndex
 from frugalsense.search.ingest import Indexer, IndexOutcome, IndexSummary
 from frugalsense.search.query import Reason, Searcher, SearchHit, SearchResults, rrf
 from frugalsense.search.service import SearchService
-from frugalsense.search.storage import FaceLink, Filters, Item, SearchStore
+from frugalsense.store.base import SearchStore
+from frugalsense.store.items import FaceLink, Filters, Item
 
 __all__ = [
     "ConseEncoder",

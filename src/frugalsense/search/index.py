@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from frugalsense.search.storage import SearchStore, WriteOutcome
+from frugalsense.store.base import SearchStore
 from frugalsense.store.files import private_folder, private_replace
+from frugalsense.store.items import WriteOutcome
+from frugalsense.vectors import VectorMatrix, best_first
 
 __all__ = ["IndexCache", "SemanticIndex", "vector_file"]
 
@@ -41,80 +43,63 @@ def vector_file(data_dir: Path, tenant_id: str, encoder: str) -> Path:
 
 
 class SemanticIndex:
-    """Rows of (item rowid, part, unit vector). Thread-safe. A delete moves the last row into the hole, so the
-    live rows stay contiguous and a search is one product over ``matrix[:n]``."""
+    """Rows of (item rowid, part, unit vector) in one `VectorMatrix`, and the snapshot file. Thread-safe.
+
+    An item may have several rows (pages, frames, speech windows): a row's id is (item rowid, its number among the
+    item's rows), so an item's rows are found, and removed, by id.
+    """
 
     def __init__(self, dim: int = 0, capacity: int = 1024) -> None:
         self._lock = threading.RLock()
-        self.dim = dim
         self.version = 0
-        self._n = 0
-        self._matrix = np.zeros((capacity, dim), np.float32)
-        self._items = np.zeros(capacity, np.int64)
-        self._parts: list[str] = []
-        self._rows: dict[int, list[int]] = {}
+        self._rows: VectorMatrix[tuple[int, int]] = VectorMatrix(
+            dim, capacity, columns={"item": (np.int64, 0), "part": (object, "")}
+        )
+        self._counts: dict[int, int] = {}  # item rowid -> rows it has
+
+    @property
+    def dim(self) -> int:
+        return self._rows.dim
 
     def __len__(self) -> int:
-        return self._n
+        return len(self._rows)
 
     def add(self, item_rowids: Sequence[int], parts: Sequence[str], matrix: npt.NDArray[np.float32]) -> None:
         if len(item_rowids) == 0:
             return
         with self._lock:
-            if self.dim == 0:
-                self.dim = int(matrix.shape[1])
-                capacity = max(1024, len(item_rowids))
-                self._matrix = np.zeros((capacity, self.dim), np.float32)
-                self._items = np.zeros(capacity, np.int64)
-            if matrix.shape[1] != self.dim:
+            if len(self._rows) and matrix.shape[1] != self.dim:
                 raise ValueError(f"vectors of {matrix.shape[1]} dims added to an index of {self.dim}")
-            need = self._n + len(item_rowids)
-            if need > len(self._matrix):
-                capacity = max(need, 2 * len(self._matrix))
-                grown = np.zeros((capacity, self.dim), np.float32)
-                grown[: self._n] = self._matrix[: self._n]
-                items = np.zeros(capacity, np.int64)
-                items[: self._n] = self._items[: self._n]
-                self._matrix, self._items = grown, items
-            self._matrix[self._n : need] = matrix
-            self._items[self._n : need] = item_rowids
-            for offset, (item, part) in enumerate(zip(item_rowids, parts, strict=True)):
-                self._rows.setdefault(int(item), []).append(self._n + offset)
-                self._parts.append(part)
-            self._n = need
+            ids: list[tuple[int, int]] = []
+            for item in item_rowids:
+                number = self._counts.get(int(item), 0)
+                self._counts[int(item)] = number + 1
+                ids.append((int(item), number))
+            self._rows.add(ids, matrix, item=item_rowids, part=list(parts))
 
     def remove_items(self, item_rowids: Iterable[int]) -> None:
         with self._lock:
-            doomed = sorted((r for item in item_rowids for r in self._rows.pop(int(item), [])), reverse=True)
-            for row in doomed:  # from the bottom up, so a moved row is never one still to delete
-                last = self._n - 1
-                if row != last:
-                    moved = int(self._items[last])
-                    self._matrix[row] = self._matrix[last]
-                    self._items[row] = moved
-                    self._parts[row] = self._parts[last]
-                    rows = self._rows[moved]
-                    rows[rows.index(last)] = row
-                self._parts.pop()
-                self._n -= 1
+            doomed = [(int(item), k) for item in item_rowids for k in range(self._counts.pop(int(item), 0))]
+            # From the bottom row up, as rows were always removed: the rows left keep the order they had.
+            doomed.sort(key=lambda key: self._rows.row(key) or 0, reverse=True)
+            self._rows.remove(doomed)
 
     def search(self, query: Vector, top_k: int, allowed: set[int] | None = None) -> list[tuple[int, float, str]]:
         """The ``top_k`` items most similar to ``query``: (item rowid, best similarity, the part that matched)."""
         with self._lock:
-            n = self._n
+            n = len(self._rows)
             if n == 0 or top_k <= 0 or query.shape[-1] != self.dim:
                 return []
-            scores = self._matrix[:n] @ query.astype(np.float32)
+            scores = self._rows.scores(query)
+            items = self._rows.column("item")
             if allowed is not None:
-                keep = np.isin(self._items[:n], np.fromiter(allowed, np.int64, len(allowed)))
+                keep = np.isin(items, np.fromiter(allowed, np.int64, len(allowed)))
                 scores = np.where(keep, scores, -np.inf)
-            items = self._items[:n]
-            parts = self._parts
+            parts = self._rows.column("part")
             # Several rows (pages, frames) can belong to one item: take extra rows, then keep each item's best.
             wanted = min(n, max(4 * top_k, 64))
             while True:
-                rows = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < n else np.arange(n)
-                rows = rows[np.argsort(-scores[rows], kind="stable")]
+                rows = best_first(scores, wanted)
                 out: list[tuple[int, float, str]] = []
                 seen: set[int] = set()
                 for row in rows:
@@ -123,7 +108,7 @@ class SemanticIndex:
                     item = int(items[row])
                     if item not in seen:
                         seen.add(item)
-                        out.append((item, float(scores[row]), parts[int(row)]))
+                        out.append((item, float(scores[row]), str(parts[row])))
                         if len(out) == top_k:
                             return out
                 if wanted >= n:
@@ -133,16 +118,14 @@ class SemanticIndex:
     def save(self, path: Path) -> None:
         """Write the snapshot atomically (a crash leaves the old file or the new one, never half of one), private
         to the service's user."""
-        with self._lock:
-            n = self._n
-            with private_replace(path) as handle:
-                np.savez(
-                    handle,
-                    vectors=self._matrix[:n],
-                    items=self._items[:n],
-                    parts=np.array(self._parts[:n], dtype=str),
-                    version=np.array(self.version, np.int64),
-                )
+        with self._lock, private_replace(path) as handle:
+            np.savez(
+                handle,
+                vectors=self._rows.matrix,
+                items=self._rows.column("item"),
+                parts=np.array(self._rows.column("part").tolist(), dtype=str),
+                version=np.array(self.version, np.int64),
+            )
 
     @classmethod
     def load(cls, path: Path) -> SemanticIndex | None:

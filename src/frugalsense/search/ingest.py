@@ -30,35 +30,28 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.analyze import Analyzer, default_features
-from frugalsense.errors import FrugalsenseError, InputTooLargeError, InvalidRequestError, NotFoundError
+from frugalsense.errors import FrugalsenseError, InvalidRequestError, NotFoundError
 from frugalsense.faces.gallery import FaceGallery
 from frugalsense.faces.results import IdentifiedFace
 from frugalsense.ledger import CostReceipt, Meter
+from frugalsense.media.phash import photo_hash
 from frugalsense.media.types import Decoded, Frame
 from frugalsense.results import AnalysisResult, Face, PageResult, Transcript
 from frugalsense.search.encoders import ImageEncoder, page_vector
 from frugalsense.search.index import IndexCache
-from frugalsense.search.near_dup import dhash
-from frugalsense.search.storage import NewItem, SearchStore
+from frugalsense.search.sources import read_file, walk
+from frugalsense.search.video_faces import SPAN_GAP_INTERVALS, FaceSighting, face_rank, face_tracks, seen_spans
+from frugalsense.store.base import SearchStore
+from frugalsense.store.items import NewItem
 
-__all__ = ["SUFFIXES", "IndexOutcome", "IndexSummary", "Indexer"]
+__all__ = ["IndexOutcome", "IndexSummary", "Indexer"]
 
 Status = Literal["added", "updated", "unchanged", "failed", "removed"]
 
-#: file endings a folder walk picks up (a file named on the command line is tried whatever its name)
-SUFFIXES = frozenset(
-    {
-        *(".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif", ".pdf"),
-        *(".wav", ".mp3", ".m4a", ".ogg", ".oga", ".opus", ".flac"),
-        *(".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"),
-    }
-)
 #: labels below this probability are not recorded (the top five always include some near-zero guesses)
 LABEL_MIN_SCORE = 0.05
 #: seconds of speech per transcript vector: long enough for a topic, short enough to point at a moment
 SPEECH_WINDOW_S = 30.0
-#: a person unseen for longer than this many frame-sampling intervals is out of the picture: a new span begins
-SPAN_GAP_INTERVALS = 1.5
 
 
 @dataclass(frozen=True)
@@ -83,34 +76,6 @@ class IndexOutcome:
         if self.receipt is not None:
             out["receipt"] = self.receipt.to_dict()
         return out
-
-
-@dataclass(frozen=True)
-class FaceSighting:
-    """A face stored for an item (a person or an unknown-face cluster) and, in a video, when that face is seen:
-    ``spans`` of (first, last) seconds over the sampled frames, ``frames`` how many of them show it."""
-
-    face: IdentifiedFace
-    spans: list[tuple[float, float]] = field(default_factory=list)
-    frames: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        out = self.face.to_dict()
-        if self.spans:
-            out["first_seen_s"] = self.spans[0][0]
-            out["last_seen_s"] = self.spans[-1][1]
-            out["spans"] = [[start, end] for start, end in self.spans]
-            out["frames"] = self.frames
-        return out
-
-
-@dataclass(frozen=True)
-class TrackedFace:
-    """One face detected in one sampled frame of a video."""
-
-    frame: int  # index among the sampled frames
-    time_s: float
-    face: Face
 
 
 @dataclass
@@ -252,7 +217,10 @@ class Indexer:
             else:
                 path = Path(os.fspath(source)).resolve()
                 key, label = limits.source(source_key or str(path)), name or path.name[: limits.name_chars]
-                data, when = _read(path, self.settings.max_upload_bytes), captured_at or _iso(path.stat().st_mtime)
+                data, when = (
+                    read_file(path, self.settings.max_upload_bytes),
+                    captured_at or _iso(path.stat().st_mtime),
+                )
                 digest = hashlib.sha256(data).hexdigest()
         except FrugalsenseError as exc:
             return IndexOutcome(_shown(source, source_key), "failed", error=str(exc), error_code=exc.code)
@@ -262,12 +230,24 @@ class Indexer:
             and not force
             and (existing.sha256, existing.encoder) == (digest, self.encoder.name)
         ):
+            if existing.phash is None and existing.modality != "audio":
+                self._rehash(tenant_id, existing.id, data)
             return IndexOutcome(key, "unchanged", existing.id, existing.modality)
         try:
             return self._index(tenant_id, data, key, label, when, digest, collection_id, existing is not None)
         except (FrugalsenseError, OSError) as exc:
             code = getattr(exc, "code", "io_error")
             return IndexOutcome(key, "failed", error=str(exc), error_code=code)
+
+    def _rehash(self, tenant_id: str, item_id: str, data: bytes) -> None:
+        """The picture hash of an unchanged file stored before the hash changed (store migration m006): its first
+        picture is decoded again, nothing is analysed."""
+        from frugalsense.media import load
+
+        with contextlib.suppress(FrugalsenseError, OSError):
+            frames = load(data, self.settings, first_only=True).frames
+            if frames:
+                self.store.set_phash(tenant_id, item_id, int(photo_hash(frames[0].pixels)))
 
     def delete(self, tenant_id: str, item_id: str, *, purge: bool = True) -> list[str]:
         """Delete an item with its vectors (its vector file goes at once), text, labels and faces (erased through
@@ -342,7 +322,7 @@ class Indexer:
         """From one decoded picture: its vector, the first one's hash, and its faces (identified against the
         collection and kept as sightings; in a video only detected here, and grouped into tracks at the end)."""
         if number == 0:
-            pictures.phash = dhash(frame.pixels)
+            pictures.phash = int(photo_hash(frame.pixels))
         with meter.stage("encode", self.encoder.name):
             vector = page_vector(self.encoder, frame, page, meter)
         if vector is not None:
@@ -369,7 +349,7 @@ class Indexer:
         """
         tracks = face_tracks(pictures.seen, self.gallery.profile.identify_threshold)
         gap_s = SPAN_GAP_INTERVALS * self.settings.video_frame_interval_s
-        best = [max(track, key=_face_rank) for track in tracks]
+        best = [max(track, key=face_rank) for track in tracks]
         by_frame: dict[int, list[int]] = {}
         for number, chosen in enumerate(best):
             by_frame.setdefault(chosen.frame, []).append(number)
@@ -490,89 +470,6 @@ def speech_windows(transcript: Transcript) -> list[tuple[str, str]]:
     return [(part, text) for part, text in windows if text.strip()]
 
 
-def face_tracks(seen: Sequence[tuple[int, float, list[Face]]], threshold: float) -> list[list[TrackedFace]]:
-    """Group the faces found in a video's sampled frames, (frame index, seconds, faces) in order, into one track
-    per person.
-
-    Each face joins the track holding the face most like it (cosine similarity of identity embeddings at or
-    above ``threshold``, best pairs first), unless that track already has a face in the same frame: two faces in
-    one picture are two people. A face like no track starts a new one.
-
-        >>> from frugalsense.results import Box
-        >>> def face(x: float, y: float) -> Face:
-        ...     return Face(Box(0, 0, 10, 10), [(0.0, 0.0)] * 5, 0.9, np.array([x, y], np.float32))
-        >>> tracks = face_tracks([(0, 0.0, [face(1, 0)]), (1, 2.0, [face(0.9, 0.44), face(0, 1)])], 0.5)
-        >>> [[t.frame for t in track] for track in tracks]
-        [[0, 1], [1]]
-    """
-    tracks: list[list[TrackedFace]] = []
-    members: list[list[npt.NDArray[np.float32]]] = []
-    for frame, time_s, faces in seen:
-        found = [f for f in faces if f.embedding is not None]
-        pairs: list[tuple[float, int, int]] = []
-        for i, face in enumerate(found):
-            assert face.embedding is not None
-            for k, vectors in enumerate(members):
-                similarity = float(np.max(np.stack(vectors) @ face.embedding))
-                if similarity >= threshold:
-                    pairs.append((similarity, i, k))
-        chosen: dict[int, int] = {}
-        for _, i, k in sorted(pairs, reverse=True):
-            if i not in chosen and k not in chosen.values():
-                chosen[i] = k
-        for i, face in enumerate(found):
-            assert face.embedding is not None
-            k = chosen.get(i, len(tracks))
-            if k == len(tracks):
-                tracks.append([])
-                members.append([])
-            tracks[k].append(TrackedFace(frame, time_s, face))
-            members[k].append(face.embedding)
-    return tracks
-
-
-def seen_spans(times: Sequence[float], gap_s: float) -> list[tuple[float, float]]:
-    """(first, last) seconds of each run of sightings no more than ``gap_s`` apart.
-
-    >>> seen_spans([0.0, 2.0, 4.0, 10.0], 3.0)
-    [(0.0, 4.0), (10.0, 10.0)]
-    """
-    spans: list[tuple[float, float]] = []
-    for time_s in sorted(times):
-        if spans and time_s - spans[-1][1] <= gap_s:
-            spans[-1] = (spans[-1][0], time_s)
-        else:
-            spans.append((time_s, time_s))
-    return spans
-
-
-def _face_rank(tracked: TrackedFace) -> tuple[float, float]:
-    """The face a track is stored as: the surest detection, then the largest (scores tie near 1)."""
-    return round(tracked.face.score, 2), tracked.face.box.w * tracked.face.box.h
-
-
-def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterable[Path]:
-    """Files to index: files as named, folders walked (hidden entries skipped, known endings only), each once."""
-    seen: set[Path] = set()
-    for raw in paths:
-        path = Path(os.fspath(raw)).resolve()
-        found: Iterable[Path]
-        if path.is_dir():
-            found = (
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and p.suffix.lower() in SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
-            found = iter([path])
-        for file in found:
-            if file not in seen:
-                seen.add(file)
-                yield file
-
-
 @dataclass
 class _Pictures:
     """What the index takes from an item's pictures in its one pass over them (see `Indexer._take_picture`)."""
@@ -597,20 +494,6 @@ def _part(kind: str, number: int, frame: Frame) -> str:
     if kind == "document":
         return f"page {frame.page or number + 1}"
     return "image"
-
-
-def _read(path: Path, limit: int) -> bytes:
-    try:
-        if not path.is_file():
-            raise InvalidRequestError(f"{path} is not a regular file; pass files or folders")
-        size = path.stat().st_size
-        if size > limit:
-            raise InputTooLargeError(
-                f"{path} is {size:,} bytes, over the limit of {limit:,} (FRUGALSENSE_MAX_UPLOAD_BYTES)"
-            )
-        return path.read_bytes()
-    except OSError as exc:
-        raise InvalidRequestError(f"cannot read {path} ({exc.strerror or exc}); check the path") from exc
 
 
 def _shown(source: str | os.PathLike[str] | bytes, key: str | None) -> str:

@@ -35,7 +35,8 @@ from frugalsense.errors import InvalidRequestError
 from frugalsense.ledger import CostReceipt
 from frugalsense.search.encoders import ImageEncoder
 from frugalsense.search.index import IndexCache
-from frugalsense.search.storage import FaceLink, Filters, Item, SearchStore
+from frugalsense.store.base import SearchStore
+from frugalsense.store.items import FaceLink, Filters, Item
 
 __all__ = [
     "Fusion",

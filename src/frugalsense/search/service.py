@@ -24,15 +24,15 @@ from frugalsense.analyze import Analyzer
 from frugalsense.errors import FrugalsenseError, InvalidRequestError, ServiceError, error_for_code
 from frugalsense.faces.gallery import FaceGallery
 from frugalsense.ledger import Meter
+from frugalsense.media.phash import NEAR_RADIUS, hamming, near_duplicate_groups, photo_hash
 from frugalsense.media.types import Source
 from frugalsense.search.encoders import ImageEncoder, load_encoder, page_vector
 from frugalsense.search.index import IndexCache
 from frugalsense.search.ingest import Indexer, IndexOutcome, IndexSummary
-from frugalsense.search.near_dup import DEFAULT_MAX_DISTANCE, dhash, hamming, near_duplicate_groups
 from frugalsense.search.query import Searcher, SearchResults
-from frugalsense.search.storage import Filters, Item, SearchStore
 from frugalsense.settings import Settings
-from frugalsense.store.sqlite import SQLiteStore
+from frugalsense.store import Store, open_store
+from frugalsense.store.items import Filters, Item
 
 __all__ = ["MODALITIES", "SearchService", "check_date", "outcome_error"]
 
@@ -44,7 +44,7 @@ class SearchService:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         analyzer: Analyzer,
         gallery: FaceGallery,
         encoder: ImageEncoder | None = None,
@@ -54,7 +54,7 @@ class SearchService:
         self.analyzer = analyzer
         self.gallery = gallery
         self.encoder = encoder or load_encoder(self.settings, analyzer)
-        self.items = SearchStore.shared(store)
+        self.items = store.search_store()
         self.cache = IndexCache(self.items, self.settings.data_dir)
         self.indexer = Indexer(self.items, self.cache, analyzer, gallery, self.encoder)
         self.searcher = Searcher(self.items, self.cache, self.encoder)
@@ -63,7 +63,7 @@ class SearchService:
     @classmethod
     def open(cls, settings: Settings, encoder: ImageEncoder | None = None) -> SearchService:
         """The service over ``DATA_DIR/frugalsense.db`` with its own analyzer and gallery; `close` when done."""
-        store = SQLiteStore.open(settings)
+        store = open_store(settings)
         analyzer = Analyzer(settings)
         try:
             service = cls(store, analyzer, FaceGallery(store, analyzer), encoder)
@@ -149,7 +149,7 @@ class SearchService:
         name: str | None = None,
         filters: Filters | None = None,
         top_k: int = 20,
-        max_distance: int = DEFAULT_MAX_DISTANCE,
+        max_distance: int = NEAR_RADIUS,
     ) -> SearchResults:
         """Items like a picture: near-duplicates first, then what is close in meaning. Nothing is stored."""
         from frugalsense.media import load
@@ -167,7 +167,7 @@ class SearchService:
         with meter.stage("encode", self.encoder.name):
             vector = page_vector(self.encoder, frame, page, meter)
             rowids, hashes = self.items.phashes(tenant_id)
-            bits = hamming(hashes, dhash(frame.pixels))
+            bits = hamming(hashes, photo_hash(frame.pixels))
         near = sorted(
             ((int(r), int(d)) for r, d in zip(rowids, bits, strict=True) if d <= max_distance), key=_second
         )
@@ -176,7 +176,7 @@ class SearchService:
         took = sum(s.wall_ms for s in meter.receipt.stages)
         return SearchResults(f"picture:{decoded.name}", "image", hits, took, meter.receipt)
 
-    def near_duplicates(self, tenant_id: str, max_distance: int = DEFAULT_MAX_DISTANCE) -> list[list[Item]]:
+    def near_duplicates(self, tenant_id: str, max_distance: int = NEAR_RADIUS) -> list[list[Item]]:
         """Groups of items whose first pictures are the same picture, resized or recompressed."""
         if not 0 <= max_distance <= 16:
             raise InvalidRequestError(f"max_distance must be between 0 and 16 bits, got {max_distance}")

@@ -1,4 +1,5 @@
-"""The storage seam: one `Store` Protocol and the typed rows it returns.
+"""The storage seam: the `Store` and `SearchStore` Protocols and the typed rows `Store` returns (the search
+index's rows are in `frugalsense.store.items`).
 
 Every method that touches tenant data takes ``tenant_id`` first and treats an id owned by another tenant exactly
 like a missing one (``NotFoundError``), so callers cannot learn that foreign objects exist. Every write is one
@@ -9,6 +10,8 @@ transaction, committed (and durable) before the method returns.
     >>> acme = store.create_tenant("acme")
     >>> store.create_collection(acme.id, "staff").name
     'staff'
+
+Callers hold a `Store` or a `SearchStore`, never a backend's class, so a PostgreSQL backend drops in.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.results import Box
+from frugalsense.store.items import FaceLink, Filters, Item, NewItem, StoredVectors, WriteOutcome
+from frugalsense.store.validation import Limits
 
 __all__ = [
     "ApiKey",
@@ -34,6 +39,7 @@ __all__ = [
     "NewFace",
     "Person",
     "Role",
+    "SearchStore",
     "Store",
     "Tenant",
 ]
@@ -261,6 +267,10 @@ class Store(Protocol):
         of older snapshots kept it from finishing."""
         ...
 
+    def search_store(self) -> SearchStore:
+        """The search index's tables in the same database, on a connection of their own: close it when done."""
+        ...
+
     # tenants and keys
     def create_tenant(self, name: str) -> Tenant: ...
     def get_tenant(self, tenant_id: str) -> Tenant: ...
@@ -341,3 +351,66 @@ class Store(Protocol):
     def promote_cluster(self, tenant_id: str, cluster_id: str, collection_id: str, name: str) -> Person:
         """Create a person from a cluster's faces (all become its enrolled faces) in one transaction."""
         ...
+
+
+class SearchStore(Protocol):
+    """What the search index needs from storage: items with their labels, face links, vectors, full text and
+    picture hashes. Each write is one transaction per call; deleting an item takes everything it owns with it."""
+
+    #: what callers may store (source keys and names are checked before any work)
+    limits: Limits
+
+    def close(self) -> None: ...
+    def checkpoint(self) -> bool: ...
+
+    # writes
+    def put_item(self, tenant_id: str, new: NewItem) -> WriteOutcome:
+        """Insert an item, replacing the tenant's record of the same source (its faces are returned for the
+        gallery to erase)."""
+        ...
+
+    def put_items(self, tenant_id: str, items: Sequence[NewItem]) -> list[WriteOutcome]:
+        """Many `put_item`s in one transaction (bulk loads)."""
+        ...
+
+    def delete_item(self, tenant_id: str, item_id: str) -> WriteOutcome: ...
+    def delete_tenant_items(self, tenant_id: str, limit: int) -> int:
+        """Delete up to ``limit`` of a tenant's items in one transaction; 0 once none is left."""
+        ...
+
+    def purge_deleted_text(self) -> None:
+        """Make the words of deleted items unrecoverable from the stored full-text index (after erasures)."""
+        ...
+
+    # items
+    def get_item(self, tenant_id: str, item_id: str) -> Item: ...
+    def find_source(self, tenant_id: str, source: str) -> Item | None: ...
+    def set_phash(self, tenant_id: str, item_id: str, phash: int) -> None: ...
+    def items_by_rowid(self, tenant_id: str, rowids: Sequence[int]) -> dict[int, Item]: ...
+    def list_items(
+        self, tenant_id: str, *, source_prefix: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Item]: ...
+    def sources(self, tenant_id: str, source_prefix: str) -> dict[str, str]: ...
+    def faces_of(self, tenant_id: str, item_ids: Sequence[str]) -> dict[str, list[FaceLink]]: ...
+    def tenant_counts(self, tenant_id: str) -> dict[str, int]: ...
+    def resolve_person(self, tenant_id: str, who: str) -> list[str]: ...
+
+    # vectors
+    def version(self, tenant_id: str, encoder: str) -> int:
+        """Goes up with every write of the tenant's items for ``encoder``: a loaded vector index is current
+        while this matches what it saw."""
+        ...
+
+    def vectors(self, tenant_id: str, encoder: str) -> StoredVectors: ...
+    def vector_rows(self, rows: Sequence[int]) -> StoredVectors: ...
+
+    # words, filters and picture hashes
+    def keyword(self, tenant_id: str, match: str, limit: int) -> list[tuple[int, float]]: ...
+    def keyword_inside(self, tenant_id: str, match: str, limit: int) -> list[tuple[int, float]]: ...
+    def words_inside(
+        self, tenant_id: str, words: Sequence[str], rowids: Sequence[int]
+    ) -> dict[int, list[str]]: ...
+    def snippets(self, tenant_id: str, match: str, rowids: Sequence[int]) -> dict[int, dict[str, str]]: ...
+    def filter_rowids(self, tenant_id: str, filters: Filters) -> set[int]: ...
+    def recent_rowids(self, tenant_id: str, rowids: set[int] | None, limit: int) -> list[int]: ...
+    def phashes(self, tenant_id: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]: ...

@@ -274,3 +274,28 @@ def m004_erasure_and_face_versions(conn: sqlite3.Connection) -> None:
     for statement in statements:
         conn.execute(statement)
     backfill_refs(conn)
+
+
+@migration
+def m005_usage(conn: sqlite3.Connection) -> None:
+    """The usage ledger (``frugalsense.store.usage``): each tenant's CPU-seconds, dollars and requests summed per
+    day and feature, for ``GET /v1/usage`` and the console's Costs page."""
+    conn.execute(
+        """CREATE TABLE usage (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            day TEXT NOT NULL,
+            feature TEXT NOT NULL,
+            cpu_seconds REAL NOT NULL,
+            usd REAL NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, day, feature)
+        ) WITHOUT ROWID"""
+    )
+
+
+@migration
+def m006_picture_hash(conn: sqlite3.Connection) -> None:
+    """Pictures are hashed with the result cache's 63-bit DCT hash (``frugalsense.media.phash``) instead of a
+    difference hash. The old values can never match the new ones (at least 15 bits apart for the same photo), so
+    they are cleared; indexing a file again, even an unchanged one, computes its new hash."""
+    conn.execute("UPDATE items SET phash = NULL WHERE phash IS NOT NULL")

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from frugalsense.api import schemas
 from frugalsense.api.auth import Principal
+from frugalsense.api.routes.usage import record_usage
 from frugalsense.api.uploads import read_upload, upload_body
 from frugalsense.api.work import admitted, infer
 from frugalsense.errors import InvalidRequestError
@@ -36,12 +38,14 @@ def receipt_response(
 ) -> JSONResponse:
     """A JSON response with the receipt's summary in a header, billed to the metrics."""
     request.app.state.metrics.bill(receipt)
+    record_usage(request, receipt)  # the tenant's usage ledger (GET /v1/usage)
     return JSONResponse(body, status_code=status, headers={"X-Cost-Receipt": receipt.summary()})
 
 
 @router.post(
     "/analyze",
     summary="Analyse a photo, scan, PDF, audio or video file",
+    response_model=schemas.Analysis,
     openapi_extra=upload_body("file", extra={"features": _FEATURES_SCHEMA}),
 )
 async def analyze(request: Request, principal: Principal = Depends(admitted)) -> JSONResponse:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from frugalsense.api import schemas
 from frugalsense.api.auth import Principal
 from frugalsense.api.routes.analyze import receipt_response
 from frugalsense.api.uploads import read_upload, read_uploads, upload_body
@@ -27,7 +28,10 @@ def optional_float(fields: dict[str, Any], name: str) -> float | None:
 
 
 @router.post(
-    "/faces/detect", summary="Find faces: boxes, five landmarks, scores", openapi_extra=upload_body("file")
+    "/faces/detect",
+    summary="Find faces: boxes, five landmarks, scores",
+    response_model=schemas.FaceDetection,
+    openapi_extra=upload_body("file"),
 )
 async def detect(request: Request, principal: Principal = Depends(admitted)) -> JSONResponse:
     upload, _ = await read_upload(request)
@@ -46,6 +50,7 @@ async def detect(request: Request, principal: Principal = Depends(admitted)) -> 
 @router.post(
     "/faces/compare",
     summary="1:1: are the largest faces of two pictures the same person?",
+    response_model=schemas.FaceComparison,
     openapi_extra=upload_body("a", "b", extra={"threshold": {"type": "number"}}),
 )
 async def compare(request: Request, principal: Principal = Depends(admitted)) -> JSONResponse:

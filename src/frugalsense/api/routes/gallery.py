@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from frugalsense.api import schemas
 from frugalsense.api.auth import Principal, authenticate
 from frugalsense.api.routes.analyze import receipt_response
 from frugalsense.api.routes.faces import optional_float
@@ -67,55 +68,75 @@ def _bool(fields: dict[str, Any], name: str, default: bool) -> bool:
 # -- collections -------------------------------------------------------------------------------------------
 
 
-@router.post("/collections", status_code=201, summary="Create a collection of persons")
-async def create_collection(body: NewCollection, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.post(
+    "/collections", status_code=201, response_model=schemas.Collection, summary="Create a collection of persons"
+)
+async def create_collection(
+    body: NewCollection, request: Request, p: Principal = Depends(authenticate)
+) -> JSONResponse:
     gallery = request.app.state.gallery
-    return (await metadata(request, lambda: gallery.create_collection(p.tenant_id, body.name))).to_dict()
+    collection = await metadata(request, lambda: gallery.create_collection(p.tenant_id, body.name))
+    return JSONResponse(collection.to_dict(), status_code=201)
 
 
-@router.get("/collections", summary="List your collections")
-async def list_collections(request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.get("/collections", response_model=schemas.CollectionList, summary="List your collections")
+async def list_collections(request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     gallery = request.app.state.gallery
-    return {
-        "collections": [
-            c.to_dict() for c in await metadata(request, lambda: gallery.list_collections(p.tenant_id))
-        ]
-    }
+    found = await metadata(request, lambda: gallery.list_collections(p.tenant_id))
+    return JSONResponse({"collections": [c.to_dict() for c in found]})
 
 
-@router.delete("/collections/{collection_id}", summary="Delete a collection and erase everything in it")
-async def delete_collection(collection_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.delete(
+    "/collections/{collection_id}",
+    response_model=schemas.Erasure,
+    summary="Delete a collection and erase everything in it",
+)
+async def delete_collection(
+    collection_id: str, request: Request, p: Principal = Depends(authenticate)
+) -> JSONResponse:
     gallery = request.app.state.gallery
-    return (await metadata(request, lambda: gallery.delete_collection(p.tenant_id, collection_id))).to_dict()
+    erased = await metadata(request, lambda: gallery.delete_collection(p.tenant_id, collection_id))
+    return JSONResponse(erased.to_dict())
 
 
 # -- persons -----------------------------------------------------------------------------------------------
 
 
-@router.post("/collections/{collection_id}/persons", status_code=201, summary="Create a person in a collection")
+@router.post(
+    "/collections/{collection_id}/persons",
+    status_code=201,
+    response_model=schemas.Person,
+    summary="Create a person in a collection",
+)
 async def create_person(
     collection_id: str, body: NewPerson, request: Request, p: Principal = Depends(authenticate)
-) -> Any:
+) -> JSONResponse:
     gallery = request.app.state.gallery
     person = await metadata(
         request, lambda: gallery.create_person(p.tenant_id, collection_id, body.name, body.metadata)
     )
-    return person.to_dict()
+    return JSONResponse(person.to_dict(), status_code=201)
 
 
-@router.get("/collections/{collection_id}/persons", summary="List the persons of a collection")
-async def list_persons(collection_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.get(
+    "/collections/{collection_id}/persons",
+    response_model=schemas.PersonList,
+    summary="List the persons of a collection",
+)
+async def list_persons(collection_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     gallery = request.app.state.gallery
 
     def work() -> Any:
         gallery.get_collection(p.tenant_id, collection_id)
         return gallery.list_persons(p.tenant_id, collection_id)
 
-    return {"persons": [x.to_dict() for x in await metadata(request, work)]}
+    return JSONResponse({"persons": [x.to_dict() for x in await metadata(request, work)]})
 
 
-@router.get("/persons/{person_id}", summary="A person and their enrolled faces")
-async def get_person(person_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.get(
+    "/persons/{person_id}", response_model=schemas.PersonWithFaces, summary="A person and their enrolled faces"
+)
+async def get_person(person_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     gallery = request.app.state.gallery
 
     def work() -> Any:
@@ -123,18 +144,23 @@ async def get_person(person_id: str, request: Request, p: Principal = Depends(au
         faces = gallery.list_faces(p.tenant_id, person_id=person_id)
         return {**person.to_dict(), "faces": [f.to_dict() for f in faces]}
 
-    return await metadata(request, work)
+    return JSONResponse(await metadata(request, work))
 
 
-@router.delete("/persons/{person_id}", summary="Delete a person and erase all their faces, embeddings and crops")
-async def delete_person(person_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.delete(
+    "/persons/{person_id}",
+    response_model=schemas.Erasure,
+    summary="Delete a person and erase all their faces, embeddings and crops",
+)
+async def delete_person(person_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     gallery = request.app.state.gallery
-    return (await metadata(request, lambda: gallery.delete_person(p.tenant_id, person_id))).to_dict()
+    return JSONResponse((await metadata(request, lambda: gallery.delete_person(p.tenant_id, person_id))).to_dict())
 
 
 @router.post(
     "/persons/{person_id}/faces",
     status_code=201,
+    response_model=schemas.Enrolment,
     summary="Enrol a face for a person (the picture must show one face, or pick one with face_index)",
     openapi_extra=upload_body("file", extra={"face_index": {"type": "integer", "minimum": 0}}),
 )
@@ -156,6 +182,7 @@ async def enrol(person_id: str, request: Request, p: Principal = Depends(admitte
 @router.post(
     "/collections/{collection_id}/identify",
     summary='1:N: who is each face, among this collection\'s persons, or "unknown"',
+    response_model=schemas.Identification,
     openapi_extra=upload_body(
         "file",
         extra={
@@ -184,6 +211,7 @@ async def identify(collection_id: str, request: Request, p: Principal = Depends(
 @router.post(
     "/faces/search",
     summary="Search back through every face seen, enrolled or not",
+    response_model=schemas.FaceSearch,
     openapi_extra=upload_body(
         "file",
         extra={
@@ -211,48 +239,61 @@ async def search_faces(request: Request, p: Principal = Depends(admitted)) -> JS
     return receipt_response(result.to_dict(), result.receipt, request)
 
 
-@router.get("/faces/{face_id}", summary="A stored face")
-async def get_face(face_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.get("/faces/{face_id}", response_model=schemas.StoredFace, summary="A stored face")
+async def get_face(face_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     gallery = request.app.state.gallery
-    return (await metadata(request, lambda: gallery.get_face(p.tenant_id, face_id))).to_dict()
+    return JSONResponse((await metadata(request, lambda: gallery.get_face(p.tenant_id, face_id))).to_dict())
 
 
-@router.delete("/faces/{face_id}", summary="Erase a stored face: its embedding, crop and corrections")
-async def delete_face(face_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.delete(
+    "/faces/{face_id}",
+    response_model=schemas.Erasure,
+    summary="Erase a stored face: its embedding, crop and corrections",
+)
+async def delete_face(face_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     gallery = request.app.state.gallery
-    return (await metadata(request, lambda: gallery.delete_face(p.tenant_id, face_id))).to_dict()
+    return JSONResponse((await metadata(request, lambda: gallery.delete_face(p.tenant_id, face_id))).to_dict())
 
 
-@router.post("/faces/{face_id}/corrections", summary='"This face is person Y" and/or "this face is not person X"')
+@router.post(
+    "/faces/{face_id}/corrections",
+    response_model=schemas.CorrectionOutcome,
+    summary='"This face is person Y" and/or "this face is not person X"',
+)
 async def correct(
     face_id: str, body: CorrectionBody, request: Request, p: Principal = Depends(authenticate)
-) -> Any:
+) -> JSONResponse:
     gallery = request.app.state.gallery
     result = await metadata(
         request,
         lambda: gallery.correct(p.tenant_id, face_id, is_person=body.is_person, is_not_person=body.is_not_person),
     )
-    return result.to_dict()
+    return JSONResponse(result.to_dict())
 
 
 # -- clusters of unknown faces -----------------------------------------------------------------------------
 
 
-@router.get("/clusters", summary="Recurring unknown faces, grouped")
+@router.get("/clusters", response_model=schemas.ClusterList, summary="Recurring unknown faces, grouped")
 async def clusters(
     request: Request, p: Principal = Depends(authenticate), min_size: int = Query(2, ge=1, le=1000)
-) -> Any:
+) -> JSONResponse:
     gallery = request.app.state.gallery
     found = await metadata(request, lambda: gallery.clusters(p.tenant_id, min_size=min_size))
-    return {"clusters": [c.to_dict() for c in found]}
+    return JSONResponse({"clusters": [c.to_dict() for c in found]})
 
 
-@router.post("/clusters/{cluster_id}/promote", status_code=201, summary="Name a cluster: it becomes a person")
+@router.post(
+    "/clusters/{cluster_id}/promote",
+    status_code=201,
+    response_model=schemas.Person,
+    summary="Name a cluster: it becomes a person",
+)
 async def promote(
     cluster_id: str, body: PromoteBody, request: Request, p: Principal = Depends(authenticate)
-) -> Any:
+) -> JSONResponse:
     gallery = request.app.state.gallery
     person = await metadata(
         request, lambda: gallery.promote_cluster(p.tenant_id, cluster_id, body.collection_id, body.name)
     )
-    return person.to_dict()
+    return JSONResponse(person.to_dict(), status_code=201)

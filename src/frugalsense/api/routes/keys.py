@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from frugalsense.api import schemas
 from frugalsense.api.auth import Principal, authenticate, require_admin
 from frugalsense.api.work import metadata
 
@@ -18,23 +20,30 @@ class NewKey(BaseModel):
     role: Literal["admin", "user"] = "user"
 
 
-@router.post("/keys", status_code=201, summary="Create an API key (the secret is shown once)")
-async def create_key(body: NewKey, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.post(
+    "/keys",
+    status_code=201,
+    response_model=schemas.CreatedApiKey,
+    summary="Create an API key (the secret is shown once)",
+)
+async def create_key(body: NewKey, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     require_admin(p)
     store = request.app.state.store
-    return (await metadata(request, lambda: store.create_api_key(p.tenant_id, body.name, body.role))).to_dict()
+    created = await metadata(request, lambda: store.create_api_key(p.tenant_id, body.name, body.role))
+    return JSONResponse(created.to_dict(), status_code=201)
 
 
-@router.get("/keys", summary="List your tenant's keys (never their secrets)")
-async def list_keys(request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.get("/keys", response_model=schemas.ApiKeyList, summary="List your tenant's keys (never their secrets)")
+async def list_keys(request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     require_admin(p)
     store = request.app.state.store
-    return {"keys": [k.to_dict() for k in await metadata(request, lambda: store.list_api_keys(p.tenant_id))]}
+    keys = await metadata(request, lambda: store.list_api_keys(p.tenant_id))
+    return JSONResponse({"keys": [k.to_dict() for k in keys]})
 
 
-@router.delete("/keys/{key_id}", summary="Revoke a key")
-async def revoke_key(key_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.delete("/keys/{key_id}", response_model=schemas.ApiKey, summary="Revoke a key")
+async def revoke_key(key_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     require_admin(p)
     store = request.app.state.store
     revoked = await metadata(request, lambda: store.revoke_api_key(p.tenant_id, key_id))
-    return revoked.to_dict()
+    return JSONResponse(revoked.to_dict())

@@ -8,12 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from frugalsense.api import schemas
 from frugalsense.api.auth import Principal, authenticate
 from frugalsense.api.routes.analyze import receipt_response
 from frugalsense.api.uploads import read_upload, upload_body
 from frugalsense.api.work import admitted, infer, metadata
 from frugalsense.errors import InvalidRequestError
-from frugalsense.search.near_dup import DEFAULT_MAX_DISTANCE
+from frugalsense.media.phash import NEAR_RADIUS as DEFAULT_MAX_DISTANCE
 from frugalsense.search.service import SearchService, check_date, outcome_error
 
 router = APIRouter(tags=["search"])
@@ -75,6 +76,8 @@ def _number(fields: dict[str, Any], name: str, low: float, high: float) -> float
 @router.post(
     "/index",
     status_code=201,
+    response_model=schemas.IndexOutcome,
+    responses={200: {"model": schemas.IndexOutcome, "description": "The same file was indexed before: unchanged"}},
     summary="Index a photo, scan, PDF, recording or video: analyse it and store it for search",
     openapi_extra=upload_body(
         "file",
@@ -115,7 +118,11 @@ async def index(request: Request, p: Principal = Depends(admitted)) -> JSONRespo
     return receipt_response(body, outcome.receipt, request, status=status)
 
 
-@router.get("/search", summary="Search items by meaning and words, with filters; each hit says why it matched")
+@router.get(
+    "/search",
+    response_model=schemas.SearchResults,
+    summary="Search items by meaning and words, with filters; each hit says why it matched",
+)
 async def search(
     request: Request,
     p: Principal = Depends(authenticate),
@@ -129,7 +136,7 @@ async def search(
     until: str | None = Query(None, max_length=40, description=_FILTERS_DOC["until"]),
     max_nsfw: float | None = Query(None, ge=0, le=1, description=_FILTERS_DOC["max_nsfw"]),
     safe: bool = Query(False, description=_FILTERS_DOC["safe"]),
-) -> Any:
+) -> JSONResponse:
     service = await search_service_of(request)
 
     def work() -> Any:
@@ -145,12 +152,13 @@ async def search(
         )
         return service.search(p.tenant_id, q, filters=filters, top_k=top_k, mode=mode).to_dict()
 
-    return await infer(request, p, work)
+    return JSONResponse(await infer(request, p, work))
 
 
 @router.post(
     "/search/image",
     summary="Search by an example picture: near-duplicates first, then pictures close in meaning",
+    response_model=schemas.SearchResults,
     openapi_extra=upload_body(
         "file",
         extra={
@@ -182,40 +190,48 @@ async def search_image(request: Request, p: Principal = Depends(admitted)) -> JS
     return receipt_response(results.to_dict(), results.receipt, request)
 
 
-@router.get("/search/duplicates", summary="Groups of near-duplicate pictures")
+@router.get(
+    "/search/duplicates", response_model=schemas.DuplicateGroups, summary="Groups of near-duplicate pictures"
+)
 async def duplicates(
     request: Request,
     p: Principal = Depends(authenticate),
     max_distance: int = Query(DEFAULT_MAX_DISTANCE, ge=0, le=16, description="bits of 64 that may differ"),
-) -> Any:
+) -> JSONResponse:
     service = await search_service_of(request)
 
     def work() -> Any:
         groups = service.near_duplicates(p.tenant_id, max_distance)
         return {"groups": [[i.to_dict() for i in group] for group in groups]}
 
-    return await metadata(request, work)
+    return JSONResponse(await metadata(request, work))
 
 
-@router.get("/items", summary="Indexed items, newest first")
+@router.get("/items", response_model=schemas.ItemList, summary="Indexed items, newest first")
 async def list_items(
     request: Request,
     p: Principal = Depends(authenticate),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=10_000_000),
-) -> Any:
+) -> JSONResponse:
     service = await search_service_of(request)
     items = await metadata(request, lambda: service.list_items(p.tenant_id, limit=limit, offset=offset))
-    return {"items": [i.to_dict() for i in items]}
+    return JSONResponse({"items": [i.to_dict() for i in items]})
 
 
-@router.get("/items/{item_id}", summary="An indexed item with its analysis and faces")
-async def get_item(item_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.get(
+    "/items/{item_id}", response_model=schemas.ItemDetail, summary="An indexed item with its analysis and faces"
+)
+async def get_item(item_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     service = await search_service_of(request)
-    return await metadata(request, lambda: service.get_item(p.tenant_id, item_id))
+    return JSONResponse(await metadata(request, lambda: service.get_item(p.tenant_id, item_id)))
 
 
-@router.delete("/items/{item_id}", summary="Delete an item with its faces, text and vectors")
-async def delete_item(item_id: str, request: Request, p: Principal = Depends(authenticate)) -> Any:
+@router.delete(
+    "/items/{item_id}",
+    response_model=schemas.ItemDeletion,
+    summary="Delete an item with its faces, text and vectors",
+)
+async def delete_item(item_id: str, request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     service = await search_service_of(request)
-    return await metadata(request, lambda: service.delete_item(p.tenant_id, item_id))
+    return JSONResponse(await metadata(request, lambda: service.delete_item(p.tenant_id, item_id)))

@@ -1,13 +1,14 @@
-"""SQL for the search index: items, their labels, faces, vectors and full text, in the service's one SQLite file.
+"""The search index's tables in the service's SQLite file: items, their labels, face links, vectors, full text
+(FTS5) and picture hashes.
 
-`SearchStore` opens its own connection to the database `SQLiteStore` uses (same pragmas: WAL, full fsync,
+`SQLiteSearchStore` opens its own connection to the database `SQLiteStore` uses (same pragmas: WAL, full fsync,
 foreign keys, secure delete) and writes one transaction per item, so an interrupted run of ``frugalsense index``
 leaves whole items behind and resumes where it stopped.
 
     >>> import tempfile
     >>> from frugalsense.store import SQLiteStore
     >>> store = SQLiteStore(tempfile.mkdtemp() + "/frugalsense.db")
-    >>> search = SearchStore.shared(store)
+    >>> search = store.search_store()
     >>> search.list_items(store.create_tenant("acme").id)
     []
 """
@@ -17,177 +18,29 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from frugalsense.errors import ConfigurationError, NotFoundError
+from frugalsense.errors import NotFoundError
 from frugalsense.store._database import Database
+from frugalsense.store._tables import LIVE_FACE, LIVE_PERSON, new_id, now
 from frugalsense.store.erasure import record_refs
-from frugalsense.store.sqlite import SQLiteStore, new_id
+from frugalsense.store.items import FaceLink, Filters, Item, NewItem, StoredVectors, WriteOutcome
 from frugalsense.store.validation import read_json
 
-__all__ = ["FaceLink", "Filters", "Item", "NewItem", "SearchStore", "StoredVectors"]
+__all__ = ["SQLiteSearchStore"]
 
-Vector = npt.NDArray[np.float32]
 _CHUNK = 500  # bound parameters per statement stay well under SQLite's limit
 # Faces and persons of a collection being erased are hidden (see SQLiteStore.begin_collection_erasure).
-_LIVE_FACE = "(f.collection_id IS NULL OR f.collection_id NOT IN (SELECT id FROM collections WHERE erasing = 1))"
-_LIVE_PERSON = "NOT EXISTS (SELECT 1 FROM collections c WHERE c.id = persons.collection_id AND c.erasing = 1)"
+_FACE_SHOWN = LIVE_FACE.format(f="f.")
+_PERSON_SHOWN = LIVE_PERSON.format(p="persons")
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True)
-class FaceLink:
-    """A face seen in an item, with whom the gallery says it is (a person, or an unknown-face cluster)."""
-
-    face_id: str
-    page: int
-    person_id: str | None
-    person_name: str | None
-    cluster_id: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "face_id": self.face_id,
-            "page": self.page,
-            "person_id": self.person_id,
-            "person_name": self.person_name,
-            "cluster_id": self.cluster_id,
-        }
-
-
-@dataclass(frozen=True)
-class Item:
-    """One indexed file or upload: where it came from, what it is, and what analysis found in it."""
-
-    id: str
-    rowid: int
-    source: str
-    sha256: str
-    modality: str
-    mime: str
-    byte_size: int
-    pages: int
-    duration_s: float | None
-    captured_at: str
-    indexed_at: str
-    nsfw: float | None
-    flagged: bool
-    phash: int | None
-    encoder: str
-    result: dict[str, Any] = field(repr=False)
-
-    def to_dict(self, *, with_result: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "source": self.source,
-            "sha256": self.sha256,
-            "modality": self.modality,
-            "mime": self.mime,
-            "byte_size": self.byte_size,
-            "pages": self.pages,
-            "duration_s": self.duration_s,
-            "captured_at": self.captured_at,
-            "indexed_at": self.indexed_at,
-            "nsfw": None if self.nsfw is None else round(self.nsfw, 4),
-            "flagged": self.flagged,
-            "encoder": self.encoder,
-        }
-        if with_result:
-            out["result"] = self.result
-        return out
-
-
-@dataclass(frozen=True)
-class NewItem:
-    """Everything one item's write puts in the database, in one transaction."""
-
-    source: str
-    sha256: str
-    modality: str
-    mime: str
-    byte_size: int
-    pages: int
-    duration_s: float | None
-    captured_at: str
-    nsfw: float | None
-    flagged: bool
-    phash: int | None
-    encoder: str
-    result: dict[str, Any]
-    text: str
-    transcript: str
-    labels: dict[str, float]  # best score of each label over the item's pictures
-    faces: list[tuple[str, int]]  # (face id, page)
-    vectors: list[tuple[str, Vector]]  # (part, unit vector)
-
-
-@dataclass(frozen=True)
-class StoredVectors:
-    """A tenant's vectors for one encoder, row-aligned, as the vector index loads them."""
-
-    version: int
-    item_rowids: npt.NDArray[np.int64]
-    parts: list[str]
-    matrix: npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Conditions every hit must meet; None means "any"."""
-
-    person_ids: tuple[str, ...] = ()  # person or cluster ids; an item matches if it shows any of them
-    labels: tuple[str, ...] = ()  # every label must be among the item's labels
-    modalities: tuple[str, ...] = ()
-    since: str | None = None  # ISO date or time, compared with captured_at
-    until: str | None = None
-    max_nsfw: float | None = None
-    safe_only: bool = False  # leave out items the moderation model flagged
-    source_prefix: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(
-            self.person_ids
-            or self.labels
-            or self.modalities
-            or self.since
-            or self.until
-            or self.max_nsfw is not None
-            or self.safe_only
-            or self.source_prefix
-        )
-
-
-@dataclass(frozen=True)
-class WriteOutcome:
-    """What one write did: the item, the faces of the record it replaced (for the gallery to erase), and the
-    search-state versions before and after (so the in-memory index knows whether it saw every change)."""
-
-    item: Item | None
-    replaced_faces: list[str]
-    replaced_rowid: int | None
-    version_before: int
-    version_after: int
-    vector_rows: list[int]
-
-
-class SearchStore(Database):
-    """The search tables of one database file. Thread-safe: one connection behind a lock, like `SQLiteStore`."""
-
-    @classmethod
-    def shared(cls, store: SQLiteStore) -> SearchStore:
-        """A search store on the same database file as ``store``, with its limits on what callers may store."""
-        if store.path == ":memory:":
-            raise ConfigurationError("the search index needs a database file, not ':memory:'")
-        return cls(store.path, limits=store.limits)
+class SQLiteSearchStore(Database):
+    """A `SearchStore` in the service's SQLite file. Thread-safe: one connection behind a lock, as in
+    `SQLiteStore`."""
 
     # -- writes ---------------------------------------------------------------------------------------------
 
@@ -252,6 +105,11 @@ class SearchStore(Database):
         rows = self._rows("SELECT rowid, * FROM items WHERE tenant_id = ? AND source = ?", (tenant_id, source))
         return _item(rows[0]) if rows else None
 
+    def set_phash(self, tenant_id: str, item_id: str, phash: int) -> None:
+        """Store an item's picture hash (an unchanged file indexed again after the hash changed)."""
+        with self._write() as conn:
+            conn.execute("UPDATE items SET phash = ? WHERE tenant_id = ? AND id = ?", (phash, tenant_id, item_id))
+
     def items_by_rowid(self, tenant_id: str, rowids: Sequence[int]) -> dict[int, Item]:
         out: dict[int, Item] = {}
         ids = list(dict.fromkeys(int(r) for r in rowids))
@@ -295,7 +153,7 @@ class SearchStore(Database):
                 "SELECT l.item_id, l.face_id, l.page, f.person_id, f.cluster_id, p.name FROM item_faces l"
                 " JOIN faces f ON f.tenant_id = l.tenant_id AND f.id = l.face_id"
                 " LEFT JOIN persons p ON p.tenant_id = f.tenant_id AND p.id = f.person_id"
-                f" WHERE l.tenant_id = ? AND l.item_id IN ({marks}) AND {_LIVE_FACE} ORDER BY l.page, l.rowid",
+                f" WHERE l.tenant_id = ? AND l.item_id IN ({marks}) AND {_FACE_SHOWN} ORDER BY l.page, l.rowid",
                 (tenant_id, *chunk),
             ):
                 out.setdefault(r["item_id"], []).append(
@@ -436,7 +294,7 @@ class SearchStore(Database):
             marks = ",".join("?" * len(filters.person_ids))
             where.append(
                 "EXISTS (SELECT 1 FROM item_faces l JOIN faces f ON f.tenant_id = l.tenant_id AND f.id = l.face_id"
-                f" WHERE l.tenant_id = i.tenant_id AND l.item_id = i.id AND {_LIVE_FACE}"
+                f" WHERE l.tenant_id = i.tenant_id AND l.item_id = i.id AND {_FACE_SHOWN}"
                 f" AND (f.person_id IN ({marks}) OR f.cluster_id IN ({marks})))"
             )
             params += list(filters.person_ids) * 2
@@ -470,7 +328,7 @@ class SearchStore(Database):
             return [who]
         rows = self._rows(
             "SELECT id FROM persons WHERE tenant_id = ? AND (id = ? OR name = ? COLLATE NOCASE)"
-            f" AND {_LIVE_PERSON}",
+            f" AND {_PERSON_SHOWN}",
             (tenant_id, who, who),
         )
         if not rows:
@@ -481,7 +339,7 @@ class SearchStore(Database):
 def _insert(conn: sqlite3.Connection, tenant_id: str, new: NewItem) -> WriteOutcome:
     """Write one item inside the caller's transaction."""
     item_id = new_id("item", 16)
-    now = _now()
+    stamp = now()
     before = _version(conn, tenant_id, new.encoder)
     old = conn.execute(
         "SELECT id, rowid FROM items WHERE tenant_id = ? AND source = ?", (tenant_id, new.source)
@@ -504,7 +362,7 @@ def _insert(conn: sqlite3.Connection, tenant_id: str, new: NewItem) -> WriteOutc
             new.pages,
             new.duration_s,
             new.captured_at,
-            now,
+            stamp,
             new.nsfw,
             int(new.flagged),
             new.phash,

@@ -1,7 +1,10 @@
-"""Calibrated profiles: versioned JSON files holding a ladder's rungs and thresholds, and how they were chosen.
+"""Calibrated profiles: versioned JSON files holding every calibrated number, and how it was chosen.
 
-The shipped defaults live in `frugalsense/data/profiles/<task>.json`; `Settings.profile_dir` may point at a
-folder of the user's own (written by `frugalsense calibrate`), which wins over the shipped ones.
+One format for all: a ladder's rungs and the thresholds between them, or no rungs at all (``faces-identify``: the
+gallery's thresholds, ``int8-gate``: which models run int8), with task-specific numbers in ``params`` and their
+provenance in ``calibration``. The shipped defaults live in `frugalsense/data/profiles/<task>.json`;
+`Settings.profile_dir` may point at a folder of the user's own (written by `frugalsense calibrate` or the bench
+scripts), which wins over the shipped ones.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from frugalsense.errors import ConfigurationError
 
-__all__ = ["PROFILE_VERSION", "Profile", "load_profile"]
+__all__ = ["PROFILE_VERSION", "Profile", "load_profile", "profile_location"]
 
 PROFILE_VERSION = 1
 
@@ -31,6 +34,10 @@ class Profile:
     version: int = PROFILE_VERSION
 
     def __post_init__(self) -> None:
+        if not isinstance(self.params, dict) or not isinstance(self.calibration, dict):
+            raise ConfigurationError(f"profile for {self.task!r}: params and calibration must be JSON objects")
+        if not isinstance(self.rungs, list) or not isinstance(self.thresholds, list):
+            raise ConfigurationError(f"profile for {self.task!r}: rungs and thresholds must be JSON lists")
         if len(self.thresholds) != max(0, len(self.rungs) - 1):
             raise ConfigurationError(
                 f"profile for {self.task!r}: {len(self.rungs)} rungs need {len(self.rungs) - 1} thresholds"
@@ -58,17 +65,29 @@ class Profile:
 
 
 def load_profile(task: str, profile_dir: Path | None = None) -> Profile:
-    """The user's profile for `task` if `profile_dir` holds one, else the shipped default."""
-    candidates = []
+    """The user's profile for `task` if `profile_dir` holds one, else the shipped default.
+
+    Every calibrated number frugalsense uses is read here, whatever its task: ladders (``labels``, ``text``,
+    ``face-detect``, ``faces-verify``), thresholds without rungs (``faces-identify``), decisions (``int8-gate``).
+
+        >>> load_profile("faces-identify").params["identify"]
+        0.364
+    """
     if profile_dir is not None:
-        candidates.append(profile_dir / f"{task}.json")
-    for path in candidates:
+        path = profile_dir / f"{task}.json"
         if path.is_file():
             return _read(path.read_text(encoding="utf-8"), str(path))
     shipped = resources.files("frugalsense.data").joinpath("profiles", f"{task}.json")
     if not shipped.is_file():
         raise ConfigurationError(f"no profile for task {task!r}; run `frugalsense calibrate {task}`")
-    return _read(shipped.read_text(encoding="utf-8"), f"shipped {task}.json")
+    return _read(shipped.read_text(encoding="utf-8"), profile_location(task, None))
+
+
+def profile_location(task: str, profile_dir: Path | None = None) -> str:
+    """Where `load_profile` reads `task`'s profile from, for messages about its contents."""
+    if profile_dir is not None and (profile_dir / f"{task}.json").is_file():
+        return str(profile_dir / f"{task}.json")
+    return f"shipped {task}.json"
 
 
 def _read(text: str, where: str) -> Profile:
@@ -78,4 +97,7 @@ def _read(text: str, where: str) -> Profile:
         raise ConfigurationError(f"{where} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigurationError(f"{where} must hold a JSON object")
-    return Profile.from_dict(data)
+    try:
+        return Profile.from_dict(data)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from exc
