@@ -1,8 +1,10 @@
 """The path of one request: decode, run each requested feature, return a typed record with its receipt.
 
->>> from frugalsense import analyze
->>> result = analyze("samples/receipt.png", features=["text"])   # doctest: +SKIP
->>> result.pages[0].full_text                                     # doctest: +SKIP
+```python
+from frugalsense import analyze
+result = analyze("samples/receipt.png", features=["text"])
+result.pages[0].full_text
+```
 """
 
 from __future__ import annotations

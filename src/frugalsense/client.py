@@ -1,12 +1,12 @@
 """The HTTP client: the library's calls against a running `frugalsense serve`, sync or async.
 
-    >>> from frugalsense import Client
-    >>> with Client("http://127.0.0.1:8000", api_key="fs_...") as fs:          # doctest: +SKIP
-    ...     staff = fs.create_collection("staff")
-    ...     ada = fs.create_person(staff["id"], "Ada")
-    ...     fs.enrol(ada["id"], "ada.jpg")
-    ...     fs.identify(staff["id"], "door-camera.jpg")["faces"][0]["decision"]
-    'per_...'
+    from frugalsense import Client
+    with Client("http://127.0.0.1:8000", api_key="fs_...") as fs:
+        staff = fs.create_collection("staff")
+        ada = fs.create_person(staff["id"], "Ada")
+        fs.enrol(ada["id"], "ada.jpg")
+        fs.identify(staff["id"], "door-camera.jpg")["faces"][0]["decision"]
+    # 'per_...'
 
 Responses are the JSON the service returns (the library's `to_dict()` shapes); failures raise the same typed
 errors as the library (`frugalsense.errors`), with `ServiceError`s for faults at the HTTP edge.

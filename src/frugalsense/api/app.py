@@ -1,8 +1,10 @@
 """The FastAPI application: one router per area, problem-details errors, limits and metrics.
 
->>> from frugalsense.api import create_app
->>> from frugalsense.settings import Settings
->>> app = create_app(Settings(data_dir="/tmp/fs-demo"))   # doctest: +SKIP
+```python
+from frugalsense.api import create_app
+from frugalsense.settings import Settings
+app = create_app(Settings(data_dir="/tmp/fs-demo"))
+```
 """
 
 from __future__ import annotations
@@ -41,9 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from frugalsense.analyze import Analyzer
         from frugalsense.faces.gallery import FaceGallery
-        from frugalsense.store import SQLiteStore
+        from frugalsense.store import open_store
 
-        store = SQLiteStore.open(settings)
+        store = open_store(settings)
         analyzer = Analyzer(settings)
         if settings.batch_window_ms > 0:
             from frugalsense.profiles import load_profile
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limiter = RateLimiter(settings.rate_per_key, settings.rate_burst)
         app.state.auth_failures = AuthFailures(settings.auth_failures_per_minute)
         # API keys are checked on a connection of their own: a long write on the main one never holds them up.
-        app.state.key_store = SQLiteStore.open(settings)
+        app.state.key_store = open_store(settings)
         app.state.metrics = metrics
         try:
             yield

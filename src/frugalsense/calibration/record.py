@@ -10,10 +10,10 @@ Data layouts understood (those of ``../shared/eval``):
   without ``class_index`` the items are unlabelled and quality becomes agreement with the strongest rung;
 - face pairs: ``pairs.csv`` or ``pairs_all.csv`` with ``file_x``, ``file_y``, ``same``, pictures under ``images/``.
 
-    >>> from frugalsense.settings import Settings
-    >>> records = record_labels(Settings(), Path("../shared/eval/zeroshot-imagenet"))  # doctest: +SKIP
-    >>> records.probs["efficientnet-lite0-int8"].shape                                 # doctest: +SKIP
-    (500, 1000)
+    from frugalsense.settings import Settings
+    records = record_labels(Settings(), Path("../shared/eval/zeroshot-imagenet"))
+    records.probs["efficientnet-lite0-int8"].shape
+    # (500, 1000)
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ Outputs per variant N: ``efficientnet-liteN-fp32.onnx`` and ``efficientnet-liteN
 int8 per-channel weights, uint8 activations), input ``image`` float32 [batch, 3, R, R] as made by
 :func:`preprocess`, output ``logits`` [batch, 1000] in the standard sorted-wnid ImageNet class order.
 
-    >>> from frugalsense.convert.efficientnet import convert_efficientnet_lite, preprocess
-    >>> paths = convert_efficientnet_lite(0, model_dir)        # doctest: +SKIP
-    >>> batch = preprocess(rgb_uint8, 224)                     # doctest: +SKIP
+    from frugalsense.convert.efficientnet import convert_efficientnet_lite, preprocess
+    paths = convert_efficientnet_lite(0, model_dir)
+    batch = preprocess(rgb_uint8, 224)
 
 The int8 calibration set is 48 augmented views (random crops, flips, colour jitter) of the two photos in
 matplotlib's ``sample_data``: ReLU6 bounds most activation ranges anyway, and more or other calibration

@@ -4,9 +4,9 @@ The model is a 6-layer BERT encoder (hidden 384, 12 heads). sentence-transformer
 a sentence vector by averaging the non-padding tokens and L2-normalising; both steps are built into the graph here
 so the runtime only feeds token ids and reads ``embedding`` [batch, 384].
 
-    >>> from frugalsense.convert.minilm import convert_minilm, tokenize
-    >>> paths = convert_minilm(model_dir)                      # doctest: +SKIP
-    >>> feeds = tokenize(["invoice from the tool shop"])        # doctest: +SKIP
+    from frugalsense.convert.minilm import convert_minilm, tokenize
+    paths = convert_minilm(model_dir)
+    feeds = tokenize(["invoice from the tool shop"])
 
 Nothing here imports PyTorch: the weights are read with a small safetensors reader and the graph is written with
 ``onnx.helper``. The reference vectors the graph is checked against come from ``scripts/make_reference_minilm.py``.

@@ -7,9 +7,9 @@ weights and normalises every activation map on every call. Here the dequantisati
 BatchNormalizations are folded into the neighbouring Conv/Gemm (both in `_onnx_folding.py`), and the graph keeps
 only Sub, Mul, Conv, PRelu, Flatten and Gemm.
 
-    >>> from frugalsense.convert.sface import convert_sface, preprocess
-    >>> paths = convert_sface(model_dir)                      # doctest: +SKIP
-    >>> x = preprocess([aligned_bgr_112x112])                 # doctest: +SKIP
+    from frugalsense.convert.sface import convert_sface, preprocess
+    paths = convert_sface(model_dir)
+    x = preprocess([aligned_bgr_112x112])
 
 The graph's input ``data`` [batch, 3, 112, 112] is what OpenCV's ``FaceRecognizerSF.feature`` feeds the original:
 RGB pixels 0-255 as float32 (the graph itself subtracts 127.5 and multiplies by 1/128); ``preprocess`` builds it

@@ -7,11 +7,11 @@ looked at: a face small there hints that smaller ones, invisible at that scale, 
 that found nothing has no confidence at all, so a photo without faces climbs every rung (each is cheap) and
 a rung whose copy would be no larger than the one below it answers at once, for free.
 
-    >>> from frugalsense.ledger import Meter
-    >>> from frugalsense.settings import Settings
-    >>> from frugalsense.models.registry import ModelZoo
-    >>> ladder = face_detect_ladder(ModelZoo(Settings()))            # doctest: +SKIP
-    >>> faces = detect_faces(ladder, frame.bgr(), Meter(0.05))       # doctest: +SKIP
+    from frugalsense.ledger import Meter
+    from frugalsense.settings import Settings
+    from frugalsense.models.registry import ModelZoo
+    ladder = face_detect_ladder(ModelZoo(Settings()))
+    faces = detect_faces(ladder, frame.bgr(), Meter(0.05))
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 The frames to sample are chosen from the packets' timestamps before any is decoded, so their count and the pixels
 they add up to are checked first; each frame is then decoded when it is used (see `LazyFrames`).
 
->>> from frugalsense.media import load
->>> from frugalsense.settings import Settings
->>> clip = load("talk.mp4", Settings(video_frame_interval_s=5))  # doctest: +SKIP
->>> clip.kind, [f.time_s for f in clip.frames][:3], clip.audio.duration_s  # doctest: +SKIP
-('video', [0.0, 5.0, 10.0], 612.4)
+    from frugalsense.media import load
+    from frugalsense.settings import Settings
+    clip = load("talk.mp4", Settings(video_frame_interval_s=5))
+    clip.kind, [f.time_s for f in clip.frames][:3], clip.audio.duration_s
+    # ('video', [0.0, 5.0, 10.0], 612.4)
 """
 
 from __future__ import annotations

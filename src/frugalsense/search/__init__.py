@@ -1,12 +1,12 @@
 """Search: one index across photos, scans, recordings and videos, searched by meaning, words, people and look.
 
-    >>> from frugalsense.search import SearchService
-    >>> from frugalsense.settings import Settings
-    >>> with SearchService.open(Settings()) as service:                                # doctest: +SKIP
-    ...     tenant = service.store.create_tenant("home").id
-    ...     service.index_paths(tenant, ["scans/"])
-    ...     [hit.item.source for hit in service.search(tenant, "electricity bill").hits][:1]
-    ['/home/ada/scans/2024-03-edf.pdf']
+    from frugalsense.search import SearchService
+    from frugalsense.settings import Settings
+    with SearchService.open(Settings()) as service:
+        tenant = service.store.create_tenant("home").id
+        service.index_paths(tenant, ["scans/"])
+        [hit.item.source for hit in service.search(tenant, "electricity bill").hits][:1]
+    # ['/home/ada/scans/2024-03-edf.pdf']
 
 See docs/search.md for the design and the measured quality.
 """

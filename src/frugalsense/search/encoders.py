@@ -9,11 +9,11 @@ The image encoder is a seam: `ImageEncoder` is the protocol, `register_encoder` 
 ``search_encoder`` picks it. `OnnxClipEncoder` runs a user's own CLIP-style pair of ONNX encoders; switching
 encoders means re-indexing (vectors are stored with the encoder's name, and a search reads only its own).
 
-    >>> from frugalsense import Analyzer, Settings
-    >>> encoder = load_encoder(Settings(), Analyzer())                            # doctest: +SKIP
-    >>> q = encoder.encode_texts(["a goldfish"])[0]                               # doctest: +SKIP
-    >>> round(float(q @ q), 3)                                                    # doctest: +SKIP
-    1.0
+    from frugalsense import Analyzer, Settings
+    encoder = load_encoder(Settings(), Analyzer())
+    q = encoder.encode_texts(["a goldfish"])[0]
+    round(float(q @ q), 3)
+    # 1.0
 """
 
 from __future__ import annotations

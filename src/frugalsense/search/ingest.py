@@ -5,11 +5,11 @@ transcript, moderation), its faces (identified against a collection by the face 
 joins an unknown-face cluster), a semantic vector per picture and per stretch of speech, and its words in the
 full-text index. A file whose content and encoder are unchanged is skipped; a changed one replaces its record.
 
-    >>> from frugalsense.search import SearchService
-    >>> service = SearchService.open(Settings())                                      # doctest: +SKIP
-    >>> summary = service.indexer.index_paths(tenant_id, ["photos/"])                 # doctest: +SKIP
-    >>> summary.counts                                                                # doctest: +SKIP
-    {'added': 120, 'updated': 0, 'unchanged': 0, 'failed': 1, 'removed': 0}
+    from frugalsense.search import SearchService
+    service = SearchService.open(Settings())
+    summary = service.indexer.index_paths(tenant_id, ["photos/"])
+    summary.counts
+    # {'added': 120, 'updated': 0, 'unchanged': 0, 'failed': 1, 'removed': 0}
 """
 
 from __future__ import annotations
