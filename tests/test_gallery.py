@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _backends import backend, postgres_files, postgres_server, store_settings  # noqa: F401 (fixtures)
 
+from _backends import postgres_files
 from _faces import random_faces
 from frugalsense.analyze import Analyzer
 from frugalsense.errors import (

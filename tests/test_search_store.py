@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import ast
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from _backends import backend, postgres_server, store_settings  # noqa: F401 (fixtures)
 
 from frugalsense.errors import ConfigurationError, NotFoundError
 from frugalsense.results import Box

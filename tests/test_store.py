@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _backends import backend, postgres_server, store_settings  # noqa: F401 (fixtures)
 
 from frugalsense.errors import InvalidRequestError, NotFoundError
 from frugalsense.results import Box

@@ -23,6 +23,8 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["data_dir"] = Path(args.data_dir)
     if getattr(args, "model_cache", None):
         overrides["model_cache"] = Path(args.model_cache)
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
     if getattr(args, "price", None) is not None:
         overrides["price_per_cpu_hour"] = args.price
     return Settings(**overrides)
@@ -155,9 +157,31 @@ def _cmd_samples(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from frugalsense.store import SQLiteStore
+    from frugalsense.store import open_store
 
-    return SQLiteStore.open(_settings(args))
+    return open_store(_settings(args))
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    """``db migrate``: bring the configured database to the current schema; ``db copy --to URL``: copy the data
+    folder's SQLite database into PostgreSQL and verify it."""
+    if args.action == "migrate":
+        store = _store(args)
+        store.close()
+        print("applied: " + (", ".join(store.migrated) or "nothing (up to date)"))
+        return 0
+    if not args.to:
+        raise InvalidRequestError("db copy needs --to postgresql://...")
+    from frugalsense.store import DB_FILENAME
+    from frugalsense.store.postgres_copy import copy_to_postgres
+
+    report = copy_to_postgres(_settings(args).data_dir / DB_FILENAME, args.to)
+    for table, (a, b) in report.counts.items():
+        print(f"{table:16} {a:>10} {b:>10}{'' if a == b else '  MISMATCH'}")
+    for table, (mine, theirs) in report.digests.items():
+        print(f"{table:16} embeddings {'identical' if mine == theirs else 'DIFFER'} (sha256 {theirs[:16]})")
+    print("copy verified" if report.ok else "copy does NOT match", flush=True)
+    return 0 if report.ok else 1
 
 
 def first_admin_key(store: Any) -> str | None:
@@ -432,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frugalsense", description=__doc__)
     parser.add_argument("--data-dir", help="data folder (FRUGALSENSE_DATA_DIR)")
     parser.add_argument("--model-cache", help="converted-model folder (FRUGALSENSE_MODEL_CACHE)")
+    parser.add_argument("--database-url", help="postgresql://... instead of SQLite (FRUGALSENSE_DATABASE_URL)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("analyze", help="analyse photos, scans, PDFs, audio and video")
@@ -507,6 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write the cost-quality plot (PNG) here")
     p.add_argument("--price", type=float, help="USD per CPU-hour (default: FRUGALSENSE_PRICE_PER_CPU_HOUR)")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("db", help="migrate the database, or copy a data folder's SQLite database to PostgreSQL")
+    p.add_argument("action", choices=["migrate", "copy"])
+    p.add_argument("--to", help="copy: the postgresql:// database to copy into (empty)")
+    p.set_defaults(func=_cmd_db)
 
     p = sub.add_parser("samples", help="write sample inputs (a photo, a receipt, a PDF, a voice note)")
     p.add_argument("folder", nargs="?", default="samples")

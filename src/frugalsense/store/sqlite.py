@@ -21,6 +21,7 @@ from frugalsense.store._faces import FaceTables
 from frugalsense.store._tables import ERASE_CHUNK, new_id
 from frugalsense.store._tenants import TenantTables
 from frugalsense.store.sqlite_search import SQLiteSearchStore
+from frugalsense.store.usage import UsageLedger
 from frugalsense.store.validation import Limits
 
 __all__ = ["DB_FILENAME", "ERASE_CHUNK", "SQLiteStore", "new_id"]
@@ -50,6 +51,10 @@ class SQLiteStore(TenantTables, CollectionTables, FaceTables):
     def face_version(self, tenant_id: str) -> int:
         row = self._rows("SELECT version FROM face_state WHERE tenant_id = ?", (tenant_id,))
         return int(row[0][0]) if row else 0
+
+    def usage_ledger(self) -> UsageLedger:
+        """The usage ledger on a connection of its own to this database file (close it when done)."""
+        return UsageLedger(self.path)
 
     def search_store(self) -> SQLiteSearchStore:
         """The search tables of this database file on a connection of their own (close it when done), with

@@ -20,11 +20,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from frugalsense.store._database import Database
 
-__all__ = ["UsageEntry", "UsageLedger"]
+__all__ = ["Ledger", "UsageEntry", "UsageLedger"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,14 @@ class UsageEntry:
             "usd": self.usd,
             "count": self.count,
         }
+
+
+class Ledger(Protocol):
+    """What the HTTP edge needs from a usage ledger, whatever the backend (``Store.usage_ledger()`` opens one)."""
+
+    def add(self, entries: Sequence[UsageEntry]) -> int: ...
+    def daily(self, tenant_id: str, since: str, until: str) -> list[UsageEntry]: ...
+    def close(self) -> None: ...
 
 
 class UsageLedger(Database):

