@@ -1,14 +1,16 @@
 """One object for the whole search feature: ingest, search, items. The CLI and the HTTP routes call this.
 
->>> from frugalsense.search import SearchService
->>> from frugalsense.settings import Settings
->>> service = SearchService.open(Settings())                                       # doctest: +SKIP
->>> tenant = service.store.create_tenant("home").id                                # doctest: +SKIP
->>> service.index_paths(tenant, ["holiday/"]).counts["added"]                      # doctest: +SKIP
-212
->>> hit = service.search(tenant, "a dog on the beach").hits[0]                     # doctest: +SKIP
->>> hit.item.source, [r.kind for r in hit.reasons]                                 # doctest: +SKIP
-('/home/ada/holiday/IMG_0042.jpg', ['meaning'])
+```python
+from frugalsense.search import SearchService
+from frugalsense.settings import Settings
+service = SearchService.open(Settings())
+tenant = service.store.create_tenant("home").id
+service.index_paths(tenant, ["holiday/"]).counts["added"]
+# 212
+hit = service.search(tenant, "a dog on the beach").hits[0]
+hit.item.source, [r.kind for r in hit.reasons]
+# ('/home/ada/holiday/IMG_0042.jpg', ['meaning'])
+```
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from frugalsense.analyze import Analyzer
 from frugalsense.errors import FrugalsenseError, InvalidRequestError, ServiceError, error_for_code
@@ -168,9 +172,10 @@ class SearchService:
             vector = page_vector(self.encoder, frame, page, meter)
             rowids, hashes = self.items.phashes(tenant_id)
             bits = hamming(hashes, photo_hash(frame.pixels))
-        near = sorted(
-            ((int(r), int(d)) for r, d in zip(rowids, bits, strict=True) if d <= max_distance), key=_second
-        )
+        # Nearest first; items equally near keep their rowid order.
+        close = np.flatnonzero(bits <= max_distance)
+        close = close[np.argsort(bits[close], kind="stable")]
+        near = [(int(rowids[i]), int(bits[i])) for i in close]
         with meter.stage("search"):
             hits = self.searcher.rank_by_example(tenant_id, vector, near, filters=filters, top_k=top_k)
         took = sum(s.wall_ms for s in meter.receipt.stages)
@@ -236,10 +241,6 @@ class SearchService:
         if item is None:
             raise InvalidRequestError(f"{path} is not indexed; list items to see what is")
         return item.id
-
-
-def _second(pair: tuple[int, int]) -> int:
-    return pair[1]
 
 
 def _split(value: str | None) -> list[str]:

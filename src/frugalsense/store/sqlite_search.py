@@ -308,19 +308,34 @@ class SQLiteSearchStore(Database):
 
     def recent_rowids(self, tenant_id: str, rowids: set[int] | None, limit: int) -> list[int]:
         """Items newest first (for a search with filters and no query)."""
+        if rowids is None:
+            sql = "SELECT rowid FROM items WHERE tenant_id = ? ORDER BY captured_at DESC, rowid DESC LIMIT ?"
+            return [int(r[0]) for r in self._rows(sql, (tenant_id, limit))]
+        if not rowids or limit < 1:
+            return []
+        # The allowed rowids go in as one JSON array: SQLite looks them up and keeps the newest `limit`, where a
+        # Python loop over every item newest first took a quarter of a second at 100,000 items.
         rows = self._rows(
-            "SELECT rowid FROM items WHERE tenant_id = ? ORDER BY captured_at DESC, rowid DESC", (tenant_id,)
+            "SELECT rowid FROM items WHERE tenant_id = ? AND rowid IN (SELECT value FROM json_each(?))"
+            " ORDER BY captured_at DESC, rowid DESC LIMIT ?",
+            (tenant_id, "[" + ",".join(map(str, rowids)) + "]", limit),
         )
-        out = [int(r[0]) for r in rows if rowids is None or int(r[0]) in rowids]
-        return out[:limit]
+        return [int(r[0]) for r in rows]
 
     def phashes(self, tenant_id: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
-        rows = self._rows(
-            "SELECT rowid, phash FROM items WHERE tenant_id = ? AND phash IS NOT NULL ORDER BY rowid", (tenant_id,)
-        )
-        rowids = np.array([r[0] for r in rows], np.int64)
-        hashes = np.array([r[1] for r in rows], np.int64).view(np.uint64)
-        return rowids, hashes
+        """Rowids (ascending) and picture hashes of the tenant's items that have one."""
+        # Two concatenated strings read from the (tenant, phash) index instead of a Python row per item: one
+        # aggregate pass, so the n-th rowid and the n-th hash come from the same row.
+        row = self._rows(
+            "SELECT group_concat(rowid), group_concat(phash) FROM items WHERE tenant_id = ? AND phash IS NOT NULL",
+            (tenant_id,),
+        )[0]
+        if row[0] is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        rowids = np.fromstring(row[0], dtype=np.int64, sep=",")
+        hashes = np.fromstring(row[1], dtype=np.int64, sep=",")
+        order = np.argsort(rowids, kind="stable")
+        return rowids[order], hashes[order].view(np.uint64)
 
     def resolve_person(self, tenant_id: str, who: str) -> list[str]:
         """Person or cluster ids for ``who``: an id as given, or every person of that name (case-insensitive)."""
