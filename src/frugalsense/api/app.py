@@ -20,6 +20,7 @@ from frugalsense import __version__
 from frugalsense.api.limits import AuthFailures, BodySizeLimit, RateLimiter, WorkPools
 from frugalsense.api.metrics import Metrics, MetricsMiddleware
 from frugalsense.api.problems import install_problem_handlers
+from frugalsense.api.schemas.problems import PROBLEM_RESPONSES
 from frugalsense.budget import MemoryBudget
 from frugalsense.settings import Settings
 
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)  # the web console at / (frugalsense.console)
     # The tenant's erasure comes last, so it is also the last operation of the OpenAPI document.
     for module in (analyze, faces, gallery, keys, search, usage, tenant):
-        app.include_router(module.router, prefix="/v1")
+        app.include_router(module.router, prefix="/v1", responses=PROBLEM_RESPONSES)
     # Routes that take files declare a multipart body in the OpenAPI document: only they get the upload limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, upload_paths=upload_paths(app))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
