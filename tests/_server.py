@@ -1,4 +1,5 @@
-"""A real `frugalsense serve` process on 127.0.0.1 for the API tests (no test client, no mocks)."""
+"""A real `frugalsense serve` process on 127.0.0.1 for the API tests (no test client, no mocks), on SQLite in its
+data folder or, given ``database_url``, on a PostgreSQL database (tests/_backends.py starts one)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class Server:
     data_dir: Path
     model_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    database_url: str | None = None
     port: int = 0
     admin_key: str = ""
     process: subprocess.Popen[str] | None = None
@@ -37,7 +39,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "frugalsense.cli", "--data-dir", str(self.data_dir), *args]
+        database = ["--database-url", self.database_url] if self.database_url else []
+        return [sys.executable, "-m", "frugalsense.cli", "--data-dir", str(self.data_dir), *database, *args]
 
     def environment(self) -> dict[str, str]:
         return {**os.environ, "FRUGALSENSE_MODEL_CACHE": str(self.model_dir), **self.env}

@@ -1,4 +1,5 @@
-"""Face galleries over HTTP and through the Python client: the story a user tells with curl, and tenant walls."""
+"""Face galleries over HTTP and through the Python client: the story a user tells with curl, and tenant walls
+route by route, against a real server on SQLite and on PostgreSQL (tests/_backends.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from frugalsense.errors import AuthenticationError, InvalidRequestError, NotFoun
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("gallery-api"), model_dir, env={"FRUGALSENSE_RATE_PER_KEY": "0"}).start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, server_database: str | None
+) -> Iterator[Server]:
+    env = {"FRUGALSENSE_RATE_PER_KEY": "0"}
+    srv = Server(tmp_path_factory.mktemp("gallery-api"), model_dir, env=env, database_url=server_database).start()
     yield srv
     srv.kill()
 

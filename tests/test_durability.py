@@ -1,4 +1,5 @@
-"""An acknowledged write survives `kill -9` of the server in the middle of a load."""
+"""An acknowledged write survives `kill -9` of the server in the middle of a load, on SQLite and on PostgreSQL
+(tests/_backends.py): a 201 is sent only after the write was committed (and, on SQLite, synced)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from pathlib import Path
 import httpx
 
 from _server import Server
+from frugalsense.settings import Settings
 
 
-def test_acknowledged_enrolments_survive_kill_9(tmp_path: Path, model_dir: Path, eval_dir: Path) -> None:
-    server = Server(tmp_path / "data", model_dir, env={"FRUGALSENSE_RATE_PER_KEY": "0"}).start()
+def test_acknowledged_enrolments_survive_kill_9(
+    tmp_path: Path, model_dir: Path, eval_dir: Path, store_settings: Settings
+) -> None:
+    env, url = {"FRUGALSENSE_RATE_PER_KEY": "0"}, store_settings.database_url
+    server = Server(tmp_path / "data", model_dir, env=env, database_url=url).start()
     headers = {"Authorization": f"Bearer {server.admin_key}"}
     photos = sorted((eval_dir / "faces-lfw" / "images").glob("*/*.jpg"))[:60]
     acknowledged: list[tuple[str, str]] = []  # (person id, face id) whose 201 reached us
@@ -63,7 +68,7 @@ def test_acknowledged_enrolments_survive_kill_9(tmp_path: Path, model_dir: Path,
         faces = [f for _, f in acknowledged if f]
     assert len(faces) >= 10
 
-    restarted = Server(tmp_path / "data", model_dir, env={"FRUGALSENSE_RATE_PER_KEY": "0"}, port=0).start()
+    restarted = Server(tmp_path / "data", model_dir, env=env, database_url=url, port=0).start()
     try:
         assert restarted.admin_key == ""  # keys survived: no new first-start key
         with httpx.Client(base_url=restarted.url, headers=headers, timeout=30) as c:

@@ -11,14 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from _backends import PostgresServer
+from _backends import PostgresServer, postgres_files
 from _server import Server
 from frugalsense.cli import main
 from frugalsense.client import Client
+from frugalsense.errors import NotFoundError
 from frugalsense.results import Box
 from frugalsense.store import NewFace, NewItem, SQLiteStore
 from frugalsense.store.migrations import MIGRATIONS
-from frugalsense.store.postgres import PostgresStore
+from frugalsense.store.postgres import ERASURE_TABLES, PostgresStore
+from frugalsense.store.postgres_db import COPY_ROWS, VECTOR_INDEXES
 from frugalsense.store.postgres_db import MIGRATIONS as PG_MIGRATIONS
 
 pytestmark = pytest.mark.postgres
@@ -208,3 +210,68 @@ def test_the_usage_ledger_sums_per_day_and_drops_an_erased_tenants_entries(
         (row,) = ledger.daily(acme, "2026-01-01", "2026-01-31")
         assert (row.feature, row.cpu_seconds, row.count) == ("faces", 0.75, 2)
         ledger.close()
+
+
+@pytest.mark.parametrize("vacuum", ["full", "plain"])
+def test_erasure_vacuum_full_leaves_no_bytes_at_once_plain_after_the_scheduled_full(
+    postgres_server: PostgresServer, vacuum: str
+) -> None:
+    """The two settings of `erasure_vacuum`: 'full' rewrites the tables at once, so no byte is left; 'plain' only
+    prunes, so a row's bytes may stay in free page space (whether they do depends on what later rows were moved
+    over them) until the operator's scheduled ``VACUUM (FULL)``, after which none is left either."""
+    url = postgres_server.fresh()
+    rng = np.random.default_rng(11)
+    with PostgresStore(url, erasure_vacuum=vacuum) as store:  # type: ignore[arg-type]
+        gone = store.create_tenant("leaving").id
+        people = store.create_collection(gone, "people").id
+        person = store.create_person(gone, people, "Quennell Vorstadt").id
+        erased = _unit(rng, 3)
+        store.add_faces(gone, [_face(v, collection_id=people, person_id=person, enrolled=True) for v in erased])
+        kept = store.create_tenant("staying").id  # rows after the erased ones: the table is not just truncated
+        store.add_faces(kept, [_face(v) for v in _unit(rng, 50)])
+        secrets = [v.astype("<f4").tobytes() for v in erased] + [b"Quennell Vorstadt"]
+        assert all(s in postgres_files(url) for s in secrets)
+
+        store.delete_tenant(gone)
+        assert store.face_vectors(kept, "sface").matrix.shape == (50, 128)
+        assert store.list_tenants() == [store.get_tenant(kept)]
+        if vacuum == "full":
+            assert not any(s in postgres_files(url) for s in secrets)
+        store.vacuum(ERASURE_TABLES, full=True)  # what the operator schedules under 'plain'
+        assert not any(s in postgres_files(url) for s in secrets)
+
+
+def test_bulk_copy_and_single_inserts_store_the_same_exact_vectors(postgres_server: PostgresServer) -> None:
+    """A large `add_faces` goes through binary COPY with ``vec`` made in Python, a single one through the trigger
+    in SQL; both must equal the stored float32 bytes exactly, and the rows must read back as written."""
+    rng = np.random.default_rng(5)
+    with PostgresStore(postgres_server.fresh()) as store:
+        tenant = store.create_tenant("a").id
+        many = _unit(rng, COPY_ROWS + 36) * np.float32(3.7)  # not unit length: nothing is normalised on the way
+        store.add_faces(tenant, [_face(v) for v in many])
+        store.add_face(tenant, _face(many[0] * -1))
+        store.add_face_embedding(tenant, store.list_faces(tenant)[0].id, "dlib", many[1])
+        for table, column in (("faces", "embedding"), ("face_embeddings", "vector")):
+            rows = store._rows(f"SELECT vec = fs_f32le({column}), vec::real[] FROM {table} ORDER BY rowid")
+            assert all(r[0] for r in rows)
+        stored = store.face_vectors(tenant, "sface").matrix
+        assert np.array_equal(stored, np.vstack([many, -many[:1]]))
+        assert np.array_equal(np.array(rows[0][1], dtype=np.float32), many[1])
+
+
+def test_bulk_load_builds_the_vector_indexes_even_when_the_load_fails(postgres_server: PostgresServer) -> None:
+    rng = np.random.default_rng(8)
+    with PostgresStore(postgres_server.fresh()) as store:
+        tenant = store.create_tenant("a").id
+        vectors = _unit(rng, 500)
+        with store.bulk_load():
+            faces = store.add_faces(tenant, [_face(v) for v in vectors])
+            assert not store._rows("SELECT 1 FROM pg_indexes WHERE indexname = 'faces_vec'")
+        with pytest.raises(NotFoundError), store.bulk_load():
+            store.add_faces("ten_missing", [_face(v) for v in vectors])
+        names = {r[0] for r in store._rows("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%_vec'")}
+        assert names == set(VECTOR_INDEXES)
+        # and analysed: with no statistics the planner sorts a tenant's rows instead of walking the graph
+        assert store._rows("SELECT COUNT(*) FROM pg_stats WHERE tablename = 'faces'")[0][0] > 0
+        found = store.nearest_faces(tenant, "sface", vectors[7], 3)
+        assert found[0][0] == faces[7].id and found[0][1] == pytest.approx(1.0, abs=1e-5)

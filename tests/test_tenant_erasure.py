@@ -1,5 +1,5 @@
-"""Erasing a tenant over HTTP and from the CLI, against a real server on 127.0.0.1: its items, faces, keys and
-files go, down to the bytes of the database files, and the other tenants keep theirs."""
+"""Erasing a tenant over HTTP and from the CLI, against a real server on 127.0.0.1, on SQLite and on PostgreSQL:
+its items, faces, keys and files go, down to the bytes of the database files, and the other tenants keep theirs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from _backends import postgres_files, postgres_rows
 from _server import Server
 from frugalsense.client import Client
 from frugalsense.errors import AuthenticationError
@@ -21,20 +22,47 @@ from frugalsense.store import DB_FILENAME
 
 FACES = ("img1.jpg", "img3.jpg")  # faces-deepface: Angelina, Jennifer
 ENROLMENT = "img4.jpg"  # another photo of Angelina
+PERSON = "Adaline Quennell-Vorst"  # a name no other row holds, looked for in the files
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("erasure"), model_dir, env={"FRUGALSENSE_RATE_PER_KEY": "0"}).start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, server_database: str | None
+) -> Iterator[Server]:
+    env = {"FRUGALSENSE_RATE_PER_KEY": "0"}
+    srv = Server(tmp_path_factory.mktemp("erasure"), model_dir, env=env, database_url=server_database).start()
     yield srv
     srv.kill()
 
 
-def _database_bytes(data_dir: Path) -> bytes:
-    """The database file and its write-ahead log, as they are on disk."""
-    db = data_dir / DB_FILENAME
+def _database_bytes(server: Server) -> bytes:
+    """The database as it is on disk: SQLite's file and its write-ahead log, or every table and index file of the
+    PostgreSQL database (after a CHECKPOINT wrote its pages out)."""
+    if server.database_url:
+        return postgres_files(server.database_url)
+    db = server.data_dir / DB_FILENAME
     wal = db.with_name(db.name + "-wal")
     return db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def _rows(server: Server, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    if server.database_url:
+        return postgres_rows(server.database_url, sql.replace("?", "%s"), params)
+    with closing(sqlite3.connect(server.data_dir / DB_FILENAME)) as db:
+        return [tuple(row) for row in db.execute(sql, params)]
+
+
+def _stored_word(server: Server, words: set[str]) -> str:
+    """A word of the erased receipt that the database holds in one piece. SQLite: in the full-text index (FTS5
+    deletes by adding tombstones, so this is the word a merely deleted row would leave in the file; terms are
+    stored prefix-compressed). PostgreSQL: anywhere in its files (long text may be stored compressed)."""
+    if server.database_url:
+        stored = _database_bytes(server).lower()
+    else:
+        stored = b"".join(row[0] or b"" for row in _rows(server, "SELECT block FROM item_text_data", ()))
+    indexed = sorted(w for w in words if w.encode() in stored)
+    assert indexed, f"none of {sorted(words)} is stored in one piece in the database"
+    return max(indexed, key=len)
 
 
 def _words(item: dict[str, Any]) -> set[str]:
@@ -61,26 +89,21 @@ def test_erasing_a_tenant_over_http_leaves_nothing_of_it_and_the_others_intact(
         tenant_id = leaver.list_keys()["keys"][0]["tenant_id"]
         user_key = leaver.create_key("leaver user")["key"]
         people = leaver.create_collection("people")
-        ada = leaver.create_person(people["id"], "Ada")
+        ada = leaver.create_person(people["id"], PERSON)
         leaver.enrol(ada["id"], faces / ENROLMENT)
         photos = [leaver.index(faces / name, source_key=f"album/{name}") for name in FACES]
         receipt = leaver.index(receipts / "006.jpg", source_key="receipts/006.jpg")
-        assert [h["item"]["id"] for h in leaver.search("", person="Ada")["hits"]] == [photos[0]["item_id"]]
+        assert [h["item"]["id"] for h in leaver.search("", person=PERSON)["hits"]] == [photos[0]["item_id"]]
         assert leaver.search("a woman", mode="semantic")["hits"]  # loads the vector index: its file is written
         words = _words(leaver.get_item(receipt["item_id"])) - kept_words
 
-    with closing(sqlite3.connect(server.data_dir / DB_FILENAME)) as db:
-        # A word of its receipt that the full-text index holds in one piece (terms are stored prefix-compressed):
-        # FTS5 deletes by adding tombstones, so this is the word a merely deleted row would leave in the file.
-        index = b"".join(row[0] or b"" for row in db.execute("SELECT block FROM item_text_data"))
-        indexed = sorted(w for w in words if w.encode() in index)
-        assert indexed, f"none of {sorted(words)} is stored in one piece in the full-text index"
-        word = max(indexed, key=len)
-        vector = db.execute("SELECT vector FROM item_vectors WHERE tenant_id = ?", (tenant_id,)).fetchone()[0]
-        embedding = db.execute("SELECT embedding FROM faces WHERE tenant_id = ?", (tenant_id,)).fetchone()[0]
-    before = _database_bytes(server.data_dir)
-    present = [word.encode() in before.lower(), vector in before, embedding in before]
-    assert present == [True, True, True]
+    word = _stored_word(server, words)
+    vector = _rows(server, "SELECT vector FROM item_vectors WHERE tenant_id = ?", (tenant_id,))[0][0]
+    embedding = _rows(server, "SELECT embedding FROM faces WHERE tenant_id = ?", (tenant_id,))[0][0]
+    vector, embedding = bytes(vector), bytes(embedding)
+    before = _database_bytes(server)
+    present = [word.encode() in before.lower(), vector in before, embedding in before, PERSON.encode() in before]
+    assert present == [True, True, True, True]
     assert _files_named(server.data_dir / "search", tenant_id)
     assert (server.data_dir / "crops" / tenant_id).is_dir()
 
@@ -104,17 +127,25 @@ def test_erasing_a_tenant_over_http_leaves_nothing_of_it_and_the_others_intact(
     assert _files_named(server.data_dir / "search", tenant_id) == []
     assert _files_named(server.data_dir / "crops", tenant_id) == []
     assert not (server.data_dir / "crops" / tenant_id).exists()
-    after = _database_bytes(server.data_dir)
+    after = _database_bytes(server)
     left = {
         "word": word.encode() in after.lower(),
         "vector": vector in after,
         "face embedding": embedding in after,
+        "person's name": PERSON.encode() in after,
     }
     assert not any(left.values()), f"still in the database files: {left} (word {word!r})"
-    with closing(sqlite3.connect(server.data_dir / DB_FILENAME)) as db:
-        for table in ("items", "item_vectors", "item_labels", "item_faces", "faces", "persons", "api_keys"):
-            assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE tenant_id = ?", (tenant_id,)).fetchone()[0] == 0
-        assert db.execute("SELECT COUNT(*) FROM item_text WHERE tenant_id = ?", (tenant_id,)).fetchone()[0] == 0
+    for table in (
+        "items",
+        "item_vectors",
+        "item_labels",
+        "item_faces",
+        "faces",
+        "persons",
+        "api_keys",
+        "item_text",
+    ):
+        assert _rows(server, f"SELECT COUNT(*) FROM {table} WHERE tenant_id = ?", (tenant_id,)) == [(0,)]
 
 
 def test_the_cli_lists_tenants_and_erases_one_only_when_told_yes(server: Server, eval_dir: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql://... to keep everything in PostgreSQL (pip install 'frugalsense[postgres]');"
         " unset: SQLite in DATA_DIR",
+    )
+    erasure_vacuum: Literal["full", "plain"] = Field(
+        default="full",
+        description="PostgreSQL after an erasure: 'full' rewrites the tables it touched at once (no erased byte"
+        " left in them; blocks them meanwhile); 'plain' prunes only, bytes stay in free space until a scheduled"
+        " VACUUM (FULL) (docs/postgres.md)",
     )
     model_cache: Path | None = Field(
         default=None, description="folder for converted ONNX models (default: DATA_DIR/models)"

@@ -13,7 +13,7 @@ commit of any process (read committed).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -56,14 +56,18 @@ class _PgTables(PgDatabase, Tables):  # type: ignore[misc]
 class PostgresStore(TenantTables, CollectionTables, FaceTables, _PgTables):  # type: ignore[misc]
     """A `Store` in a PostgreSQL database with pgvector and pg_trgm (created by the first migration)."""
 
-    def __init__(self, url: str, *, limits: Limits | None = None) -> None:
+    def __init__(
+        self, url: str, *, limits: Limits | None = None, erasure_vacuum: Literal["full", "plain"] = "full"
+    ) -> None:
         PgDatabase.__init__(self, url, limits=limits)
+        self.erasure_vacuum = erasure_vacuum
 
     @classmethod
     def open(cls, settings: Settings) -> PostgresStore:
         if not settings.database_url:
             raise InvalidRequestError("set database_url (FRUGALSENSE_DATABASE_URL) to a postgresql:// address")
-        return cls(settings.database_url, limits=Limits.from_settings(settings))
+        limits = Limits.from_settings(settings)
+        return cls(settings.database_url, limits=limits, erasure_vacuum=settings.erasure_vacuum)
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -83,8 +87,10 @@ class PostgresStore(TenantTables, CollectionTables, FaceTables, _PgTables):  # t
     def checkpoint(self) -> bool:
         """After an erasure: rewrite the tables it touched (VACUUM FULL), because PostgreSQL has no secure
         delete: a plain VACUUM leaves a pruned row's bytes in its page (measured: an erased face's embedding
-        stayed in the faces file). docs/postgres.md says what this costs and what the WAL keeps."""
-        return self.vacuum(ERASURE_TABLES, full=True)
+        stayed in the faces file). With ``erasure_vacuum="plain"`` only a plain VACUUM runs now and the bytes
+        wait for the operator's scheduled ``VACUUM (FULL)``; docs/postgres.md says what each costs and what the
+        WAL keeps."""
+        return self.vacuum(ERASURE_TABLES, full=self.erasure_vacuum == "full")
 
     def search_store(self) -> Any:
         from frugalsense.store.postgres_search import PostgresSearchStore

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from frugalsense.errors import ConfigurationError, InvalidRequestError
-from frugalsense.store.postgres_db import apply_pg_migrations, connect
+from frugalsense.store.postgres_db import (
+    VECTOR_INDEXES,
+    PgConn,
+    apply_pg_migrations,
+    connect,
+    create_vector_indexes,
+)
 from frugalsense.store.sqlite import SQLiteStore
 
 __all__ = ["CopyReport", "copy_to_postgres"]
@@ -75,10 +81,16 @@ def copy_to_postgres(sqlite_path: Path, url: str) -> CopyReport:
         apply_pg_migrations(target)
         if target.execute("SELECT 1 FROM tenants LIMIT 1").fetchone() is not None:
             raise ConfigurationError("the PostgreSQL database already holds tenants; copy into an empty one")
+        # One transaction: the HNSW indexes are dropped, the rows copied (binary COPY), the indexes built once
+        # (far cheaper than growing the graph row by row); a failed copy leaves the database as it was.
         with target.transaction():
+            for name in VECTOR_INDEXES:
+                target.execute(f"DROP INDEX {name}")
             for table in TABLES:
                 _copy_table(source, target, table)
             _copy_text(source, target)
+            create_vector_indexes(target)
+        target.execute("ANALYZE")
         counts = {t: (_count(source, t), _count(target, t)) for t in (*TABLES, "item_text")}
         digests = {
             t: (_digest(source, t, key, column), _digest(target, t, key, column)) for t, key, column in EMBEDDINGS
@@ -104,11 +116,9 @@ def _copy_table(source: sqlite3.Connection, target: Any, table: str) -> None:
     with_rowid = "rowid" in wanted and "rowid" not in columns
     select = ", ".join((["rowid"] if with_rowid else []) + columns)
     names = (["rowid"] if with_rowid else []) + columns
-    insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})"
     cursor = source.execute(f"SELECT {select} FROM {table}" + (" ORDER BY rowid" if with_rowid else ""))
-    with target.cursor() as out:
-        while batch := cursor.fetchmany(_BATCH):
-            out.executemany(insert, batch)
+    while batch := cursor.fetchmany(_BATCH):
+        PgConn(target).copy_rows(table, names, batch)
     for serial in ("rowid", "row"):
         if serial in wanted:
             target.execute(
@@ -120,13 +130,10 @@ def _copy_table(source: sqlite3.Connection, target: Any, table: str) -> None:
 def _copy_text(source: sqlite3.Connection, target: Any) -> None:
     """The full text from SQLite's FTS5 table (its rowid is the item's), with the run-together trigram text."""
     cursor = source.execute("SELECT t.rowid, t.tenant_id, t.text, t.transcript, t.labels FROM item_text t")
-    with target.cursor() as out:
-        while batch := cursor.fetchmany(_BATCH):
-            out.executemany(
-                "INSERT INTO item_text (rowid, tenant_id, text, transcript, labels, grams)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                [(*row, "".join(str(row[2]).lower().split())) for row in batch],
-            )
+    names = ("rowid", "tenant_id", "text", "transcript", "labels", "grams")
+    while batch := cursor.fetchmany(_BATCH):
+        rows = [(*row, "".join(str(row[2]).lower().split())) for row in batch]
+        PgConn(target).copy_rows("item_text", names, rows)
 
 
 def _count(conn: Any, table: str) -> int:
