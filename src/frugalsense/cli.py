@@ -453,7 +453,9 @@ def _add_search_commands(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="frugalsense", description=__doc__)
+    # No abbreviations at the top: "--data" after a command is that command's option, never a guess between
+    # --data-dir and --database-url.
+    parser = argparse.ArgumentParser(prog="frugalsense", description=__doc__, allow_abbrev=False)
     parser.add_argument("--data-dir", help="data folder (FRUGALSENSE_DATA_DIR)")
     parser.add_argument("--model-cache", help="converted-model folder (FRUGALSENSE_MODEL_CACHE)")
     parser.add_argument("--database-url", help="postgresql://... instead of SQLite (FRUGALSENSE_DATABASE_URL)")
