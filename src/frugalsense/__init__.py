@@ -1,8 +1,8 @@
 """frugalsense: vision, document and speech AI on a cheap CPU box, with a cost receipt on every answer.
 
-    >>> import frugalsense
-    >>> result = frugalsense.analyze("photo.jpg", features=["faces", "labels"])   # doctest: +SKIP
-    >>> result.receipt.cpu_seconds                                                 # doctest: +SKIP
+    import frugalsense
+    result = frugalsense.analyze("photo.jpg", features=["faces", "labels"])
+    result.receipt.cpu_seconds
 
 Nothing heavy is imported here: models load on first use.
 """

@@ -6,8 +6,8 @@ is written here. There is no per-process state that can go stale: the gallery's 
 tenant's face version (``face_state``, bumped in the writing transaction) moved, and every read sees the last
 commit of any process (read committed).
 
-    >>> store = PostgresStore(url)                                 # doctest: +SKIP
-    >>> acme = store.create_tenant("acme")                         # doctest: +SKIP
+    store = PostgresStore(url)
+    acme = store.create_tenant("acme")
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Every row keeps its ids and its rowid (so item rowids in vector snapshots and th
 crops stay in the data folder, which the PostgreSQL deployment keeps using. The copy is verified by counting
 every table on both sides and comparing a SHA-256 of every embedding (faces, second embeddings, item vectors).
 
-    >>> report = copy_to_postgres(Path("data/frugalsense.db"), "postgresql://...")   # doctest: +SKIP
-    >>> report.ok                                                                     # doctest: +SKIP
-    True
+    report = copy_to_postgres(Path("data/frugalsense.db"), "postgresql://...")
+    report.ok
+    # True
 """
 
 from __future__ import annotations

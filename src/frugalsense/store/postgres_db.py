@@ -459,8 +459,8 @@ class PgDatabase:
         row by row). Maintenance: meanwhile every server's vector queries scan exactly (right, but slower), and
         the indexes are built again even when the load fails.
 
-            >>> with store.bulk_load():                          # doctest: +SKIP
-            ...     store.add_faces(tenant_id, faces)            # doctest: +SKIP
+            with store.bulk_load():
+                store.add_faces(tenant_id, faces)
         """
         with self._lock:
             for name in VECTOR_INDEXES:
