@@ -23,17 +23,13 @@ that make each point (page and frame sides, 48 MiB bodies, 10 MB strings, the ov
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import secrets
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,11 +45,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 import _abuse_inputs as hostile  # noqa: E402
 import _data  # noqa: E402
 from _abuse_inputs import HOSTILES, Hostile, Outcome, Replay, detail, label  # noqa: E402
+from _server import ServerProcess, proc_cpu_s, proc_rss_mb  # noqa: E402
 from frugalsense.results import Box  # noqa: E402
 from frugalsense.settings import Settings  # noqa: E402
 from frugalsense.store import DB_FILENAME, NewFace, SQLiteStore  # noqa: E402
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 VICTIM_TIMEOUT_S = 20.0
 SETTLE_S = 8.0
 GB = 1024**3
@@ -61,119 +57,7 @@ NAMES = [h.name for h in HOSTILES] + ["erasure"]
 
 
 # -- the server process ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def proc_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """User + system CPU-seconds of the process so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-@dataclass
-class ServerProcess:
-    """`frugalsense serve` on 127.0.0.1 under hard limits of its own (the limits never touch this process)."""
-
-    data_dir: Path
-    model_dir: Path
-    memory_limit: int
-    open_files: int = 1024
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[str] | None = None
-    output: deque[str] = field(default_factory=lambda: deque(maxlen=300))
-    restarts: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None, "the server is not running"
-        return self.process.pid
-
-    def _command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "frugalsense.cli", "--data-dir", str(self.data_dir), *args]
-
-    def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FRUGALSENSE_")}
-        return {**env, "FRUGALSENSE_MODEL_CACHE": str(self.model_dir), "FRUGALSENSE_RATE_PER_KEY": "0"}
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            self._command(*args), env=self._environment(), capture_output=True, text=True, timeout=120
-        )
-        if done.returncode:
-            raise SystemExit(f"frugalsense {' '.join(args)} failed:\n{done.stderr}")
-        return done.stdout.strip()
-
-    def start(self, timeout: float = 120) -> None:
-        self.process = subprocess.Popen(
-            self._command("serve", "--port", str(self.port)),
-            env=self._environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        resource.prlimit(self.process.pid, resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
-        resource.prlimit(self.process.pid, resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
-        threading.Thread(target=self._drain, args=(self.process,), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit("the server exited at start:\n" + "".join(self.output))
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise SystemExit("the server did not answer /healthz:\n" + "".join(self.output))
-
-    def _drain(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            self.output.append(line)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM (a clean shutdown), then SIGKILL after 20 s."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.restarts += 1
-        self.start()
-
-    def tail(self, lines: int = 3) -> str:
-        interesting = [x.strip() for x in self.output if "Error" in x or "Traceback" in x or "Too many" in x]
-        return " | ".join(interesting[-lines:])[:200]
+# `frugalsense serve` under hard limits of its own, and its /proc readings, come from `bench/_server.py`.
 
 
 class Sampler(threading.Thread):
