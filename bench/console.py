@@ -32,12 +32,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import eval_dir
+from _faces import random_faces
 from _server import ServerProcess
-from frugalsense.results import Box
 from frugalsense.search import SearchService
 from frugalsense.search.encoders import normalize
 from frugalsense.settings import Settings
-from frugalsense.store import NewFace
 from frugalsense.store.items import NewItem
 
 TENANT = "shop"
@@ -55,25 +54,6 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         if n == 0:
             print("  ".join("-" * w for w in widths))
-
-
-def _faces(rng: np.random.Generator, n: int, crop: str, **fields: object) -> list[NewFace]:
-    vectors = rng.standard_normal((n, 128)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return [
-        NewFace(
-            embedding=v,
-            model="sface",
-            box=Box(0, 0, 40, 40),
-            landmarks=[(0.0, 0.0)] * 5,
-            det_score=0.9,
-            source_sha256="0" * 64,
-            source_name="camera.jpg",
-            crop_path=crop,
-            **fields,  # type: ignore[arg-type]
-        )
-        for v in vectors
-    ]
 
 
 def seed(settings: Settings, persons: int, items: int) -> dict[str, str]:
@@ -95,9 +75,9 @@ def seed(settings: Settings, persons: int, items: int) -> dict[str, str]:
             names = [f"person {i:05d}" for i in range(start, min(persons, start + 1000))]
             made = store.create_persons(tenant, staff, names)
             people.extend(made)
-            faces = _faces(rng, len(made), crop, collection_id=staff, enrolled=True)
+            faces = random_faces(rng, len(made), crop_path=crop, collection_id=staff, enrolled=True)
             store.add_faces(tenant, [replace(f, person_id=p.id) for f, p in zip(faces, made, strict=True)])
-        unknown = store.add_faces(tenant, _faces(rng, SIGHTINGS, crop))
+        unknown = store.add_faces(tenant, random_faces(rng, SIGHTINGS, crop_path=crop))
         store.set_clusters(tenant, {f.id: f"clu_{i % CLUSTERS:04d}" for i, f in enumerate(unknown)})
         vocabulary = [f"w{i}" for i in range(5000)]
         encoder = service.encoder.name

@@ -35,10 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _faces import random_faces
 from _server import ServerProcess
-from frugalsense.results import Box
 from frugalsense.settings import Settings
-from frugalsense.store import NewFace, SQLiteStore
+from frugalsense.store import SQLiteStore
 
 NAMES = ("convert", "flood", "admission", "gaps")
 
@@ -117,21 +117,7 @@ def _crowded_store(data_dir: Path, count: int) -> None:
         crowd = store.create_collection(tenant, "crowd").id
         rng = np.random.default_rng(7)
         for start in range(0, count, 10_000):
-            vectors = rng.standard_normal((min(10_000, count - start), 128)).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            faces = [
-                NewFace(
-                    embedding=v,
-                    model="sface",
-                    box=Box(0, 0, 40, 40),
-                    landmarks=[(0.0, 0.0)] * 5,
-                    det_score=0.9,
-                    source_sha256="0" * 64,
-                    source_name="camera.jpg",
-                    collection_id=crowd,
-                )
-                for v in vectors
-            ]
+            faces = random_faces(rng, min(10_000, count - start), collection_id=crowd)
             store.add_faces(tenant, faces)
     finally:
         store.close()
