@@ -17,6 +17,7 @@ import math
 import threading
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
 import pypdfium2 as pdfium
 
@@ -125,11 +126,18 @@ def _render(document: pdfium.PdfDocument, index: int, scale: float) -> Frame:
     except Exception as exc:
         raise _translate(exc, label) from exc
     try:
-        bitmap = page.render(scale=scale, rev_byteorder=True)
+        # pdfium allocates the bitmap (BGRx or BGR rows, possibly padded): the default, a zero-filled ctypes
+        # buffer, is filled while holding the interpreter lock, ~0.1 s for a 60 Mpx page.
+        bitmap = page.render(scale=scale, bitmap_maker=pdfium.PdfBitmap.new_foreign)
         try:
-            # The bitmap rows may be padded; copying gives a compact array that outlives pdfium's buffer.
-            pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
+            # OpenCV copies it to a compact RGB array that outlives pdfium's buffer, without holding the
+            # interpreter lock: a numpy copy of a 60 Mpx page would stall every other request for ~0.1 s.
+            raw = bitmap.to_numpy()
+            code = cv2.COLOR_BGRA2RGB if raw.shape[2] == 4 else cv2.COLOR_BGR2RGB
+            pixels = np.asarray(cv2.cvtColor(raw, code), dtype=np.uint8)
+            del raw
         finally:
+            bitmap.warn_on_close = False  # safe: nothing refers to pdfium's buffer any more
             bitmap.close()
     except Exception as exc:
         raise _translate(exc, label) from exc
