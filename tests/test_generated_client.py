@@ -41,6 +41,7 @@ from fsclient import (
     CollectionList,
     CorrectionOutcome,
     CreatedApiKey,
+    DocumentFields,
     DuplicateGroups,
     Enrolment,
     Erasure,
@@ -66,7 +67,7 @@ def ok(response: httpx.Response) -> bytes:
     return response.content
 
 
-def main(url: str, key: str, photo: Path, second: Path, probe: Path, stranger: Path) -> None:
+def main(url: str, key: str, photo: Path, second: Path, probe: Path, stranger: Path, receipt: Path) -> None:
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as http:
         def upload(path: str, file: Path, **fields: str) -> bytes:
             return ok(http.post(path, files={"file": (file.name, file.read_bytes())}, data=fields))
@@ -75,6 +76,9 @@ def main(url: str, key: str, photo: Path, second: Path, probe: Path, stranger: P
         faces_on_page: int = len(analysis.pages[0].faces or [])
         cpu: float = analysis.receipt.cpu_seconds
         detected = FaceDetection.model_validate_json(upload("/v1/faces/detect", photo))
+        read = DocumentFields.model_validate_json(upload("/v1/documents/fields", receipt))
+        date = read.pages[0].fields.date
+        receipt_date: str | None = date.value if date is not None else None
         pair = {"a": (photo.name, photo.read_bytes()), "b": (probe.name, probe.read_bytes())}
         compared = FaceComparison.model_validate_json(ok(http.post("/v1/faces/compare", files=pair)))
         same: bool = compared.same
@@ -130,6 +134,7 @@ def main(url: str, key: str, photo: Path, second: Path, probe: Path, stranger: P
 
         print(f"faces on the photo: {faces_on_page} detected: {len(detected.faces)} cpu>0: {cpu > 0}")
         print(f"compare same: {same}")
+        print(f"receipt date: {receipt_date} not found: {sorted(m.field for m in read.pages[0].not_found)}")
         print(f"collections: {[c.name for c in listed.collections]} persons: {[p.name for p in persons.persons]}")
         print(f"enrolled faces: {detail.face_count} found in the photo: {enrolled.faces_found}")
         print(f"identified as ada: {decisions == [ada.id]} stranger: {unknown.faces[0].decision}")
@@ -145,7 +150,7 @@ def main(url: str, key: str, photo: Path, second: Path, probe: Path, stranger: P
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], *(Path(p) for p in sys.argv[3:7]))
+    main(sys.argv[1], sys.argv[2], *(Path(p) for p in sys.argv[3:8]))
 """
 
 
@@ -201,6 +206,7 @@ def test_generated_models_parse_real_responses_and_type_check(
         train / "obama2.jpg",
         eval_dir / "faces-gallery/examples/knn_examples/test/obama1.jpg",
         eval_dir / "faces-gallery/examples/lin-manuel-miranda.png",
+        eval_dir / "ocr-sroie/img/018.jpg",
     ]
     program = generated / "story.py"
     program.write_text(PROGRAM)
@@ -225,6 +231,7 @@ def test_generated_models_parse_real_responses_and_type_check(
     said = ran.stdout
     assert "faces on the photo: 1 detected: 1 cpu>0: True" in said
     assert "compare same: True" in said
+    assert "receipt date: 2017-12-20 not found: ['total', 'vendor_address']" in said
     assert "collections: ['staff'] persons: ['Ada']" in said
     assert "enrolled faces: 2 found in the photo: 1" in said
     assert "identified as ada: True stranger: unknown" in said

@@ -12,6 +12,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from _backends import postgres_files, postgres_rows
@@ -106,6 +107,7 @@ def test_erasing_a_tenant_over_http_leaves_nothing_of_it_and_the_others_intact(
     assert present == [True, True, True, True]
     assert _files_named(server.data_dir / "search", tenant_id)
     assert (server.data_dir / "crops" / tenant_id).is_dir()
+    assert len(list((server.data_dir / "thumbnails" / tenant_id).glob("*.jpg"))) == 3  # two photos, a receipt
 
     with Client(server.url, api_key=user_key) as user, pytest.raises(AuthenticationError):
         user.erase_tenant()  # an admin key only
@@ -127,6 +129,9 @@ def test_erasing_a_tenant_over_http_leaves_nothing_of_it_and_the_others_intact(
     assert _files_named(server.data_dir / "search", tenant_id) == []
     assert _files_named(server.data_dir / "crops", tenant_id) == []
     assert not (server.data_dir / "crops" / tenant_id).exists()
+    assert not (server.data_dir / "thumbnails" / tenant_id).exists()
+    kept_thumbnail = f"{server.url}/console/api/items/{kept['item_id']}/thumbnail"
+    assert httpx.get(kept_thumbnail, headers={"Authorization": f"Bearer {server.admin_key}"}).status_code == 200
     after = _database_bytes(server)
     left = {
         "word": word.encode() in after.lower(),

@@ -29,12 +29,13 @@ from frugalsense.settings import Settings
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+    from frugalsense.fields.types import ReceiptFields
     from frugalsense.ladder.core import Ladder
     from frugalsense.ladder.text import TextPage
 
 __all__ = ["FEATURES", "Analyzer", "Pipeline", "analyze", "default_features", "metered_frames"]
 
-FEATURES = ("faces", "labels", "moderation", "text", "speech")
+FEATURES = ("faces", "labels", "moderation", "text", "speech", "fields")
 
 _DEFAULTS: dict[str, tuple[str, ...]] = {
     "image": ("faces", "labels", "moderation", "text"),
@@ -144,6 +145,8 @@ class Analyzer:
         decoding every page again.
         """
         chosen = list(features) if features else list(default_features(decoded.kind))
+        if "fields" in chosen and "text" not in chosen and _has_fields(decoded.kind):
+            chosen.insert(chosen.index("fields"), "text")  # the fields are read from the text: it runs once
         pages = []
         for number, frame in enumerate(metered_frames(decoded.frames, meter)):
             page = self._analyze_frame(frame, decoded.kind, chosen, meter)
@@ -177,7 +180,16 @@ class Analyzer:
             page.moderation = Moderation(nsfw=nsfw, flagged=nsfw >= threshold, threshold=threshold)
         if "text" in features:
             page.text = self.text(frame, kind, meter)
+        if "fields" in features and _has_fields(kind):
+            page.fields = self.fields(page.text or [], meter)
         return page
+
+    def fields(self, lines: Sequence[TextLine], meter: Meter) -> ReceiptFields:
+        """A receipt's or invoice's fields from a page's text (fields.receipts), left out when unsure."""
+        from frugalsense.fields.receipts import extract_receipt_fields
+
+        with meter.stage("fields", note="layout rules and the receipt field scorer"):
+            return extract_receipt_fields(lines, profile_dir=self.settings.profile_dir)
 
     def labels(self, frame: Frame, meter: Meter) -> list[Label]:
         """ImageNet labels from the labels ladder: a cheap EfficientNet-Lite first, stronger ones when unsure."""
@@ -253,7 +265,7 @@ class Analyzer:
             elif feature == "labels":
                 labels_ladder = self.pipeline.labels_ladder
                 models = self.labels_ladder().models() if labels_ladder else [self.zoo.get(self.pipeline.labeler)]
-            elif feature == "text":
+            elif feature in ("text", "fields"):
                 models = self.text_ladder().models()
             else:
                 name = self.pipeline.moderator if feature == "moderation" else self.pipeline.speech
@@ -319,6 +331,12 @@ def looks_like_scan(frame: Frame) -> bool:
     from frugalsense.ladder.text import looks_like_scan as rule
 
     return rule(frame)
+
+
+def _has_fields(kind: str) -> bool:
+    from frugalsense.fields.types import FIELD_KINDS
+
+    return kind in FIELD_KINDS
 
 
 def _check_features(features: Iterable[str] | None) -> list[str] | None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from frugalsense.cli_fields import add_extract_command, calibrate_fields
 from frugalsense.errors import FrugalsenseError, InputError, InvalidRequestError
 
 __all__ = ["main"]
@@ -62,6 +63,17 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from frugalsense.analyze import Analyzer
+    from frugalsense.faces import FaceComparer
+    from frugalsense.formatting import format_comparison
+
+    comparer = FaceComparer.open(Analyzer(_settings(args)))
+    result = comparer.compare(args.source, args.target, threshold=args.threshold, source_face=args.source_face)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_comparison(result))
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from frugalsense.models.registry import registry
 
@@ -108,6 +120,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     import importlib
 
     settings = _settings(args)
+    out = Path(args.out) if args.out else (settings.profile_dir or settings.data_dir / "profiles")
+    if args.task == "fields":  # the receipt field scorer: trained, then its threshold certified (cli_fields.py)
+        return calibrate_fields(args, settings, out)
+    if not args.data:
+        raise InvalidRequestError(f"calibrate {args.task} needs --data FOLDER (labelled data)")
     if args.task not in CALIBRATORS:
         raise InvalidRequestError(f"no ladder called {args.task!r}; choose from {', '.join(sorted(CALIBRATORS))}")
     module, function = CALIBRATORS[args.task].split(":")
@@ -127,7 +144,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         progress=progress,
     )
     bar.close()
-    out = Path(args.out) if args.out else (settings.profile_dir or settings.data_dir / "profiles")
     path = profile.save(out / f"{profile.task}.json" if out.suffix != ".json" else out)
     print(f"{'rung':<28} {'threshold':>9} {'answers':>8}")
     for rung, threshold, share in zip(
@@ -463,12 +479,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyse photos, scans, PDFs, audio and video")
     p.add_argument("paths", nargs="+", help="files to analyse")
-    p.add_argument("--features", help="comma-separated: faces,labels,moderation,text,speech (default: by kind)")
+    p.add_argument("--features", help="comma-separated faces,labels,moderation,text,speech,fields (default: kind)")
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.add_argument("--embeddings", action="store_true", help="include face embeddings in JSON")
     p.add_argument("--price", type=float, help="USD per CPU-hour for the receipt (FRUGALSENSE_PRICE_PER_CPU_HOUR)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("compare", help="is the face of SOURCE among the faces of TARGET? (nothing stored)")
+    p.add_argument("source", help="picture of the person (its largest face, unless --source-face)")
+    p.add_argument("target", help="picture to look in: every face is compared")
+    p.add_argument("--source-face", type=int, help="the source's face N instead, counted as analyze lists them")
+    p.add_argument("--threshold", type=float, help="own SFace similarity threshold (no climb to dlib)")
+    p.add_argument("--json", action="store_true", help="print the JSON the API answers")
+    p.set_defaults(func=_cmd_compare)
+
+    add_extract_command(sub, _settings)
 
     p = sub.add_parser("models", help="list the model zoo or prepare (convert) the models")
     p.add_argument("action", nargs="?", choices=["list", "prepare"], default="list")
@@ -497,13 +523,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_tenants)
 
     p = sub.add_parser("calibrate", help="choose a ladder's thresholds on labelled data, with a guarantee")
-    p.add_argument("task", help=f"the ladder: {', '.join(CALIBRATORS)}")
+    p.add_argument("task", help=f"the ladder: {', '.join(CALIBRATORS)}, fields")
     p.add_argument(
         "--data",
-        required=True,
         action="append",
-        help="data folder (repeat to pool); text-gate: any photos, no labels",
+        help="data folder (repeat to pool); text-gate: any photos, no labels; fields: receipts as SROIE's",
     )
+    p.add_argument("--ocr-cache", help="fields: folder of cached OCR results (default: DATA_DIR/calibration)")
     p.add_argument("--target", type=float, default=0.99, help="quality as a share of the strongest rung's")
     p.add_argument("--risk", type=float, default=0.1, help="allowed probability of missing the target")
     p.add_argument("--holdout", type=float, default=0.0, help="share of items kept out to check the result")

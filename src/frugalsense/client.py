@@ -92,20 +92,28 @@ class _Api:
         raise NotImplementedError
 
     # analysis
-    def analyze(self, source: Source, features: list[str] | None = None, *, name: str | None = None) -> Any:
-        return self._send(
-            _Call("POST", "/v1/analyze", files={"file": _file(source, name)}, data=_form(features=features))
-        )
+    def analyze(
+        self, source: Source, features: list[str] | None = None, *, name: str | None = None, previews: bool = False
+    ) -> Any:
+        """`previews`: also a small JPEG of each page or frame (the first 20), to draw the boxes on."""
+        form = _form(features=features, previews=True if previews else None)
+        return self._send(_Call("POST", "/v1/analyze", files={"file": _file(source, name)}, data=form))
+
+    def fields(self, source: Source, *, name: str | None = None) -> Any:
+        """A receipt's or invoice's fields, page by page: ``pages[i]["fields"]["total"]["value"]``, each with
+        its confidence and evidence; ``not_found`` lists the fields left out (abstained or absent)."""
+        return self._send(_Call("POST", "/v1/documents/fields", files={"file": _file(source, name)}))
 
     def detect_faces(self, source: Source) -> Any:
         return self._send(_Call("POST", "/v1/faces/detect", files={"file": _file(source)}))
 
-    def compare_faces(self, a: Source, b: Source, *, threshold: float | None = None) -> Any:
-        return self._send(
-            _Call(
-                "POST", "/v1/faces/compare", files={"a": _file(a), "b": _file(b)}, data=_form(threshold=threshold)
-            )
-        )
+    def compare_faces(
+        self, a: Source, b: Source, *, threshold: float | None = None, source_face: int | None = None
+    ) -> Any:
+        """The largest face of `a` (or face number `source_face`, counted as `detect_faces` lists them) against
+        every face of `b`: ``target_faces`` with each one's similarity and decision, and the best match."""
+        form = _form(threshold=threshold, source_face=source_face)
+        return self._send(_Call("POST", "/v1/faces/compare", files={"a": _file(a), "b": _file(b)}, data=form))
 
     # galleries
     def create_collection(self, name: str) -> Any:

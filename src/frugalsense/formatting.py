@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from frugalsense.results import AnalysisResult, PageResult
 
-__all__ = ["format_result"]
+if TYPE_CHECKING:
+    from frugalsense.faces.results import CompareResult
+
+__all__ = ["format_comparison", "format_result"]
 
 
 def _page(page: PageResult, indent: str) -> list[str]:
@@ -53,4 +58,24 @@ def format_result(result: AnalysisResult) -> str:
     for stage in r.stages:
         model = f" [{stage.model}]" if stage.model else ""
         lines.append(f"    {stage.stage:<16}{model:<28} {stage.cpu_s * 1000:9.1f} CPU-ms {stage.wall_ms:9.1f} ms")
+    return "\n".join(lines)
+
+
+def format_comparison(result: CompareResult) -> str:
+    """The source face, then one row per target face: its box, similarity and decision; the best match marked."""
+    a = result.box_a
+    lines = [
+        f"source: face {result.source_face} of {result.faces_in_source} at x={a.x:.0f} y={a.y:.0f} "
+        f"{a.w:.0f}x{a.h:.0f}",
+        f"{'face':>4}  {'box (x, y, w x h)':<22} {'similarity':>10}  decision",
+    ]
+    for face in result.target_faces:
+        b = face.box
+        box = f"{b.x:.0f}, {b.y:.0f}, {b.w:.0f} x {b.h:.0f}"
+        decision = ("same" if face.same else "different") + (" (dlib looked too)" if face.climbed else "")
+        best = "   <- best match" if face.index == result.best_match else ""
+        lines.append(f"{face.index:>4}  {box:<22} {face.similarity:>10.3f}  {decision}{best}")
+    verdict = "the same person" if result.same else "not the same person"
+    r = result.receipt
+    lines.append(f"{verdict} (threshold {result.threshold}); cost: {r.cpu_seconds:.4f} CPU-s = ${r.cost_usd:.8f}")
     return "\n".join(lines)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from frugalsense.ledger import CostReceipt
+
+if TYPE_CHECKING:
+    from frugalsense.fields.types import ReceiptFields
 
 __all__ = [
     "AnalysisResult",
@@ -154,6 +157,7 @@ class PageResult:
     labels: list[Label] | None = None
     moderation: Moderation | None = None
     text: list[TextLine] | None = None
+    fields: ReceiptFields | None = None  # the "fields" feature: a receipt's or invoice's fields (fields.types)
 
     @property
     def full_text(self) -> str:
@@ -173,6 +177,8 @@ class PageResult:
             out["moderation"] = self.moderation.to_dict()
         if self.text is not None:
             out["text"] = [line.to_dict() for line in self.text]
+        if self.fields is not None:
+            out["fields"] = self.fields.to_dict()
         return out
 
 

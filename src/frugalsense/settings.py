@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         " left in them; blocks them meanwhile); 'plain' prunes only, bytes stay in free space until a scheduled"
         " VACUUM (FULL) (docs/postgres.md)",
     )
+    pg_ann_min_faces: int | None = Field(
+        default=None,
+        ge=0,
+        description="PostgreSQL: a tenant with at least this many faces is identified through the HNSW index in"
+        " the database (candidates re-ranked exactly) instead of each server's exact matrix. Unset: always the"
+        " exact matrix; at 1M faces HNSW decided 199 of 200 probes alike (docs/postgres.md)",
+    )
     model_cache: Path | None = Field(
         default=None, description="folder for converted ONNX models (default: DATA_DIR/models)"
     )

@@ -93,12 +93,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
-    from frugalsense.api.routes import analyze, console, faces, gallery, health, keys, search, tenant, usage
+    from frugalsense.api.routes import (
+        analyze,
+        console,
+        documents,
+        faces,
+        gallery,
+        health,
+        keys,
+        search,
+        tenant,
+        usage,
+    )
+    from frugalsense.api.routes.pictures import router as pictures
 
     app.include_router(health.router)
     app.include_router(console.router)  # the web console at / (frugalsense.console)
+    app.include_router(pictures)  # the console's item thumbnails
     # The tenant's erasure comes last, so it is also the last operation of the OpenAPI document.
-    for module in (analyze, faces, gallery, keys, search, usage, tenant):
+    for module in (analyze, documents, faces, gallery, keys, search, usage, tenant):
         app.include_router(module.router, prefix="/v1", responses=PROBLEM_RESPONSES)
     # Routes that take files declare a multipart body in the OpenAPI document: only they get the upload limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, upload_paths=upload_paths(app))

@@ -8,6 +8,7 @@ and refused with 429 past `FRUGALSENSE_AUTH_FAILURES_PER_MINUTE`, before the dat
 The web console signs in with a key once and then sends a session cookie instead (`frugalsense.console.sessions`):
 a state-changing request on a session also needs the session's CSRF token in `X-CSRF-Token` and, when the
 browser names an origin, this server's own; the session's key is checked to be still active on every request.
+Sessions are in the database, so they are looked up in the metadata pool too.
 """
 
 from __future__ import annotations
@@ -72,8 +73,7 @@ async def _from_session(request: Request, token: str) -> Principal:
     from frugalsense.console.sessions import CSRF_HEADER, csrf_matches, same_origin, sessions_of
 
     state = request.app.state
-    sessions = sessions_of(state)
-    session = sessions.find(token)
+    session = await state.pools.metadata(lambda: sessions_of(state).find(token))
     if session is None:
         raise _unauthorized("your console session has ended; sign in again with your API key")
     if request.method not in _SAFE_METHODS:
@@ -88,15 +88,18 @@ async def _from_session(request: Request, token: str) -> Principal:
         try:
             keys = state.key_store.list_api_keys(session.tenant_id)
         except NotFoundError:  # the tenant was erased
-            return False
-        return any(k.id == session.key_id and k.active for k in keys)
+            keys = []
+        if any(k.id == session.key_id and k.active for k in keys):
+            return True
+        sessions_of(state).end(token)
+        return False
 
     if not await state.pools.metadata(key_active):
-        sessions.close(token)
         raise _unauthorized("the key this session signed in with was revoked; sign in with another key")
     state.rate_limiter.check(session.key_id)
     principal = Principal(tenant_id=session.tenant_id, key_id=session.key_id, role=session.role)
     request.state.principal = principal
+    request.state.console_session = session
     return principal
 
 

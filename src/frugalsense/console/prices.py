@@ -4,27 +4,54 @@ Prices are the published first-tier list prices per image (US regions, no free t
 2025: AWS Rekognition Image ($1.00 per 1,000 images for DetectFaces, DetectLabels, DetectModerationLabels,
 DetectText, SearchFacesByImage, IndexFaces, CompareFaces) and Google Cloud Vision ($1.50 per 1,000 units for face,
 label, SafeSearch and text detection). Google has no face recognition; neither service here transcribes speech,
-so those features have no cloud price (None). Update the table when the lists change.
+so those features have no cloud price (None). Receipt and invoice fields ("fields") are priced at Amazon
+Textract AnalyzeExpense ($10 per 1,000 pages, first tier) in the AWS column: its answer includes the page's
+text, so a page read for its fields is billed once, as fields (the usage ledger folds the text under it).
+Update the table when the lists change.
 
->>> cloud_usd("labels", 1000)
+Both bill per picture and per feature: a PDF is billed page by page (Google's files API says so; Rekognition
+takes images only, so each page is sent as one), and the prices apply to the usage ledger's units, the pictures
+each feature analysed. A video counts its sampled frames (one every ``video_frame_interval_s``), priced as the
+same frames sent to the image APIs; the clouds' video APIs, billed per minute of video, are not compared.
+
+>>> cloud_usd("labels", 1000)  # a thousand pictures: photos, pages or frames
 {'aws_rekognition': 1.0, 'google_vision': 1.5}
+>>> cloud_usd("fields", 1000)  # a thousand receipt pages
+{'aws_rekognition': 10.0, 'google_vision': None}
 >>> cloud_usd("speech", 3)
 {'aws_rekognition': None, 'google_vision': None}
 """
 
 from __future__ import annotations
 
-__all__ = ["CLOUD_PRICES", "PRICES_AS_OF", "cloud_usd", "feature_of_stage"]
+__all__ = [
+    "CLOUD_PRICES",
+    "PICTURE_FEATURES",
+    "PRICES_AS_OF",
+    "TEXTRACT_EXPENSE_PER_PAGE",
+    "cloud_usd",
+    "feature_of_stage",
+]
 
 PRICES_AS_OF = "2025"
 
-#: USD per image (or call) at each cloud's list price, per feature of the usage ledger
+#: the ledger's features a cloud bills per picture (photo, page or sampled frame)
+PICTURE_FEATURES = ("faces", "identify", "labels", "moderation", "text", "fields")
+
+#: Amazon Textract AnalyzeExpense, USD per page: $10 per 1,000 pages, the first tier's list price (US regions)
+TEXTRACT_EXPENSE_PER_PAGE = 0.01
+
+#: USD per picture at each cloud's list price, per feature of the usage ledger
 CLOUD_PRICES: dict[str, dict[str, float | None]] = {
     "faces": {"aws_rekognition": 0.001, "google_vision": 0.0015},
     "identify": {"aws_rekognition": 0.001, "google_vision": None},
     "labels": {"aws_rekognition": 0.001, "google_vision": 0.0015},
     "moderation": {"aws_rekognition": 0.001, "google_vision": 0.0015},
     "text": {"aws_rekognition": 0.001, "google_vision": 0.0015},
+    # Receipt and invoice fields are not Rekognition's or Vision's: the AWS column holds Amazon Textract
+    # AnalyzeExpense. Google's counterpart (Document AI's Expense parser) is left empty: its list price could
+    # not be checked on a published page when this was written; fill it in from Google's pricing page.
+    "fields": {"aws_rekognition": TEXTRACT_EXPENSE_PER_PAGE, "google_vision": None},
 }
 
 #: stage names on receipts (model card tasks and the pipeline's own stages) -> the ledger's feature
@@ -34,6 +61,7 @@ _STAGE_FEATURES = {
     "match": "identify",
     "labels": "labels",
     "moderation": "moderation",
+    "fields": "fields",
     "ocr": "text",
     "text-presence": "text",
     "route": "text",
@@ -53,7 +81,8 @@ def feature_of_stage(stage: str) -> str:
     return _STAGE_FEATURES.get(stage, "shared")
 
 
-def cloud_usd(feature: str, count: int) -> dict[str, float | None]:
-    """What ``count`` calls of ``feature`` cost at each cloud's list price (None: that cloud does not sell it)."""
+def cloud_usd(feature: str, units: int) -> dict[str, float | None]:
+    """What ``units`` pictures of ``feature`` cost at each cloud's list price (None: that cloud does not sell
+    it)."""
     prices = CLOUD_PRICES.get(feature, {"aws_rekognition": None, "google_vision": None})
-    return {cloud: None if price is None else round(price * count, 6) for cloud, price in prices.items()}
+    return {cloud: None if price is None else round(price * units, 6) for cloud, price in prices.items()}

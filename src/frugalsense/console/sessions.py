@@ -1,26 +1,18 @@
-"""Console sessions: signing in with an API key gives a random session id in an HttpOnly, SameSite=Strict cookie
-(Secure over HTTPS) and a CSRF token the page sends back in a header with every state-changing request.
+"""Console sessions at the HTTP edge: signing in with an API key gives a random session id in an HttpOnly,
+SameSite=Strict cookie (Secure over HTTPS) and a CSRF token the page sends back in a header with every
+state-changing request.
 
-Sessions live in the server's memory, keyed by the SHA-256 of their id: a restart signs everyone out, and the
-ids never reach the disk. A session ends at sign-out, after `IDLE_S` without a request or `LIFETIME_S` after
-sign-in, and with its key: every request checks the key is still active, so revoking a key ends its sessions.
-
->>> sessions = Sessions()
->>> token, session = sessions.open("ten_1", "key_1", "admin")
->>> sessions.find(token).csrf == session.csrf, sessions.find("forged")
-(True, None)
->>> sessions.close(token); sessions.find(token) is None
-True
+The sessions themselves live in the database (`frugalsense.store.sessions`: only the SHA-256 of their id), so a
+restart keeps them and every server on one PostgreSQL database shares them. Every call on them is a database call:
+run it in the metadata pool, never on the event loop.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import threading
-import time
-from dataclasses import dataclass, field
+
+from frugalsense.store.sessions import IDLE_S, LIFETIME_S, Session, SessionStore, open_sessions
 
 __all__ = [
     "COOKIE",
@@ -28,7 +20,6 @@ __all__ = [
     "IDLE_S",
     "LIFETIME_S",
     "Session",
-    "Sessions",
     "csrf_matches",
     "same_origin",
     "sessions_of",
@@ -36,66 +27,6 @@ __all__ = [
 
 COOKIE = "fs_session"
 CSRF_HEADER = "x-csrf-token"
-#: a session ends after this long without a request ...
-IDLE_S = 2 * 3600.0
-#: ... and this long after sign-in, whatever happens
-LIFETIME_S = 12 * 3600.0
-#: sessions kept at most; signing in past this ends the oldest
-MAX_SESSIONS = 10_000
-
-
-@dataclass
-class Session:
-    tenant_id: str
-    key_id: str
-    role: str
-    csrf: str = field(repr=False)
-    created: float
-    seen: float
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-class Sessions:
-    """The server's console sessions. Thread-safe."""
-
-    def __init__(self, *, idle_s: float = IDLE_S, lifetime_s: float = LIFETIME_S) -> None:
-        self.idle_s = idle_s
-        self.lifetime_s = lifetime_s
-        self._lock = threading.Lock()
-        self._by_digest: dict[str, Session] = {}
-
-    def open(self, tenant_id: str, key_id: str, role: str) -> tuple[str, Session]:
-        """A new session for a key just verified: (the cookie's value, the session)."""
-        token = secrets.token_urlsafe(32)
-        now = time.monotonic()
-        session = Session(tenant_id, key_id, role, secrets.token_urlsafe(32), now, now)
-        with self._lock:
-            if len(self._by_digest) >= MAX_SESSIONS:
-                oldest = min(self._by_digest, key=lambda d: self._by_digest[d].created)
-                del self._by_digest[oldest]
-            self._by_digest[_digest(token)] = session
-        return token, session
-
-    def find(self, token: str) -> Session | None:
-        """The live session of a cookie value (its idle clock restarts), or None."""
-        digest = _digest(token)
-        now = time.monotonic()
-        with self._lock:
-            session = self._by_digest.get(digest)
-            if session is None:
-                return None
-            if now - session.seen > self.idle_s or now - session.created > self.lifetime_s:
-                del self._by_digest[digest]
-                return None
-            session.seen = now
-            return session
-
-    def close(self, token: str) -> None:
-        with self._lock:
-            self._by_digest.pop(_digest(token), None)
 
 
 def csrf_matches(session: Session, presented: str | None) -> bool:
@@ -105,14 +36,15 @@ def csrf_matches(session: Session, presented: str | None) -> bool:
 _MADE = threading.Lock()
 
 
-def sessions_of(state: object) -> Sessions:
-    """The app's sessions (``app.state.console_sessions``), made on first use."""
-    found: Sessions | None = getattr(state, "console_sessions", None)
+def sessions_of(state: object) -> SessionStore:
+    """The app's sessions (``app.state.console_sessions``): a connection of their own to the store's database,
+    opened on first use. Call it in the metadata pool (opening is a database call too)."""
+    found: SessionStore | None = getattr(state, "console_sessions", None)
     if found is None:
         with _MADE:
             found = getattr(state, "console_sessions", None)
             if found is None:
-                found = Sessions()
+                found = open_sessions(getattr(state, "store").path)  # noqa: B009 - starlette's State
                 setattr(state, "console_sessions", found)  # noqa: B010 - starlette's State is attribute-only
     return found
 

@@ -9,12 +9,14 @@ True
 from __future__ import annotations
 
 from frugalsense.faces.clusters import Cluster
+from frugalsense.faces.compare import FaceComparer
 from frugalsense.faces.gallery import FaceGallery, Source, decide
 from frugalsense.faces.index import Hit, VectorIndex
 from frugalsense.faces.profile import FaceProfile, OperatingPoint, load_face_profile
 from frugalsense.faces.results import (
     UNKNOWN,
     Candidate,
+    ComparedFace,
     CompareResult,
     CorrectionResult,
     EnrolResult,
@@ -29,8 +31,10 @@ __all__ = [
     "Candidate",
     "Cluster",
     "CompareResult",
+    "ComparedFace",
     "CorrectionResult",
     "EnrolResult",
+    "FaceComparer",
     "FaceGallery",
     "FaceMatch",
     "FaceProfile",

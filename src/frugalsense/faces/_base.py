@@ -28,8 +28,17 @@ from frugalsense.store.sqlite import ERASE_CHUNK, new_id
 
 if TYPE_CHECKING:
     from frugalsense.analyze import Analyzer
+    from frugalsense.settings import Settings
 
-__all__ = ["SECOND_MODEL", "GalleryBase", "check_threshold", "pick_face"]
+__all__ = [
+    "SECOND_MODEL",
+    "GalleryBase",
+    "check_threshold",
+    "checked_profile",
+    "decode_first",
+    "pick_face",
+    "verification_ladder",
+]
 
 #: the model the identification ladder climbs to; its embedding of every enrolled face is stored at enrolment
 SECOND_MODEL = "dlib-resnet"
@@ -50,22 +59,12 @@ class GalleryBase:
         self.store = store
         self.analyzer = analyzer
         self.settings = analyzer.settings
-        self.profile = profile or load_face_profile(self.settings.profile_dir)
-        # SFace -> dlib verification ladder (faces-verify profile); only for the embedder it was calibrated on.
+        self.profile = checked_profile(analyzer, profile)
         # Its 1:N side decides around this gallery's identify threshold.
-        self.fusion: FaceFusion | None = load_fusion(
-            self.settings.profile_dir, identify_threshold=self.profile.identify_threshold
-        )
-        if analyzer.pipeline.face_embedder != RUNGS[0]:
-            self.fusion = None
+        self.fusion: FaceFusion | None = verification_ladder(analyzer, self.profile.identify_threshold)
         # The 1:N side: probes whose best SFace score is in the calibrated band are re-scored with dlib.
         self.identify_ladder: IdentifyLadder | None = self.fusion.identify if self.fusion is not None else None
         self.model = analyzer.pipeline.face_embedder
-        if self.profile.model != self.model:
-            raise ConfigurationError(
-                f"the face profile was calibrated for {self.profile.model!r} but faces are embedded with "
-                f"{self.model!r}; run bench/calibrate_faces.py --embedder {self.model}"
-            )
         self.keep_crops = self.settings.keep_face_crops if keep_crops is None else keep_crops
         self.crops_dir = self.settings.data_dir / "crops"
         if self.crops_dir.is_dir():
@@ -114,16 +113,7 @@ class GalleryBase:
         index.negatives = negatives
 
     def _decode(self, source: Source, meter: Meter, name: str | None) -> tuple[Frame, str, str]:
-        from frugalsense.media import load
-
-        # Galleries work on photos: the first page of a document or the first sampled video frame, the only
-        # picture decoded (first_only), so a long document costs one page.
-        with meter.stage("decode"):
-            decoded = load(source, self.settings, name=name, first_only=True)
-            first = decoded.frames[0] if decoded.frames else None
-        if first is None:
-            raise InvalidRequestError(f"{decoded.name} has no picture ({decoded.kind}); send a photo")
-        return first, decoded.name, decoded.sha256
+        return decode_first(source, self.settings, meter, name)
 
     def _faces(self, frame: Frame, meter: Meter) -> list[Face]:
         return self.analyzer.faces(frame, meter)
@@ -203,6 +193,40 @@ class GalleryBase:
         return np.asarray(vectors[0], np.float32)
 
 
+def checked_profile(analyzer: Analyzer, profile: FaceProfile | None = None) -> FaceProfile:
+    """The face thresholds (the user's profile folder, else shipped), refused when calibrated for another
+    embedder than the analyzer's."""
+    chosen = profile or load_face_profile(analyzer.settings.profile_dir)
+    model = analyzer.pipeline.face_embedder
+    if chosen.model != model:
+        raise ConfigurationError(
+            f"the face profile was calibrated for {chosen.model!r} but faces are embedded with "
+            f"{model!r}; run bench/calibrate_faces.py --embedder {model}"
+        )
+    return chosen
+
+
+def verification_ladder(analyzer: Analyzer, identify_threshold: float) -> FaceFusion | None:
+    """The SFace -> dlib verification ladder (``faces-verify`` profile), only for the embedder it was calibrated
+    on; None otherwise."""
+    if analyzer.pipeline.face_embedder != RUNGS[0]:
+        return None
+    return load_fusion(analyzer.settings.profile_dir, identify_threshold=identify_threshold)
+
+
+def decode_first(source: Source, settings: Settings, meter: Meter, name: str | None) -> tuple[Frame, str, str]:
+    """The first picture of `source`, its name and digest. Galleries work on photos: the first page of a document
+    or the first sampled video frame, the only picture decoded (first_only), so a long document costs one page."""
+    from frugalsense.media import load
+
+    with meter.stage("decode"):
+        decoded = load(source, settings, name=name, first_only=True)
+        first = decoded.frames[0] if decoded.frames else None
+    if first is None:
+        raise InvalidRequestError(f"{decoded.name} has no picture ({decoded.kind}); send a photo")
+    return first, decoded.name, decoded.sha256
+
+
 def with_crop(new: NewFace, crop_path: str | None) -> NewFace:
     return replace(new, crop_path=crop_path)
 
@@ -216,7 +240,13 @@ def check_threshold(threshold: float | None, default: float) -> float:
 
 
 def pick_face(
-    faces: Sequence[Face], face_index: int | None, source_name: str, *, largest: bool = False, label: str = ""
+    faces: Sequence[Face],
+    face_index: int | None,
+    source_name: str,
+    *,
+    largest: bool = False,
+    label: str = "",
+    option: str = "face_index",
 ) -> Face:
     what = label or source_name
     if not faces:
@@ -224,7 +254,7 @@ def pick_face(
     if face_index is not None:
         if not 0 <= face_index < len(faces):
             raise InvalidRequestError(
-                f"face_index {face_index} is out of range: {what} has {len(faces)} face(s), 0 to {len(faces) - 1}"
+                f"{option} {face_index} is out of range: {what} has {len(faces)} face(s), 0 to {len(faces) - 1}"
             )
         return faces[face_index]
     if len(faces) == 1:

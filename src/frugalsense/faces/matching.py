@@ -3,7 +3,9 @@ corrections ruling persons out, the climb to dlib for unsure probes), and search
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -11,14 +13,41 @@ import numpy.typing as npt
 from frugalsense.errors import InvalidRequestError
 from frugalsense.faces._base import SECOND_MODEL, GalleryBase, check_threshold, pick_face
 from frugalsense.faces.clusters import nearest_cluster
-from frugalsense.faces.index import VectorIndex
 from frugalsense.faces.results import UNKNOWN, Candidate, FaceMatch, IdentifiedFace, IdentifyResult, SearchResult
 from frugalsense.ledger import Meter
 from frugalsense.media.types import Frame, Source
 from frugalsense.results import Face
 from frugalsense.store.sqlite import new_id
 
-__all__ = ["Identification", "decide"]
+__all__ = ["ApproximateFaces", "Identification", "decide"]
+
+
+@runtime_checkable
+class ApproximateFaces(Protocol):
+    """A store that finds a face's nearest persons itself (PostgreSQL: the HNSW index, candidates re-ranked
+    exactly), so a large gallery is identified without each server holding its faces in a matrix."""
+
+    def face_count(self, tenant_id: str) -> int: ...
+
+    def nearest_persons(
+        self, tenant_id: str, model: str, vector: npt.ArrayLike, *, collection_id: str, limit: int
+    ) -> list[tuple[str, float]]: ...
+
+
+class _PersonScores(Protocol):
+    def __call__(
+        self, vector: npt.NDArray[np.float32], *, collection_id: str, limit: int
+    ) -> list[tuple[str, float]]: ...
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """Where one identification's scores come from: the exact matrix, or the store's nearest persons."""
+
+    person_scores: _PersonScores
+    #: face id -> persons that face was corrected as not being
+    negatives: dict[str, set[str]]
+    face_similarity: Callable[[npt.NDArray[np.float32], Iterable[str]], dict[str, float]]
 
 
 def decide(scores: Sequence[tuple[str, float]], *, threshold: float, margin: float) -> tuple[str | None, float]:
@@ -124,8 +153,8 @@ class Identification(GalleryBase):
     ) -> IdentifyResult:
         identified: list[IdentifiedFace] = []
         with meter.stage("match", items=max(1, len(faces))):
-            index = self._index(tenant_id)
-            scored = [self._scores(index, face, collection_id, limit, top_k) for face in faces]
+            matcher = self._matcher(tenant_id)
+            scored = [self._scores(matcher, face, collection_id, limit, top_k) for face in faces]
         # The ladder: only faces whose best score SFace is unsure of climb to dlib (not with a caller's threshold).
         climbed = [
             self._climb(tenant_id, frame, face, kept, top_k, meter) if threshold is None else (kept, False)
@@ -138,14 +167,14 @@ class Identification(GalleryBase):
             ]
         if keep and faces:
             with meter.stage("store", items=len(faces)), self._lock:
-                index = self._index(tenant_id)
                 used_clusters: list[str] = []
                 for face, (decision, candidates, excluded, up) in zip(faces, decisions, strict=True):
                     assert face.embedding is not None
                     cluster = None
                     if decision is None:
+                        # strangers still join clusters through the matrix (loaded here only when one is seen)
                         cluster = nearest_cluster(
-                            index,
+                            self._index(tenant_id),
                             face.embedding,
                             link_threshold=self.profile.cluster_threshold,
                             mean_threshold=self.profile.identify_threshold,
@@ -173,18 +202,43 @@ class Identification(GalleryBase):
             receipt=meter.receipt,
         )
 
+    def _matcher(self, tenant_id: str) -> _Matcher:
+        """The exact matrix, or (a store that finds nearest persons itself, for a tenant of at least
+        ``pg_ann_min_faces`` faces, when that is set) the store: then no server holds the tenant's faces to
+        decide."""
+        store, least = self.store, self.settings.pg_ann_min_faces
+        if least is not None and isinstance(store, ApproximateFaces) and store.face_count(tenant_id) >= least:
+            ruled: dict[str, set[str]] = {}
+            for correction in self.store.list_corrections(tenant_id, "is_not"):
+                ruled.setdefault(correction.face_id, set()).add(correction.person_id)
+            records = self.store.get_faces(tenant_id, list(ruled))
+
+            def persons(
+                vector: npt.NDArray[np.float32], *, collection_id: str, limit: int
+            ) -> list[tuple[str, float]]:
+                return store.nearest_persons(
+                    tenant_id, self.model, vector, collection_id=collection_id, limit=limit
+                )
+
+            def similarity(vector: npt.NDArray[np.float32], face_ids: Iterable[str]) -> dict[str, float]:
+                return {f: float(records[f].embedding @ vector) for f in face_ids if f in records}
+
+            return _Matcher(persons, ruled, similarity)
+        index = self._index(tenant_id)
+        return _Matcher(index.person_scores, index.negatives, index.face_similarity)
+
     def _scores(
-        self, index: VectorIndex, face: Face, collection_id: str, threshold: float, top_k: int
+        self, matcher: _Matcher, face: Face, collection_id: str, threshold: float, top_k: int
     ) -> tuple[list[tuple[str, float]], list[str]]:
         """Score persons for one face (best first) and drop those its corrections rule out."""
         assert face.embedding is not None
         vector = face.embedding
         # Only the best few persons matter (top_k, and the runner-up for the margin), plus room for persons
         # that "is not" corrections may strike out; scoring every person would cost O(persons) Python.
-        ruled_out_persons = {p for persons in index.negatives.values() for p in persons}
+        ruled_out_persons = {p for persons in matcher.negatives.values() for p in persons}
         limit = max(top_k, 2) + len(ruled_out_persons)
-        scores = index.person_scores(vector, collection_id=collection_id, limit=limit)
-        excluded = set(self._ruled_out(index, vector, dict(scores), threshold))
+        scores = matcher.person_scores(vector, collection_id=collection_id, limit=limit)
+        excluded = set(self._ruled_out(matcher, vector, dict(scores), threshold))
         kept = [(p, s) for p, s in scores if p not in excluded]
         return kept, sorted(excluded)
 
@@ -227,7 +281,7 @@ class Identification(GalleryBase):
         return decision, candidates, excluded, climbed
 
     def _ruled_out(
-        self, index: VectorIndex, vector: npt.NDArray[np.float32], scores: dict[str, float], threshold: float
+        self, matcher: _Matcher, vector: npt.NDArray[np.float32], scores: dict[str, float], threshold: float
     ) -> list[str]:
         """Persons a face must not be called, from "is not" corrections on faces like it.
 
@@ -235,12 +289,12 @@ class Identification(GalleryBase):
         resembles such a face (above the identify threshold) at least as much as it resembles X's own faces:
         the same stranger seen again looks more like themself than like the person they were mistaken for.
         """
-        if not index.negatives:
+        if not matcher.negatives:
             return []
-        sims = index.face_similarity(vector, index.negatives)
+        sims = matcher.face_similarity(vector, matcher.negatives)
         strongest: dict[str, float] = {}
         for face_id, similarity in sims.items():
-            for person in index.negatives[face_id]:
+            for person in matcher.negatives[face_id]:
                 strongest[person] = max(strongest.get(person, -1.0), similarity)
         return [
             person

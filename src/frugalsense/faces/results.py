@@ -18,6 +18,7 @@ __all__ = [
     "UNKNOWN",
     "Candidate",
     "CompareResult",
+    "ComparedFace",
     "CorrectionResult",
     "EnrolResult",
     "FaceMatch",
@@ -110,14 +111,82 @@ class EnrolResult:
         }
 
 
+@dataclass(frozen=True)
+class ComparedFace:
+    """One face of the target picture against the source face: its similarity and the decision about it."""
+
+    index: int  # the face's place among the target's faces, in the order faces/detect lists them
+    box: Box
+    det_score: float
+    similarity: float  # SFace's cosine similarity to the source face
+    same: bool  # the decision: at the threshold, or by the fused score when the pair climbed to dlib
+    climbed: bool = False  # SFace was unsure, so dlib embedded both faces and the fused score decided
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "box": self.box.to_dict(),
+            "det_score": round(self.det_score, 4),
+            "similarity": round(self.similarity, 4),
+            "same": self.same,
+            "climbed": self.climbed,
+        }
+
+
 @dataclass
 class CompareResult:
-    similarity: float
-    same: bool
+    """One source face against every face of the target, as cloud CompareFaces calls answer; the top-level
+    ``similarity``, ``same`` and ``box_b`` are those of the best match (the most similar face that matches, else
+    the most similar face), so a caller of the one-face comparison reads the same fields as before.
+
+    >>> from frugalsense.ledger import Meter
+    >>> far = ComparedFace(0, Box(0, 0, 9, 9), 0.9, similarity=0.1, same=False)
+    >>> near = ComparedFace(1, Box(9, 0, 5, 5), 0.8, similarity=0.6, same=True)
+    >>> result = CompareResult(0.36, Box(1, 1, 9, 9), 0, 1, [far, near], Meter(0.05).receipt)
+    >>> result.best_match, result.same, result.similarity, result.box_b.w
+    (1, True, 0.6, 5)
+    """
+
     threshold: float
-    box_a: Box
-    box_b: Box
+    box_a: Box  # the source face
+    source_face: int  # its place among the source's faces (detection order)
+    faces_in_source: int
+    target_faces: list[ComparedFace]  # every face of the target, in detection order
     receipt: CostReceipt
+
+    def __post_init__(self) -> None:
+        if not self.target_faces:
+            raise ValueError("a comparison needs at least one target face")
+        if [f.index for f in self.target_faces] != list(range(len(self.target_faces))):
+            raise ValueError("target faces must be listed in detection order, indexed from 0")
+        if not 0 <= self.source_face < self.faces_in_source:
+            raise ValueError(f"source face {self.source_face} is not among {self.faces_in_source} faces")
+
+    @property
+    def best(self) -> ComparedFace:
+        matched = [f for f in self.target_faces if f.same]
+        return max(matched or self.target_faces, key=lambda f: f.similarity)
+
+    @property
+    def best_match(self) -> int:
+        return self.best.index
+
+    @property
+    def similarity(self) -> float:
+        return self.best.similarity
+
+    @property
+    def same(self) -> bool:
+        return self.best.same
+
+    @property
+    def box_b(self) -> Box:
+        return self.best.box
+
+    @property
+    def matches(self) -> list[ComparedFace]:
+        """The target faces judged the source's person (AWS: FaceMatches; the others are UnmatchedFaces)."""
+        return [f for f in self.target_faces if f.same]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +195,10 @@ class CompareResult:
             "threshold": self.threshold,
             "box_a": self.box_a.to_dict(),
             "box_b": self.box_b.to_dict(),
+            "source_face": self.source_face,
+            "faces_in_source": self.faces_in_source,
+            "best_match": self.best_match,
+            "target_faces": [f.to_dict() for f in self.target_faces],
             "receipt": self.receipt.to_dict(),
         }
 

@@ -19,9 +19,11 @@ Vector = npt.NDArray[np.float32]
 
 def int8_gate_choice(model: str, profile_dir: Path | None = None) -> str:
     """The precision the int8 gate (the ``int8-gate`` profile) chose for `model` ("fp32" if it has no word on it).
+    The gate is a paired test (``bench/int8_gate.py``): int8 only where the data show its loss within the margin
+    the profile promises (``params.promise``), else fp32.
 
-    >>> int8_gate_choice("no-such-model"), int8_gate_choice("minilm-l6-v2")
-    ('fp32', 'int8')
+    >>> int8_gate_choice("no-such-model"), int8_gate_choice("sface")
+    ('fp32', 'fp32')
     """
     models = load_profile("int8-gate", profile_dir).params.get("models", {})
     entry = models.get(model, {}) if isinstance(models, dict) else {}

@@ -25,6 +25,7 @@ from frugalsense.search.index import IndexCache, SemanticIndex
 from frugalsense.search.ingest import Indexer, IndexOutcome, IndexSummary
 from frugalsense.search.query import Reason, Searcher, SearchHit, SearchResults, rrf
 from frugalsense.search.service import SearchService
+from frugalsense.search.thumbnails import Thumbnails
 from frugalsense.store.base import SearchStore
 from frugalsense.store.items import FaceLink, Filters, Item
 
@@ -46,6 +47,7 @@ __all__ = [
     "SearchStore",
     "Searcher",
     "SemanticIndex",
+    "Thumbnails",
     "load_encoder",
     "page_vector",
     "register_encoder",

@@ -135,7 +135,11 @@ class ConseEncoder:
     @property
     def name(self) -> str:
         suffix = "" if self.template == "{}" else "-" + hashlib.sha256(self.template.encode()).hexdigest()[:8]
-        return f"conse-{TEXT_MODEL}{suffix}"
+        # The text model's precision is part of the vectors' identity: items embedded in another precision are
+        # embedded again when indexed (int8, the first precision shipped, keeps the plain name).
+        precision = str(getattr(self.analyzer.zoo.get(TEXT_MODEL), "precision", "int8"))
+        model = TEXT_MODEL if precision == "int8" else f"{TEXT_MODEL}-{precision}"
+        return f"conse-{model}{suffix}"
 
     def encode_texts(self, texts: Sequence[str], meter: Meter | None = None) -> Matrix:
         if not texts:

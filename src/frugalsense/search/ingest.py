@@ -40,9 +40,10 @@ from frugalsense.results import AnalysisResult, Face, PageResult, Transcript
 from frugalsense.search.encoders import ImageEncoder, page_vector
 from frugalsense.search.index import IndexCache
 from frugalsense.search.sources import read_file, walk
+from frugalsense.search.thumbnails import Thumbnails, make_thumbnail
 from frugalsense.search.video_faces import SPAN_GAP_INTERVALS, FaceSighting, face_rank, face_tracks, seen_spans
 from frugalsense.store.base import SearchStore
-from frugalsense.store.items import NewItem
+from frugalsense.store.items import Item, NewItem
 
 __all__ = ["IndexOutcome", "IndexSummary", "Indexer"]
 
@@ -66,6 +67,7 @@ class IndexOutcome:
     error_code: str | None = None
     receipt: CostReceipt | None = None
     duration_s: float | None = None  # of the audio track, for throughput in audio minutes
+    pictures: int = 0  # pages or sampled frames analysed (what a cloud would bill each feature for)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "status": self.status, "item_id": self.item_id}
@@ -115,6 +117,7 @@ class Indexer:
         analyzer: Analyzer,
         gallery: FaceGallery,
         encoder: ImageEncoder,
+        thumbnails: Thumbnails | None = None,
     ) -> None:
         self.store, self.cache, self.analyzer, self.gallery, self.encoder = (
             store,
@@ -124,6 +127,7 @@ class Indexer:
             encoder,
         )
         self.settings = analyzer.settings
+        self.thumbnails = thumbnails or Thumbnails(self.settings.data_dir)
         self._collections: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -230,29 +234,40 @@ class Indexer:
             and not force
             and (existing.sha256, existing.encoder) == (digest, self.encoder.name)
         ):
-            if existing.phash is None and existing.modality != "audio":
-                self._rehash(tenant_id, existing.id, data)
+            if existing.modality != "audio" and (
+                existing.phash is None or not self.thumbnails.exists(tenant_id, existing.id)
+            ):
+                self._refresh_picture(tenant_id, existing, data)
             return IndexOutcome(key, "unchanged", existing.id, existing.modality)
+        replaced = existing.id if existing is not None else None
         try:
-            return self._index(tenant_id, data, key, label, when, digest, collection_id, existing is not None)
+            return self._index(tenant_id, data, key, label, when, digest, collection_id, replaced)
         except (FrugalsenseError, OSError) as exc:
             code = getattr(exc, "code", "io_error")
             return IndexOutcome(key, "failed", error=str(exc), error_code=code)
 
-    def _rehash(self, tenant_id: str, item_id: str, data: bytes) -> None:
-        """The picture hash of an unchanged file stored before the hash changed (store migration m006): its first
-        picture is decoded again, nothing is analysed."""
+    def _refresh_picture(self, tenant_id: str, item: Item, data: bytes) -> None:
+        """What an unchanged file's item lacks from its first picture: the picture hash (stored before the hash
+        changed, store migration m006) and the thumbnail (indexed before thumbnails were kept). Only the first
+        picture is decoded again; nothing is analysed."""
         from frugalsense.media import load
 
         with contextlib.suppress(FrugalsenseError, OSError):
             frames = load(data, self.settings, first_only=True).frames
-            if frames:
-                self.store.set_phash(tenant_id, item_id, int(photo_hash(frames[0].pixels)))
+            if not frames:
+                return
+            if item.phash is None:
+                self.store.set_phash(tenant_id, item.id, int(photo_hash(frames[0].pixels)))
+            if not self.thumbnails.exists(tenant_id, item.id):
+                self.thumbnails.save(tenant_id, item.id, make_thumbnail(frames[0]))
 
     def delete(self, tenant_id: str, item_id: str, *, purge: bool = True) -> list[str]:
-        """Delete an item with its vectors (its vector file goes at once), text, labels and faces (erased through
-        the gallery). With ``purge`` its words also leave the full-text index's bytes (see `purge`)."""
+        """Delete an item with its thumbnail, vectors (its vector file goes at once), text, labels and faces
+        (erased through the gallery). With ``purge`` its words also leave the full-text index's bytes (see
+        `purge`)."""
         encoder = self.store.get_item(tenant_id, item_id).encoder
+        # The file before the row: a crash in between leaves an item without its thumbnail, never the reverse.
+        self.thumbnails.remove(tenant_id, item_id)
         outcome = self.cache.write(tenant_id, encoder, lambda: self.store.delete_item(tenant_id, item_id))
         self._erase_faces(tenant_id, outcome.replaced_faces)
         if purge:
@@ -276,7 +291,7 @@ class Indexer:
         when: str,
         digest: str,
         collection_id: str | None,
-        replacing: bool,
+        replaced: str | None,
     ) -> IndexOutcome:
         from frugalsense.media import load
 
@@ -298,15 +313,28 @@ class Indexer:
             if decoded.kind == "video" and collection is not None:
                 pictures.faces = self._video_faces(tenant_id, decoded, collection, pictures, meter)
             item = self._new_item(key, when, decoded, result, pictures, meter)
+            if replaced is not None:
+                self.thumbnails.remove(tenant_id, replaced)  # the record it replaces goes in the write below
             outcome = self.cache.write(tenant_id, self.encoder.name, lambda: self.store.put_item(tenant_id, item))
         except BaseException:
             self._erase_faces(tenant_id, pictures.stored)  # sightings of an item that was never written
             raise
         self._erase_faces(tenant_id, outcome.replaced_faces)
         assert outcome.item is not None
+        if pictures.thumbnail is not None:
+            # After the row commits, like a face's crop: a thumbnail is never without its item.
+            self.thumbnails.save(tenant_id, outcome.item.id, pictures.thumbnail)
         audio = decoded.audio.duration_s if decoded.audio is not None else None
-        status: Status = "updated" if replacing else "added"
-        return IndexOutcome(key, status, outcome.item.id, decoded.kind, receipt=meter.receipt, duration_s=audio)
+        status: Status = "updated" if replaced is not None else "added"
+        return IndexOutcome(
+            key,
+            status,
+            outcome.item.id,
+            decoded.kind,
+            receipt=meter.receipt,
+            duration_s=audio,
+            pictures=len(result.pages),
+        )
 
     def _take_picture(
         self,
@@ -319,10 +347,13 @@ class Indexer:
         page: PageResult,
         meter: Meter,
     ) -> None:
-        """From one decoded picture: its vector, the first one's hash, and its faces (identified against the
-        collection and kept as sightings; in a video only detected here, and grouped into tracks at the end)."""
+        """From one decoded picture: its vector, the first one's hash and thumbnail, and its faces (identified
+        against the collection and kept as sightings; in a video only detected here, and grouped into tracks at the
+        end)."""
         if number == 0:
             pictures.phash = int(photo_hash(frame.pixels))
+            with meter.stage("thumbnail"):
+                pictures.thumbnail = make_thumbnail(frame)
         with meter.stage("encode", self.encoder.name):
             vector = page_vector(self.encoder, frame, page, meter)
         if vector is not None:
@@ -476,6 +507,8 @@ class _Pictures:
 
     vectors: list[tuple[str, npt.NDArray[np.float32]]] = field(default_factory=list)
     phash: int | None = None
+    #: the first picture's thumbnail (JPEG), written once the item is
+    thumbnail: bytes | None = None
     #: sightings per picture number
     faces: dict[int, list[FaceSighting]] = field(default_factory=dict)
     #: a video's faces per sampled frame, before they are grouped into tracks

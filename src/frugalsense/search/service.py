@@ -206,8 +206,8 @@ class SearchService:
         return self.items.list_items(tenant_id, source_prefix=source_prefix, limit=limit, offset=offset)
 
     def delete_item(self, tenant_id: str, item_id: str) -> dict[str, Any]:
-        """Delete an item and everything derived from it: faces (and their crops), text, labels, vectors, down to
-        the bytes of the database files and the vector snapshot."""
+        """Delete an item and everything derived from it: its thumbnail, faces (and their crops), text, labels,
+        vectors, down to the bytes of the database files and the vector snapshot."""
         faces = self.indexer.delete(tenant_id, item_id)
         return {"deleted": item_id, "faces": len(faces)}
 
@@ -216,20 +216,22 @@ class SearchService:
     def erase_tenant(self, tenant_id: str) -> dict[str, Any]:
         """Erase a tenant and everything it owns, and say how much went.
 
-        Its items go with their text, labels, vectors and face links; through the gallery its faces, crops,
-        persons, collections, corrections, API keys and the tenant itself; then its vector files. The full-text
-        indexes are merged and the write-ahead log emptied, so the erased words and vectors leave the bytes of
-        the database files, not only its tables. Cannot be undone.
+        Its items go with their thumbnails, text, labels, vectors and face links; through the gallery its faces,
+        crops, persons, collections, corrections, API keys and the tenant itself; then its vector files. The
+        full-text indexes are merged and the write-ahead log emptied, so the erased words and vectors leave the
+        bytes of the database files, not only its tables. Cannot be undone.
         """
         tenant = self.store.get_tenant(tenant_id)
         counts = self.items.tenant_counts(tenant_id)
         keys = len(self.store.list_api_keys(tenant_id))
         files = self.cache.drop_tenant(tenant_id)
+        self.indexer.thumbnails.drop_tenant(tenant_id)  # the files before their rows, as for crops
         # Items, then faces, a chunk per transaction: other tenants' work goes on between chunks.
         while self.items.delete_tenant_items(tenant_id, self.gallery.erase_chunk):
             time.sleep(0.001)
         faces = self.gallery.erase_tenant(tenant_id).to_dict()
         files += self.cache.drop_tenant(tenant_id)  # one its own searches saved meanwhile
+        self.indexer.thumbnails.drop_tenant(tenant_id)  # one an indexing run wrote meanwhile
         self.items.purge_deleted_text()
         self.items.checkpoint()
         return {"erased": tenant.to_dict(), **counts, **faces, "keys": keys, "vector_files": files}

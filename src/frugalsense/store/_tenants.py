@@ -57,6 +57,8 @@ class TenantTables(Tables):
                 " (SELECT COUNT(*) FROM collections WHERE tenant_id = ?)",
                 (tenant_id, tenant_id),
             ).fetchone()
+            # Its console sessions (the cascade from its keys would take them too; said here for the reader).
+            conn.execute("DELETE FROM console_sessions WHERE tenant_id = ?", (tenant_id,))
             conn.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
         self.checkpoint()
         return erased.plus(Erased(last.face_ids, last.crop_paths, counts[0], counts[1], last.corrections))
@@ -125,6 +127,7 @@ class TenantTables(Tables):
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND tenant_id = ?",
                 (now(), key_id, tenant_id),
             )
+            conn.execute("DELETE FROM console_sessions WHERE key_id = ?", (key_id,))  # they end with their key
             row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         return _api_key(row)
 

@@ -309,3 +309,42 @@ def m007_console_search_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX items_modality_captured ON items(tenant_id, modality, captured_at)")
     conn.execute("CREATE INDEX items_phash ON items(tenant_id, phash)")
     conn.execute("DROP INDEX items_modality")
+
+
+@migration
+def m008_console_sessions(conn: sqlite3.Connection) -> None:
+    """Console sessions in the database (``frugalsense.store.sessions``), so a restart keeps them and servers on
+    one database share them: the SHA-256 of the session id, never the id; they go with their key and tenant.
+
+    Also the usage ledger's billable units (``usage.units``): the pictures (pages, frames) each feature analysed,
+    which a cloud bills one by one. Rows written before counted requests only, so their units are their count.
+    """
+    statements = [
+        """CREATE TABLE console_sessions (
+            digest TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            key_id TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+            created REAL NOT NULL,
+            seen REAL NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX console_sessions_tenant ON console_sessions(tenant_id, created)",
+        "CREATE INDEX console_sessions_key ON console_sessions(key_id)",
+        "ALTER TABLE usage ADD COLUMN units INTEGER NOT NULL DEFAULT 0",
+        "UPDATE usage SET units = count",
+    ]
+    for statement in statements:
+        conn.execute(statement)
+
+
+@migration
+def m009_face_hnsw(conn: sqlite3.Connection) -> None:
+    """Nothing on SQLite: PostgreSQL's denser faces HNSW graph and per-tenant face counts (store/postgres_db.py)
+    serve identify through the index there; SQLite identifies with the exact matrix. Named so both backends list
+    the same."""
+
+
+@migration
+def m010_row_level_security(conn: sqlite3.Connection) -> None:
+    """Nothing on SQLite: PostgreSQL's row-level security policies (store/postgres_rls.py) have no SQLite
+    counterpart; here the tenant filter of every statement is the wall. Named so both backends list the same."""

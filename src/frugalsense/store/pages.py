@@ -10,7 +10,7 @@ hidden.
     >>> acme = store.create_tenant("acme")
     >>> staff = store.create_collection(acme.id, "staff")
     >>> _ = store.create_persons(acme.id, staff.id, ["Ann", "Bob", "Cy"])
-    >>> page = PagedReads(store.path).persons(acme.id, staff.id, limit=2)
+    >>> page = open_paged_reads(store.path).persons(acme.id, staff.id, limit=2)
     >>> [p.name for p in page.rows], page.total
     (['Ann', 'Bob'], 3)
 """
@@ -18,13 +18,24 @@ hidden.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from frugalsense.errors import NotFoundError
 from frugalsense.store._database import Database
 from frugalsense.store._tables import LIVE_FACE, LIVE_PERSON
+from frugalsense.store.postgres_db import PgDatabase, is_postgres_url
 
-__all__ = ["ClusterRow", "FaceThumb", "Page", "PagedReads", "PersonErasure", "PersonRow"]
+__all__ = [
+    "ClusterRow",
+    "FaceThumb",
+    "Page",
+    "PagedReads",
+    "PersonErasure",
+    "PersonRow",
+    "PostgresPagedReads",
+    "open_paged_reads",
+]
 
 _T = TypeVar("_T")
 _FACE_LIVE = LIVE_FACE.format(f="f.")
@@ -117,6 +128,9 @@ class PersonErasure:
 class PagedReads(Database):
     """Paged, read-only queries on a connection of their own to the service's database file. Thread-safe."""
 
+    #: "the name contains the words", in this database's SQL
+    _CONTAINS = "instr(lower(p.name), lower(?)) > 0"
+
     def persons(
         self, tenant_id: str, collection_id: str, *, name: str = "", limit: int = 50, offset: int = 0
     ) -> Page[PersonRow]:
@@ -125,7 +139,7 @@ class PagedReads(Database):
         where = f"p.tenant_id = ? AND p.collection_id = ? AND {_PERSON_LIVE}"
         params: list[Any] = [tenant_id, collection_id]
         if name:
-            where += " AND instr(lower(p.name), lower(?)) > 0"
+            where += f" AND {self._CONTAINS}"
             params.append(name)
         total = int(self._rows(f"SELECT COUNT(*) FROM persons p WHERE {where}", params)[0][0])
         rows = self._rows(
@@ -158,7 +172,7 @@ class PagedReads(Database):
             " GROUP BY f.cluster_id HAVING COUNT(*) >= ?"
         )
         params = (tenant_id, max(1, min_size))
-        total = int(self._rows(f"SELECT COUNT(*) FROM ({grouped})", params)[0][0])
+        total = int(self._rows(f"SELECT COUNT(*) FROM ({grouped}) AS g", params)[0][0])
         rows = self._rows(
             f"{grouped} ORDER BY size DESC, last_seen DESC LIMIT ? OFFSET ?", (*params, limit, offset)
         )
@@ -208,3 +222,18 @@ class PagedReads(Database):
         )
         if not found:
             raise NotFoundError(f"no collection {collection_id!r}")
+
+
+class PostgresPagedReads(PgDatabase, PagedReads):  # type: ignore[misc]
+    """The same pages from a PostgreSQL database (PgDatabase's connection wins; the SQL is shared). Each read
+    runs under its tenant's row-level security scope, as every PostgreSQL store method does."""
+
+    _CONTAINS = "strpos(lower(p.name), lower(?)) > 0"
+
+
+def open_paged_reads(where: str | Path) -> PagedReads:
+    """Paged reads of the database a store's ``path`` names: a ``postgresql://`` address or an SQLite file, on a
+    connection of their own (``close()`` it when done)."""
+    if is_postgres_url(str(where)):
+        return PostgresPagedReads(str(where))
+    return PagedReads(where)

@@ -25,6 +25,7 @@ from frugalsense.store.postgres_db import (
     connect,
     create_vector_indexes,
 )
+from frugalsense.store.postgres_rls import ALL_TENANTS
 from frugalsense.store.sqlite import SQLiteStore
 
 __all__ = ["CopyReport", "copy_to_postgres"]
@@ -76,7 +77,7 @@ def copy_to_postgres(sqlite_path: Path, url: str) -> CopyReport:
         raise InvalidRequestError(f"no database at {sqlite_path}; give the data folder with --data-dir")
     SQLiteStore(sqlite_path).close()  # brings an older file up to the current schema first
     source = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
-    target = connect(url)
+    target = connect(url, tenant=ALL_TENANTS)  # every tenant's rows, past row-level security
     try:
         apply_pg_migrations(target)
         if target.execute("SELECT 1 FROM tenants LIMIT 1").fetchone() is not None:

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import re
 import struct
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
 
 from frugalsense.errors import ConfigurationError
+from frugalsense.store import postgres_rls as rls
 from frugalsense.store.validation import Limits
 
 __all__ = [
     "COPY_ROWS",
     "HNSW_DIM",
+    "HNSW_OPTIONS",
     "MIGRATIONS",
     "VECTOR_INDEXES",
     "PgConn",
@@ -74,11 +75,17 @@ VECTOR_INDEXES = {
 COPY_ROWS = 64
 
 
+#: graph options per HNSW index (pgvector's defaults, m = 16 and ef_construction = 64, elsewhere): identify needs
+#: recall@10 >= 0.99 at a million faces, which the default graph cannot give at any search width (m009)
+HNSW_OPTIONS = {"faces_vec": "m = 32, ef_construction = 128"}
+
+
 def _hnsw(name: str) -> str:
     table = VECTOR_INDEXES[name][0]
+    options = f" WITH ({HNSW_OPTIONS[name]})" if name in HNSW_OPTIONS else ""
     return (
         f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING hnsw ((vec::vector({HNSW_DIM})) vector_cosine_ops)"
-        f" WHERE vector_dims(vec) = {HNSW_DIM}"
+        f"{options} WHERE vector_dims(vec) = {HNSW_DIM}"
     )
 
 
@@ -270,6 +277,61 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "DROP INDEX items_modality",
         ],
     ),
+    (
+        "m008_console_sessions",
+        [
+            """CREATE TABLE console_sessions (
+                digest TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                key_id TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+                role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+                created DOUBLE PRECISION NOT NULL, seen DOUBLE PRECISION NOT NULL, rowid BIGSERIAL UNIQUE)""",
+            "CREATE INDEX console_sessions_tenant ON console_sessions(tenant_id, created)",
+            "CREATE INDEX console_sessions_key ON console_sessions(key_id)",
+            "ALTER TABLE usage ADD COLUMN units BIGINT NOT NULL DEFAULT 0",
+            "UPDATE usage SET units = count",
+        ],
+    ),
+    # Identify through the faces' HNSW index (docs/postgres.md, "Identify at a million faces"): a denser graph
+    # (HNSW_OPTIONS, rebuilt here: minutes per 100,000 faces on two cores), and each tenant's face count kept in
+    # face_state by the writing statements, so choosing between the exact matrix and HNSW costs one row read.
+    (
+        "m009_face_hnsw",
+        [
+            "SET LOCAL maintenance_work_mem = '1GB'",
+            "DROP INDEX IF EXISTS faces_vec",
+            _hnsw("faces_vec"),
+            "ALTER TABLE face_state ADD COLUMN faces BIGINT NOT NULL DEFAULT 0",
+            "UPDATE face_state s SET faces = (SELECT COUNT(*) FROM faces f WHERE f.tenant_id = s.tenant_id)",
+            # A tenant's first face_state row counts what is there (its first faces, or a copied database's).
+            """CREATE FUNCTION fs_face_state_count() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NOT EXISTS (SELECT 1 FROM face_state WHERE tenant_id = NEW.tenant_id) THEN
+                    NEW.faces := (SELECT COUNT(*) FROM faces WHERE tenant_id = NEW.tenant_id);
+                END IF;
+                RETURN NEW;
+            END $$""",
+            "CREATE TRIGGER face_state_count BEFORE INSERT ON face_state"
+            " FOR EACH ROW EXECUTE FUNCTION fs_face_state_count()",
+            # Then each statement adds or takes away its rows, per tenant (one update per statement, not per row).
+            """CREATE FUNCTION fs_count_faces() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE face_state s SET faces = s.faces + d.n FROM (SELECT tenant_id,
+                    COUNT(*) * CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END AS n FROM changed GROUP BY tenant_id) d
+                WHERE s.tenant_id = d.tenant_id;
+                RETURN NULL;
+            END $$""",
+            "CREATE TRIGGER faces_counted_in AFTER INSERT ON faces REFERENCING NEW TABLE AS changed"
+            " FOR EACH STATEMENT EXECUTE FUNCTION fs_count_faces()",
+            "CREATE TRIGGER faces_counted_out AFTER DELETE ON faces REFERENCING OLD TABLE AS changed"
+            " FOR EACH STATEMENT EXECUTE FUNCTION fs_count_faces()",
+        ],
+    ),
+    # every table of tenant rows but the full text shows a session only its tenant's (store/postgres_rls.py)
+    (
+        "m010_row_level_security",
+        [sql for table, column in rls.TENANT_TABLES.items() for sql in rls.row_security(table, column)],
+    ),
 ]
 
 _MIGRATION_LOCK = 7_301_113  # pg_advisory_xact_lock key: two processes opening a new database migrate it once
@@ -279,8 +341,9 @@ def is_postgres_url(url: str | None) -> bool:
     return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
 
 
-def connect(url: str) -> Any:
-    """An autocommit psycopg connection (transactions are begun explicitly), with rows `PgConn` understands."""
+def connect(url: str, *, tenant: str | None = None) -> Any:
+    """An autocommit psycopg connection (transactions are begun explicitly), with rows `PgConn` understands;
+    ``tenant`` sets its row-level security scope for its whole life (``ALL_TENANTS`` for maintenance)."""
     try:
         import psycopg
     except ImportError as exc:
@@ -288,9 +351,12 @@ def connect(url: str) -> Any:
             "a postgresql:// database needs the PostgreSQL driver: pip install 'frugalsense[postgres]'"
         ) from exc
     try:
-        return psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+        conn = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
     except psycopg.OperationalError as exc:
         raise ConfigurationError(f"cannot reach the database: {exc}; check FRUGALSENSE_DATABASE_URL") from exc
+    if tenant is not None:
+        conn.execute("SELECT set_config(%s, %s, false)", (rls.TENANT_SETTING, tenant))
+    return conn
 
 
 class Row(tuple[Any, ...]):
@@ -358,10 +424,21 @@ class PgConn:
         # COPY's binary fields are read by each column's own input function; pgvector's binary form travels as
         # bytes (the bytea dumper sends them untouched).
         wire = [("bytea" if types[c] == "vector" else types[c]) for c in names]
-        with self.raw.cursor().copy(f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(wire)
-            for row in rows:
-                copy.write_row((*row, pgvector_bytes(row[at])) if at >= 0 else row)
+        listed = ", ".join(names)
+        # COPY refuses a table whose row-level security applies to this session: then the rows go through a
+        # temporary twin and one INSERT ... SELECT, which the tenant policy checks like any insert.
+        guarded = bool(self.raw.execute("SELECT row_security_active(%s::regclass)", (table,)).fetchone()[0])
+        with self.raw.transaction() if guarded else nullcontext():
+            target = f"fs_copy_{table}" if guarded else table
+            if guarded:
+                self.raw.execute(f"CREATE TEMP TABLE {target} AS SELECT {listed} FROM {table} WITH NO DATA")
+            with self.raw.cursor().copy(f"COPY {target} ({listed}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(wire)
+                for row in rows:
+                    copy.write_row((*row, pgvector_bytes(row[at])) if at >= 0 else row)
+            if guarded:
+                self.raw.execute(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {target}")
+                self.raw.execute(f"DROP TABLE {target}")
 
     def _types(self, table: str) -> dict[str, str]:
         cached = _COLUMN_TYPES.get(table)
@@ -397,6 +474,8 @@ def apply_pg_migrations(conn: Any) -> list[str]:
     for name, statements in MIGRATIONS:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            # every tenant's rows, past row-level security
+            conn.execute("SELECT set_config(%s, %s, true)", (rls.TENANT_SETTING, rls.ALL_TENANTS))
             if conn.execute("SELECT 1 FROM migrations WHERE name = %s", (name,)).fetchone() is not None:
                 continue
             for statement in statements:
@@ -424,10 +503,16 @@ class PgDatabase:
     """One connection to a PostgreSQL database, migrated on open. Thread-safe: one connection behind a lock, as
     in SQLite's `Database`, so each call is short and each write one transaction."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # each public method acts for the tenant it is given (store/postgres_rls.py)
+        rls.scope_methods(cls, rls.NO_ROWS)
+
     def __init__(self, url: str, *, limits: Limits | None = None) -> None:
         self.path = url  # where the data is, as `Database.path` says it for a file
         self.limits = limits or Limits()
-        self._lock = threading.RLock()
+        self._tenant: str | None = None  # what the session's `frugalsense.tenant` says now
+        self._lock = rls.TenantLock(self._set_tenant)
         self._raw = connect(url)
         self._conn = PgConn(self._raw)
         with self._lock:
@@ -436,6 +521,15 @@ class PgDatabase:
     def close(self) -> None:
         with self._lock:
             self._raw.close()
+
+    def _set_tenant(self, scope: str, nested: bool) -> None:
+        """Make the session's tenant setting say ``scope``, when the connection's lock is taken."""
+        if scope == self._tenant or self._raw.closed:
+            return
+        if nested:
+            raise RuntimeError(f"a store call for {scope or 'no tenant'!r} inside one for {self._tenant!r}")
+        self._raw.execute("SELECT set_config(%s, %s, false)", (rls.TENANT_SETTING, scope))
+        self._tenant = scope
 
     @contextmanager
     def _write(self) -> Iterator[PgConn]:

@@ -22,10 +22,9 @@ from frugalsense.api.auth import Principal, authenticate
 from frugalsense.api.problems import ApiError
 from frugalsense.api.work import metadata
 from frugalsense.console.page import PAGE
-from frugalsense.console.sessions import COOKIE, LIFETIME_S, same_origin, sessions_of
+from frugalsense.console.sessions import COOKIE, LIFETIME_S, Session, same_origin, sessions_of
 from frugalsense.errors import NotFoundError
-from frugalsense.store.pages import PagedReads
-from frugalsense.store.sqlite import DB_FILENAME
+from frugalsense.store.pages import PagedReads, open_paged_reads
 
 __all__ = ["router"]
 
@@ -92,7 +91,10 @@ async def sign_in(body: SignIn, request: Request) -> JSONResponse:
     if record is None:
         state.auth_failures.failed(address)
         raise ApiError(401, "unauthorized", "this API key is unknown or revoked; ask your admin for a key")
-    token, session = sessions_of(state).open(record.tenant_id, record.id, record.role)
+    opened = await metadata(request, lambda: sessions_of(state).open(record.tenant_id, record.id, record.role))
+    if opened is None:  # revoked between the check and the session
+        raise ApiError(401, "unauthorized", "this API key is unknown or revoked; ask your admin for a key")
+    token, session = opened
     who = Who(tenant_id=record.tenant_id, key_id=record.id, role=record.role, csrf=session.csrf)
     response = JSONResponse(who.model_dump(), headers={"Cache-Control": "no-store"})
     response.set_cookie(
@@ -110,7 +112,7 @@ async def sign_in(body: SignIn, request: Request) -> JSONResponse:
 @router.get("/console/session")
 async def whoami(request: Request, p: Principal = Depends(authenticate)) -> JSONResponse:
     """The signed-in session (the page asks on load); 401 when there is none."""
-    session = sessions_of(request.app.state).find(request.cookies.get(COOKIE, ""))
+    session: Session | None = getattr(request.state, "console_session", None)
     if session is None:  # signed in with a key header, not a session
         raise ApiError(401, "unauthorized", "sign in to the console")
     who = Who(tenant_id=p.tenant_id, key_id=p.key_id, role=p.role, csrf=session.csrf)
@@ -119,7 +121,9 @@ async def whoami(request: Request, p: Principal = Depends(authenticate)) -> JSON
 
 @router.delete("/console/session", status_code=204)
 async def sign_out(request: Request, p: Principal = Depends(authenticate)) -> Response:
-    sessions_of(request.app.state).close(request.cookies.get(COOKIE, ""))
+    state = request.app.state
+    token = request.cookies.get(COOKIE, "")
+    await metadata(request, lambda: sessions_of(state).end(token))
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -132,7 +136,7 @@ def _reads(request: Request) -> PagedReads:
         with _MADE:
             found = getattr(state, "console_reads", None)
             if found is None:
-                found = state.console_reads = PagedReads(state.settings.data_dir / DB_FILENAME)
+                found = state.console_reads = open_paged_reads(state.store.path)
     return found
 
 

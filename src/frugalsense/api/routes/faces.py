@@ -27,6 +27,20 @@ def optional_float(fields: dict[str, Any], name: str) -> float | None:
         raise InvalidRequestError(f"'{name}' must be a number, got {value!r}") from None
 
 
+def optional_index(fields: dict[str, Any], name: str) -> int | None:
+    """A face's place in a picture's list of faces (0, 1, ...), or None when not given."""
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidRequestError(f"'{name}' must be a whole number (0: the first face), got {value!r}") from None
+    if number < 0:
+        raise InvalidRequestError(f"'{name}' counts faces from 0, got {number}")
+    return number
+
+
 @router.post(
     "/faces/detect",
     summary="Find faces: boxes, five landmarks, scores",
@@ -44,18 +58,27 @@ async def detect(request: Request, principal: Principal = Depends(admitted)) -> 
     body = {"name": result.name, "faces": [], "receipt": result.receipt.to_dict()}
     for page in result.pages:
         body["faces"].extend(face.to_dict() for face in page.faces or [])
-    return receipt_response(body, result.receipt, request)
+    return receipt_response(body, result.receipt, request, pictures={"faces": len(result.pages)})
 
 
 @router.post(
     "/faces/compare",
-    summary="1:1: are the largest faces of two pictures the same person?",
+    summary="1:1: the largest face of picture a (or face source_face) against every face of picture b",
     response_model=schemas.FaceComparison,
-    openapi_extra=upload_body("a", "b", extra={"threshold": {"type": "number"}}),
+    openapi_extra=upload_body(
+        "a",
+        "b",
+        extra={"threshold": {"type": "number"}, "source_face": {"type": "integer", "minimum": 0}},
+    ),
 )
 async def compare(request: Request, principal: Principal = Depends(admitted)) -> JSONResponse:
     (a, b), fields = await read_uploads(request, ("a", "b"))
     threshold = optional_float(fields, "threshold")
+    source_face = optional_index(fields, "source_face")
     gallery = request.app.state.gallery
-    result = await infer(request, principal, lambda: gallery.compare(a.data, b.data, threshold=threshold))
+    result = await infer(
+        request,
+        principal,
+        lambda: gallery.compare(a.data, b.data, threshold=threshold, source_face=source_face),
+    )
     return receipt_response(result.to_dict(), result.receipt, request)

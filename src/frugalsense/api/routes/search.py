@@ -115,7 +115,7 @@ async def index(request: Request, p: Principal = Depends(admitted)) -> JSONRespo
     status = 200 if outcome.status == "unchanged" else 201
     if outcome.receipt is None:
         return JSONResponse(body, status_code=status)
-    return receipt_response(body, outcome.receipt, request, status=status)
+    return receipt_response(body, outcome.receipt, request, status=status, pictures=outcome.pictures)
 
 
 @router.get(

@@ -3,6 +3,9 @@
 Every receipt the HTTP edge returns is noted here (`record_usage`, called where the response is made) and
 written to the usage ledger in the metadata pool right after, never on the event loop; a read writes whatever
 is still waiting first, so it always includes every answer already sent.
+
+With the CPU goes what a cloud would bill for the same answers: each image feature's units, one per picture it
+analysed (a PDF's pages, a video's sampled frames; `pictures_in` reads them off an analysis), priced per unit.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,17 +22,19 @@ from pydantic import BaseModel, Field
 from frugalsense.api.auth import Principal, authenticate
 from frugalsense.api.limits import WorkPools
 from frugalsense.api.work import metadata
-from frugalsense.console.prices import PRICES_AS_OF, cloud_usd, feature_of_stage
+from frugalsense.console.prices import PICTURE_FEATURES, PRICES_AS_OF, cloud_usd, feature_of_stage
 from frugalsense.errors import InvalidRequestError
 from frugalsense.ledger import CostReceipt
 from frugalsense.store.usage import Ledger, UsageEntry
 
-__all__ = ["UsageRecorder", "record_usage", "router"]
+__all__ = ["UsageRecorder", "pictures_in", "record_usage", "router"]
 
 router = APIRouter(tags=["usage"])
 
 #: the longest span one report covers
 MAX_DAYS = 366
+#: pictures per image feature, or one number for every image feature a receipt shows
+Pictures = Mapping[str, int] | int | None
 
 
 class CloudPrice(BaseModel):
@@ -43,7 +48,11 @@ class UsageRow(BaseModel):
     cpu_seconds: float
     usd: float = Field(description="the CPU-seconds at the server's price per CPU-hour")
     count: int = Field(description="requests that used the feature")
-    cloud_usd: CloudPrice
+    units: int = Field(
+        description="what a cloud bills: pictures analysed (one per photo, page or sampled video frame) for image "
+        "features; requests for the others"
+    )
+    cloud_usd: CloudPrice = Field(description="the units at each cloud's list price per picture")
 
 
 class UsageTotals(BaseModel):
@@ -75,17 +84,29 @@ class UsageRecorder:
         self._writing = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def note(self, tenant_id: str, receipt: CostReceipt) -> None:
-        """Split a receipt by feature and queue it; a write is scheduled on the running loop."""
+    def note(self, tenant_id: str, receipt: CostReceipt, pictures: Pictures = None) -> None:
+        """Split a receipt by feature and queue it; a write is scheduled on the running loop. ``pictures``: how
+        many pictures each image feature answered for (a cache hit answers without spending, and still counts),
+        or one number for every image feature on the receipt; by default each analysed one picture."""
         cpu: dict[str, float] = defaultdict(float)
         for stage in receipt.stages:
             cpu[feature_of_stage(stage.stage)] += stage.cpu_s
+        every = pictures if isinstance(pictures, int) else 1
+        units = {f: every for f in cpu if f in PICTURE_FEATURES}
+        for feature, n in pictures.items() if isinstance(pictures, Mapping) else ():
+            if n > 0 and feature in PICTURE_FEATURES:
+                units[feature] = n
+                cpu.setdefault(feature, 0.0)
         if "identify" in cpu:  # finding and embedding the faces is part of identifying them, as clouds bill it
             cpu["identify"] += cpu.pop("faces", 0.0)
+            units["identify"] = max(units.get("identify", 1), units.pop("faces", 0))
+        if "fields" in cpu:  # reading the text is part of reading the fields, as AnalyzeExpense bills it
+            cpu["fields"] += cpu.pop("text", 0.0)
+            units["fields"] = max(units.get("fields", 1), units.pop("text", 0))
         cpu.setdefault("shared", 0.0)  # every request counts once under "shared"
         day = datetime.now(UTC).date().isoformat()
         price = receipt.price_per_cpu_hour / 3600.0
-        entries = [UsageEntry(tenant_id, day, f, s, s * price, 1) for f, s in cpu.items()]
+        entries = [UsageEntry(tenant_id, day, f, s, s * price, 1, units.get(f, 1)) for f, s in cpu.items()]
         with self._lock:
             self._pending.extend(entries)
         task = asyncio.get_running_loop().create_task(self.flush())
@@ -121,11 +142,32 @@ def recorder_of(request: Request) -> UsageRecorder:
     return found
 
 
-def record_usage(request: Request, receipt: CostReceipt) -> None:
-    """Bill a receipt the response is about to carry to the caller's tenant in the usage ledger."""
+def record_usage(request: Request, receipt: CostReceipt, pictures: Pictures = None) -> None:
+    """Bill a receipt the response is about to carry to the caller's tenant in the usage ledger, with the
+    pictures each image feature answered for (see `UsageRecorder.note`; default: one each, as for a photo)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is not None:
-        recorder_of(request).note(principal.tenant_id, receipt)
+        recorder_of(request).note(principal.tenant_id, receipt, pictures)
+
+
+def pictures_in(body: Mapping[str, object]) -> dict[str, int] | None:
+    """How many pictures each image feature answered for in an analysis's JSON (its pages, each naming the
+    features that ran on it), or None for a body that is not one.
+
+    >>> pictures_in({"pages": [{"faces": [], "text": []}, {"faces": [], "text": []}]})
+    {'faces': 2, 'text': 2}
+    >>> pictures_in({"faces": []}) is None
+    True
+    """
+    pages = body.get("pages")
+    if not isinstance(pages, list):
+        return None
+    counts: dict[str, int] = {}
+    for page in pages:
+        for feature in PICTURE_FEATURES:
+            if isinstance(page, dict) and feature in page:
+                counts[feature] = counts.get(feature, 0) + 1
+    return counts
 
 
 def _day(value: str | None, default: date, name: str) -> date:
@@ -154,7 +196,7 @@ async def usage(
     entries = await metadata(
         request, lambda: recorder.ledger().daily(p.tenant_id, first.isoformat(), last.isoformat())
     )
-    rows = [UsageRow(**e.to_dict(), cloud_usd=CloudPrice(**cloud_usd(e.feature, e.count))) for e in entries]
+    rows = [UsageRow(**e.to_dict(), cloud_usd=CloudPrice(**cloud_usd(e.feature, e.billable))) for e in entries]
     totals = UsageTotals(
         cpu_seconds=round(sum(e.cpu_seconds for e in entries), 6),
         usd=sum(e.usd for e in entries),

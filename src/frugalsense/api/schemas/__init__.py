@@ -13,6 +13,7 @@ from frugalsense.api.schemas.admin import ApiKey, ApiKeyList, CreatedApiKey, Ten
 from frugalsense.api.schemas.analysis import (
     Analysis,
     Box,
+    ComparedFace,
     CostReceipt,
     Face,
     FaceComparison,
@@ -20,10 +21,22 @@ from frugalsense.api.schemas.analysis import (
     Label,
     Moderation,
     Page,
+    PagePreview,
     StageCost,
     TextLine,
     Transcript,
     TranscriptSegment,
+)
+from frugalsense.api.schemas.fields import (
+    DocumentFields,
+    DocumentPage,
+    FieldEvidence,
+    FieldNotFound,
+    FieldValue,
+    LineItem,
+    ReceiptFields,
+    ReceiptFieldValues,
+    SumCheck,
 )
 from frugalsense.api.schemas.gallery import (
     Candidate,
@@ -61,6 +74,9 @@ from frugalsense.api.schemas.search import (
     SearchResults,
 )
 
+# A page's fields are described in fields.py, which builds on analysis.py's Box and CostReceipt.
+Page.model_rebuild(_types_namespace={"ReceiptFields": ReceiptFields})
+
 __all__ = [
     "Analysis",
     "ApiKey",
@@ -71,10 +87,13 @@ __all__ = [
     "ClusterList",
     "Collection",
     "CollectionList",
+    "ComparedFace",
     "Correction",
     "CorrectionOutcome",
     "CostReceipt",
     "CreatedApiKey",
+    "DocumentFields",
+    "DocumentPage",
     "DuplicateGroups",
     "Enrolment",
     "Erasure",
@@ -85,6 +104,9 @@ __all__ = [
     "FaceMatch",
     "FaceSearch",
     "FaceSighting",
+    "FieldEvidence",
+    "FieldNotFound",
+    "FieldValue",
     "Identification",
     "IdentifiedFace",
     "IndexFailure",
@@ -96,16 +118,21 @@ __all__ = [
     "ItemDetail",
     "ItemList",
     "Label",
+    "LineItem",
     "MatchReason",
     "Moderation",
     "Page",
+    "PagePreview",
     "Person",
     "PersonList",
     "PersonWithFaces",
+    "ReceiptFieldValues",
+    "ReceiptFields",
     "SearchHit",
     "SearchResults",
     "StageCost",
     "StoredFace",
+    "SumCheck",
     "Tenant",
     "TenantErasure",
     "TextLine",

@@ -3,15 +3,19 @@ comparison (the JSON `CostReceipt.to_dict`, `AnalysisResult.to_dict` and `Compar
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from frugalsense.api.schemas._base import Body, Point
 
+if TYPE_CHECKING:
+    from frugalsense.api.schemas.fields import ReceiptFields  # built on Box and CostReceipt; Page is rebuilt
+
 __all__ = [
     "Analysis",
     "Box",
+    "ComparedFace",
     "CostReceipt",
     "Face",
     "FaceComparison",
@@ -19,6 +23,7 @@ __all__ = [
     "Label",
     "Moderation",
     "Page",
+    "PagePreview",
     "StageCost",
     "TextLine",
     "Transcript",
@@ -105,6 +110,16 @@ class Transcript(Body):
     segments: list[TranscriptSegment]
 
 
+class PagePreview(Body):
+    """A JPEG of the page or frame, asked for with ``previews``: a box at (x, y) of the page is at
+    (x * scale, y * scale) on it."""
+
+    jpeg_base64: str = Field(description="the JPEG's bytes, base64")
+    width: int
+    height: int
+    scale: float = Field(description="the preview's pixels per pixel of the page as analysed (at most 1)")
+
+
 class Page(Body):
     """One picture: the photo itself, one page of a document, or one video frame. A feature's field is there
     only when that feature ran."""
@@ -117,6 +132,8 @@ class Page(Body):
     labels: list[Label] | None = None
     moderation: Moderation | None = None
     text: list[TextLine] | None = None
+    fields: ReceiptFields | None = Field(default=None, description="with the fields feature: a receipt's fields")
+    preview: PagePreview | None = Field(default=None, description="with previews: the first pages' pictures")
 
 
 class Analysis(Body):
@@ -130,6 +147,9 @@ class Analysis(Body):
     pages: list[Page]
     transcript: Transcript | None = Field(default=None, description="present when speech was transcribed")
     receipt: CostReceipt
+    previews_omitted: int | None = Field(
+        default=None, description="with previews: how many pages or frames past the cap got no picture"
+    )
 
 
 class FaceDetection(Body):
@@ -140,12 +160,29 @@ class FaceDetection(Body):
     receipt: CostReceipt
 
 
+class ComparedFace(Body):
+    """One face of the target picture against the source face."""
+
+    index: int = Field(description="the face's place among the target's faces, as faces/detect lists them")
+    box: Box
+    det_score: float
+    similarity: float = Field(description="SFace's cosine similarity to the source face")
+    same: bool = Field(description="the decision: at the threshold, or by the fused score when it climbed")
+    climbed: bool = Field(description="SFace was unsure: dlib embedded both faces and the fused score decided")
+
+
 class FaceComparison(Body):
-    """1:1 verification of the largest face of each picture."""
+    """The source's largest face (or face ``source_face``) against every face of the target, as cloud
+    CompareFaces calls answer. ``similarity``, ``same`` and ``box_b`` are those of the best match: the most
+    similar target face that matches, else the most similar one."""
 
     similarity: float
     same: bool
     threshold: float
-    box_a: Box
-    box_b: Box
+    box_a: Box = Field(description="the source face")
+    box_b: Box = Field(description="the best-matching target face")
+    source_face: int = Field(description="the source face's place among the source's faces (detection order)")
+    faces_in_source: int
+    best_match: int = Field(description="index of the best match in target_faces")
+    target_faces: list[ComparedFace] = Field(description="every face of the target, in detection order")
     receipt: CostReceipt

@@ -177,6 +177,41 @@ function receiptTable(receipt) {
   return [el("h3", { text: `Cost: ${money(receipt.cost_usd)} (${receipt.cpu_seconds.toFixed(3)} CPU-s)` }), t];
 }
 
+// Pictures the browser shows as they are; for anything else (PDF, TIFF, video) the server sends JPEGs of the pages.
+const SHOWN_AS_IS = ["image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"];
+let shownUrls = [];
+
+function shownUrl(blob) {
+  const url = URL.createObjectURL(blob);
+  shownUrls.push(url);
+  return url;
+}
+
+function previewBlob(preview) {
+  const bytes = Uint8Array.from(atob(preview.jpeg_base64), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type: "image/jpeg" });
+}
+
+// Several pages or frames: one at a time, with Previous and Next.
+function pageTurner(figures, noun) {
+  if (figures.length < 2) return null;
+  let at = 0;
+  const where = el("span", { class: "where", "aria-live": "polite" });
+  const previous = el("button", { type: "button", class: "turn-previous", text: `Previous ${noun}` });
+  const next = el("button", { type: "button", class: "turn-next", text: `Next ${noun}` });
+  const turn = (to) => {
+    at = Math.max(0, Math.min(figures.length - 1, to));
+    figures.forEach((figure, i) => { figure.hidden = i !== at; });
+    where.textContent = ` ${figures[at].dataset.title} (${at + 1} of ${figures.length}) `;
+    previous.disabled = at === 0;
+    next.disabled = at === figures.length - 1;
+  };
+  previous.addEventListener("click", () => turn(at - 1));
+  next.addEventListener("click", () => turn(at + 1));
+  turn(0);
+  return el("div", { class: "turner" }, previous, where, next);
+}
+
 async function analyze(event) {
   performance.mark("analyze-start");
   const form = $("#analyze-form");
@@ -186,6 +221,8 @@ async function analyze(event) {
   body.append("file", file);
   const features = [...form.querySelectorAll("input[name=features]:checked")].map((box) => box.value);
   if (features.length) body.append("features", features.join(","));
+  const asIs = SHOWN_AS_IS.includes(file.type);
+  if (!asIs && !file.type.startsWith("audio/")) body.append("previews", "true");
   say(`Analyzing ${file.name}…`);
   const result = await api("POST", "/v1/analyze", body);
   let identified = null;
@@ -198,13 +235,18 @@ async function analyze(event) {
   }
   const out = $("#analyze-result");
   out.replaceChildren();
-  const picture = file.type.startsWith("image/") && result.kind !== "document";
-  result.pages.forEach((page, index) => {
+  for (const url of shownUrls) URL.revokeObjectURL(url);
+  shownUrls = [];
+  const picture = asIs && result.kind !== "document";
+  const figures = result.pages.map((page, index) => {
     const heading = page.page ? `Page ${page.page}` : page.time_s !== undefined && page.time_s !== null ? `Frame at ${page.time_s.toFixed(1)} s` : "Picture";
-    const names = boxNames(page.faces || [], identified);
-    const figure = el("figure", { class: "page" });
-    if (picture && index === 0) {
-      const stage = el("div", { class: "stage" }, el("img", { src: URL.createObjectURL(file), alt: `The picture ${file.name}` }));
+    // Identification names the faces of the first picture only (the gallery reads the first page or frame).
+    const names = boxNames(page.faces || [], index === 0 ? identified : null);
+    const figure = el("figure", { class: "page", "data-title": heading });
+    const shown = page.preview ? previewBlob(page.preview) : picture && index === 0 ? file : null;
+    if (shown) {
+      const alt = page.preview ? `${heading} of ${file.name}` : `The picture ${file.name}`;
+      const stage = el("div", { class: "stage" }, el("img", { src: shownUrl(shown), alt }));
       stage.append(overlay(page, names));
       figure.append(stage);
     }
@@ -214,8 +256,13 @@ async function analyze(event) {
     if (page.moderation) facts.append(el("li", { class: page.moderation.flagged ? "flag" : "", text: `Moderation: ${page.moderation.flagged ? "flagged" : "safe"} (${page.moderation.nsfw.toFixed(2)})` }));
     if (page.text) facts.append(el("li", {}, `Text: ${page.text.length} lines`, page.text.length ? el("pre", { class: "text", text: page.text.map((l) => l.text).join("\n") }) : null));
     figure.append(el("figcaption", { text: heading }), facts);
-    out.append(figure);
+    return figure;
   });
+  const noun = result.kind === "video" ? "frame" : "page";
+  const turner = pageTurner(figures, noun);
+  if (turner) out.append(turner);
+  if (result.previews_omitted) out.append(el("p", { class: "hint", text: `Pictures of the first ${figures.length - result.previews_omitted} ${noun}s only; the other ${result.previews_omitted} are shown as text.` }));
+  out.append(...figures);
   if (result.transcript) out.append(el("h3", { text: "Transcript" }), el("p", { class: "transcript", text: result.transcript.text }));
   out.append(...receiptTable(result.receipt));
   performance.mark("analyze-done");
@@ -362,13 +409,25 @@ async function searchFaces() {
 
 // -- search ----------------------------------------------------------------------------------------------
 
+// An item's thumbnail, served to this tenant only; recordings, and items indexed before thumbnails were kept, get
+// a placeholder.
+function thumbnail(item) {
+  const placeholder = (text, label) => el("span", { class: "thumb placeholder", role: "img", "aria-label": label, text });
+  if (item.modality === "audio") return placeholder("♪ audio", `A recording: ${item.source}`);
+  const img = el("img", { class: "thumb", src: `/console/api/items/${encodeURIComponent(item.id)}/thumbnail`, alt: `Picture of ${item.source}` });
+  img.addEventListener("error", () => img.replaceWith(placeholder("no picture", `No picture of ${item.source}`)), { once: true });
+  return img;
+}
+
 function hits(results) {
   const list = $("#search-result");
-  list.replaceChildren(...results.hits.map((hit) => el("li", { class: "hit" },
-    el("strong", { text: hit.item.source }),
-    el("span", { class: "kind", text: ` ${hit.item.modality} · score ${hit.score.toFixed(3)}` }),
-    hit.persons.length ? el("span", { text: ` · ${hit.persons.join(", ")}` }) : null,
-    el("ul", { class: "why", "aria-label": "Why it matched" }, hit.reasons.map((r) => el("li", { text: `${r.kind}: ${r.detail}` }))))));
+  list.replaceChildren(...results.hits.map((hit) => el("li", { class: "hit", "data-item": hit.item.id },
+    thumbnail(hit.item),
+    el("div", { class: "about" },
+      el("strong", { text: hit.item.source }),
+      el("span", { class: "kind", text: ` ${hit.item.modality} · score ${hit.score.toFixed(3)}` }),
+      hit.persons.length ? el("span", { text: ` · ${hit.persons.join(", ")}` }) : null,
+      el("ul", { class: "why", "aria-label": "Why it matched" }, hit.reasons.map((r) => el("li", { text: `${r.kind}: ${r.detail}` })))))));
   if (!results.hits.length) list.append(el("li", { text: "Nothing matched." }));
   say(`${results.hits.length} result${results.hits.length === 1 ? "" : "s"} in ${results.took_ms.toFixed(0)} ms.`);
 }
@@ -423,25 +482,59 @@ async function indexFiles() {
 
 // -- costs -----------------------------------------------------------------------------------------------
 
+// The usage ledger's features, in the order every day's bar stacks them (and the legend lists them).
+const COST_FEATURES = ["faces", "identify", "labels", "moderation", "text", "speech", "search", "shared"];
+const costRank = (feature) => (COST_FEATURES.includes(feature) ? COST_FEATURES.indexOf(feature) : COST_FEATURES.length);
+const costClass = (feature) => `f-${String(feature).replace(/[^a-z]/g, "")}`;
+
+// One bar a day, stacked by feature. Widths go through the CSSOM: the page's CSP refuses style attributes.
+function costsChart(rows) {
+  const days = new Map();
+  for (const row of rows) {
+    const parts = days.get(row.day) || new Map();
+    parts.set(row.feature, (parts.get(row.feature) || 0) + row.cpu_seconds);
+    days.set(row.day, parts);
+  }
+  const sum = (parts) => [...parts.values()].reduce((a, b) => a + b, 0);
+  const top = Math.max(1e-9, ...[...days.values()].map(sum));
+  const used = [...new Set(rows.map((r) => r.feature))].sort((a, b) => costRank(a) - costRank(b));
+  const legend = el("ul", { class: "legend" }, used.map((f) => el("li", {}, el("span", { class: `swatch ${costClass(f)}` }), f)));
+  const bars = [...days].map(([day, parts]) => {
+    const cpu = sum(parts);
+    const stack = el("span", { class: "stack" });
+    stack.style.width = `${cpu > 0 ? Math.max(0.5, (100 * cpu) / top).toFixed(1) : 0}%`;
+    const shares = [...parts].filter(([, s]) => s > 0).sort(([a], [b]) => costRank(a) - costRank(b));
+    for (const [feature, s] of shares) {
+      const segment = el("span", { class: `segment ${costClass(feature)}`, title: `${feature}: ${s.toFixed(3)} CPU-s` });
+      segment.style.flexGrow = String(s / cpu); // shares add up to 1, so the stack is filled
+      stack.append(segment);
+    }
+    const detail = shares.map(([f, s]) => `${f} ${s.toFixed(3)}`).join(", ");
+    return el("li", { class: "bar", "aria-label": `${day}: ${cpu.toFixed(3)} CPU-seconds (${detail || "no CPU"})` },
+      el("span", { class: "day", text: day }), el("span", { class: "track" }, stack),
+      el("span", { text: `${cpu.toFixed(3)} CPU-s` }));
+  });
+  // A figure, not an image: its legend and each day's bar (labelled with its numbers) stay readable.
+  const chart = $("#costs-chart");
+  chart.setAttribute("role", "figure");
+  chart.setAttribute("aria-label", days.size ? "CPU-seconds per day, stacked by feature" : "CPU-seconds per day: none in these days");
+  chart.setAttribute("aria-describedby", "costs-table");
+  chart.replaceChildren(legend, el("ol", { class: "bars" }, bars));
+}
+
 async function loadCosts() {
   const query = new URLSearchParams();
   if ($("#costs-since").value) query.set("since", $("#costs-since").value);
   if ($("#costs-until").value) query.set("until", $("#costs-until").value);
   const report = await api("GET", `/v1/usage?${query}`);
-  const days = new Map();
-  for (const row of report.rows) days.set(row.day, (days.get(row.day) || 0) + row.cpu_seconds);
-  const top = Math.max(1e-9, ...days.values());
-  $("#costs-chart").replaceChildren(...[...days].map(([day, cpu]) => el("div", { class: "bar" },
-    el("span", { class: "day", text: day }),
-    el("span", { class: "fill", style: `width:${Math.max(1, (100 * cpu) / top).toFixed(1)}%` }),
-    el("span", { text: `${cpu.toFixed(3)} CPU-s` }))));
+  costsChart(report.rows);
   const t = report.totals;
   $("#costs-totals").replaceChildren(...table(["", "CPU-seconds", "this server", "AWS Rekognition", "Google Cloud Vision"], [[
     `${t.requests} requests, ${report.since} to ${report.until}`,
     el("span", { "data-total-cpu": t.cpu_seconds, text: t.cpu_seconds.toFixed(4) }),
     el("span", { "data-total-usd": t.usd, text: money(t.usd) }), money(t.aws_rekognition_usd), money(t.google_vision_usd)]]));
-  $("#costs-table").replaceChildren(...table(["day", "feature", "requests", "CPU-seconds", "this server", "AWS", "Google"],
-    report.rows.map((r) => [r.day, r.feature, String(r.count), r.cpu_seconds.toFixed(4), money(r.usd), money(r.cloud_usd.aws_rekognition), money(r.cloud_usd.google_vision)])));
+  $("#costs-table").replaceChildren(...table(["day", "feature", "requests", "pictures billed", "CPU-seconds", "this server", "AWS", "Google"],
+    report.rows.map((r) => [r.day, r.feature, String(r.count), String(r.units), r.cpu_seconds.toFixed(4), money(r.usd), money(r.cloud_usd.aws_rekognition), money(r.cloud_usd.google_vision)])));
 }
 
 // -- keys ------------------------------------------------------------------------------------------------

@@ -1,0 +1,202 @@
+"""The form pair model: small gradient-boosted trees, read from JSON and evaluated with numpy.
+
+The join model says how likely two neighbouring segments are pieces of one entry; two role models how likely a
+segment is a question and an answer; the pair model, given a candidate pair's features and both segments' role
+scores, how likely the answer answers the question. The trees ship in
+``frugalsense/data/fields/forms-model.json`` (trained offline by ``frugalsense.calibration.fields_forms_train``;
+docs/fields.md is the data card); no training library is imported at run time and no pickle is ever loaded.
+
+    >>> stump = Trees(("x",), 1.0, 0.0, (Tree((0, -1, -1), (0.5, 0.0, 0.0), (1, -1, -1), (2, -1, -1),
+    ...                                        (0.0, -2.0, 2.0)),))
+    >>> [round(float(p), 3) for p in stump.probabilities([[0.0], [1.0]])]
+    [0.119, 0.881]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from frugalsense.errors import ConfigurationError
+from frugalsense.fields.forms_features import PAIR_FEATURES, ROLE_FEATURES
+from frugalsense.fields.forms_join import JOIN_FEATURES
+
+__all__ = ["MODEL_FILE", "PAIR_INPUTS", "FormModel", "Tree", "Trees"]
+
+MODEL_FILE = "forms-model.json"
+#: what the pair model reads: a candidate's features, then the question's and the answer's role scores
+PAIR_INPUTS = (*PAIR_FEATURES, "q_is_question", "q_is_answer", "a_is_question", "a_is_answer")
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One regression tree as parallel arrays: a node splits on ``x[feature] <= threshold`` (left) or is a leaf
+    (``left == -1``) holding `value`."""
+
+    feature: tuple[int, ...]
+    threshold: tuple[float, ...]
+    left: tuple[int, ...]
+    right: tuple[int, ...]
+    value: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.feature)
+        if not n or not (len(self.threshold) == len(self.left) == len(self.right) == len(self.value) == n):
+            raise ConfigurationError("a tree needs as many thresholds, children and values as nodes")
+        if any(not -1 <= c < n for c in (*self.left, *self.right)):
+            raise ConfigurationError("a tree's children must be nodes of the tree")
+
+    def predict(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        feature = np.asarray(self.feature)
+        threshold = np.asarray(self.threshold)
+        left = np.asarray(self.left)
+        right = np.asarray(self.right)
+        node = np.zeros(len(x), np.intp)
+        rows = np.arange(len(x))
+        for _ in range(len(self.feature)):  # a path is never longer than the tree
+            inner = left[node] >= 0
+            if not inner.any():
+                break
+            go_left = x[rows, np.maximum(feature[node], 0)] <= threshold[node]
+            node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+        values: npt.NDArray[np.float64] = np.asarray(self.value, np.float64)[node]
+        return values
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": list(self.feature),
+            "threshold": list(self.threshold),  # exact: a rounded split point can move a value across it
+            "left": list(self.left),
+            "right": list(self.right),
+            "value": [round(v, 9) for v in self.value],
+        }
+
+
+@dataclass(frozen=True)
+class Trees:
+    """A boosted sum of trees turned into a probability: ``sigmoid(baseline + learning_rate * sum(trees))``."""
+
+    features: tuple[str, ...]
+    learning_rate: float
+    baseline: float
+    trees: tuple[Tree, ...]
+
+    def __post_init__(self) -> None:
+        if any(f >= len(self.features) for tree in self.trees for f in tree.feature):
+            raise ConfigurationError("a tree splits on a feature the model does not name")
+
+    def probabilities(self, rows: Sequence[Sequence[float]]) -> npt.NDArray[np.float64]:
+        # scikit-learn's trees split float32 inputs: round to float32 first so values land on the same side
+        x = np.asarray(rows, np.float32).astype(np.float64).reshape(len(rows), len(self.features))
+        z = np.full(len(x), self.baseline)
+        for tree in self.trees:
+            z += self.learning_rate * tree.predict(x)
+        out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "learning_rate": self.learning_rate,
+            "baseline": round(self.baseline, 7),
+            "trees": [t.to_dict() for t in self.trees],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trees:
+        return cls(
+            tuple(str(f) for f in data["features"]),
+            float(data["learning_rate"]),
+            float(data["baseline"]),
+            tuple(
+                Tree(
+                    tuple(int(v) for v in t["feature"]),
+                    tuple(float(v) for v in t["threshold"]),
+                    tuple(int(v) for v in t["left"]),
+                    tuple(int(v) for v in t["right"]),
+                    tuple(float(v) for v in t["value"]),
+                )
+                for t in data["trees"]
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class FormModel:
+    """The join, role and pair models, the pair score at which a pair is proposed at all (`decision`: the
+    operating point with abstention off), and the provenance the training script wrote beside them. Two
+    segments are joined when the join model gives them at least one half."""
+
+    join: Trees
+    question: Trees
+    answer: Trees
+    pairs: Trees
+    decision: float
+    meta: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if self.join.features != JOIN_FEATURES:
+            raise ConfigurationError("the form model's join features differ from this version's; retrain it")
+        if self.question.features != ROLE_FEATURES or self.answer.features != ROLE_FEATURES:
+            raise ConfigurationError("the form model's role features differ from this version's; retrain it")
+        if self.pairs.features != PAIR_INPUTS:
+            raise ConfigurationError("the form model's pair features differ from this version's; retrain it")
+        if not 0.0 <= self.decision <= 1.0:
+            raise ConfigurationError(f"the form model's decision score must be in [0, 1], got {self.decision}")
+
+    def roles(self, rows: Sequence[Sequence[float]]) -> npt.NDArray[np.float64]:
+        """Per segment (a row of `ROLE_FEATURES`), the chance it is a question and the chance it is an answer."""
+        if not rows:
+            return np.zeros((0, 2))
+        return np.column_stack([self.question.probabilities(rows), self.answer.probabilities(rows)])
+
+    def pair_scores(self, rows: Sequence[Sequence[float]]) -> npt.NDArray[np.float64]:
+        """Per candidate (a row of `PAIR_INPUTS`), the chance that the pair is one of the form's."""
+        if not rows:
+            return np.zeros(0)
+        return self.pairs.probabilities(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.meta,
+            "decision": self.decision,
+            "join": self.join.to_dict(),
+            "question": self.question.to_dict(),
+            "answer": self.answer.to_dict(),
+            "pairs": self.pairs.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FormModel:
+        try:
+            return cls(
+                Trees.from_dict(data["join"]),
+                Trees.from_dict(data["question"]),
+                Trees.from_dict(data["answer"]),
+                Trees.from_dict(data["pairs"]),
+                float(data["decision"]),
+                {k: v for k, v in data.items() if k not in ("join", "question", "answer", "pairs", "decision")},
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"form pair model is malformed ({exc}); retrain it with fields_forms_train"
+            ) from exc
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> FormModel:
+        """The model at `path`, else the one shipped in the package."""
+        if path is not None:
+            text = path.read_text(encoding="utf-8")
+        else:
+            text = resources.files("frugalsense.data").joinpath("fields", MODEL_FILE).read_text(encoding="utf-8")
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"form pair model {path or MODEL_FILE} is not JSON: {exc}") from exc
