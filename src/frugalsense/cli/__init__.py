@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from frugalsense.cli_fields import add_extract_command, calibrate_fields
+from frugalsense.cli.fields import add_extract_command, calibrate_fields
 from frugalsense.errors import FrugalsenseError, InputError, InvalidRequestError
 
 __all__ = ["main"]
@@ -121,7 +121,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     out = Path(args.out) if args.out else (settings.profile_dir or settings.data_dir / "profiles")
-    if args.task == "fields":  # the receipt field scorer: trained, then its threshold certified (cli_fields.py)
+    if args.task == "fields":  # the receipt field scorer: trained, then its threshold certified (cli/fields.py)
         return calibrate_fields(args, settings, out)
     if not args.data:
         raise InvalidRequestError(f"calibrate {args.task} needs --data FOLDER (labelled data)")
@@ -586,7 +586,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     return code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
