@@ -522,7 +522,8 @@ def main() -> None:
             bench_servers(url, args.eval_dir, args.seconds)
     finally:
         if server is not None:
-            server.cleanup()
+            server.cleanup()  # deletes the data folder; then its temporary parent
+            Path(server.pgdata).parent.rmdir()
 
 
 if __name__ == "__main__":

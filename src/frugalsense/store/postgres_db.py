@@ -298,7 +298,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     (
         "m009_face_hnsw",
         [
-            "SET LOCAL maintenance_work_mem = '1GB'",
+            "SET LOCAL maintenance_work_mem = '2GB'",  # the graph of a million faces is 1 GB on disk
             "DROP INDEX IF EXISTS faces_vec",
             _hnsw("faces_vec"),
             "ALTER TABLE face_state ADD COLUMN faces BIGINT NOT NULL DEFAULT 0",
