@@ -33,8 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _data
-from frugalsense.calibration.fields_forms_train import load_forms, prepare, score_pairs
-from frugalsense.calibration.fields_forms_train import split as split_forms
+from frugalsense.calibration.fields_forms_data import count_pairs, load_forms
+from frugalsense.calibration.fields_forms_data import split as split_forms
+from frugalsense.calibration.fields_forms_train import prepare
 from frugalsense.calibration.fields_train import SROIE_KEYS, field_is_right, load_receipts, split
 from frugalsense.calibration.report import usd_per_1000
 from frugalsense.fields.forms import extract_form_fields, form_threshold, join_segments, link_pairs
@@ -147,7 +148,7 @@ def forms(cache: Path, settings: Settings) -> int:
         found = [(form, link_pairs(page, model, 0.0)) for form, page in zip(report, joined, strict=True)]
         for point, cut in (("abstention off", 0.0), (f"shipped (>= {shipped:g})", shipped)):
             for rule in ("exact", "lenient"):
-                right, emitted, truths = score_pairs(found, cut=cut, lenient=rule == "lenient")
+                right, emitted, truths = count_pairs(found, cut=cut, lenient=rule == "lenient")
                 p, r, f = prf(right, emitted, truths)
                 counts = f"{right} | {emitted} | {truths}"
                 print(f"| {label} | {point} | {rule} | {counts} | {p:.3f} | {r:.3f} | {f:.3f} |")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from frugalsense.fields.amounts import Amount, find_amounts, parse_amount
 from frugalsense.fields.dates import FoundDate, find_dates, parse_date
 from frugalsense.fields.document import DocumentFields, PageFields, read_document
+from frugalsense.fields.forms import FormFields, FormPair, extract_form_fields, form_threshold, read_form
 from frugalsense.fields.lines import check_sum, line_items
 from frugalsense.fields.receipts import extract_receipt_fields, read_receipt, receipt_threshold
 from frugalsense.fields.types import (
@@ -33,6 +34,8 @@ __all__ = [
     "DocumentFields",
     "Evidence",
     "ExtractedField",
+    "FormFields",
+    "FormPair",
     "FoundDate",
     "LineItem",
     "NotFound",
@@ -40,13 +43,16 @@ __all__ = [
     "ReceiptFields",
     "SumCheck",
     "check_sum",
+    "extract_form_fields",
     "extract_receipt_fields",
     "find_amounts",
     "find_dates",
+    "form_threshold",
     "line_items",
     "parse_amount",
     "parse_date",
     "read_document",
+    "read_form",
     "read_receipt",
     "receipt_threshold",
 ]

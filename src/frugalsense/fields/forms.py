@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from frugalsense.fields.forms_features import PairCandidate, pair_candidates, role_features
 from frugalsense.fields.forms_join import join_candidates
 from frugalsense.fields.forms_layout import FormPage
-from frugalsense.fields.forms_model import FormModel, Trees
+from frugalsense.fields.forms_model import FormModel, Trees, confidence_features
 from frugalsense.fields.types import Evidence
 from frugalsense.profiles import Profile, load_profile
 from frugalsense.results import TextLine
@@ -45,27 +45,39 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROFILE_TASK",
+    "USER_MODEL_FILE",
+    "Choice",
     "FormFields",
     "FormPair",
+    "choose_pairs",
+    "default_model",
     "extract_form_fields",
     "form_threshold",
     "join_segments",
     "link_pairs",
     "read_form",
-    "scored_candidates",
 ]
 
 #: the profile holding the emission threshold (its one threshold, between the rungs "emit" and "abstain")
 PROFILE_TASK = "fields-forms"
 
-_model: FormModel | None = None
+#: a model the user trained (``fields_forms_train --model-out``), read from `Settings.profile_dir` when present
+USER_MODEL_FILE = "fields-forms-model.json"
+
+_models: dict[str, tuple[float, FormModel]] = {}  # model file (or "") -> (its modification time, the model)
 
 
-def _default_model() -> FormModel:
-    global _model
-    if _model is None:
-        _model = FormModel.load()
-    return _model
+def default_model(profile_dir: Path | None = None) -> FormModel:
+    """The model of `profile_dir` when it holds one, else the shipped model; each read once (again if the file
+    changes)."""
+    path = Path(profile_dir) / USER_MODEL_FILE if profile_dir is not None else None
+    if path is not None and not path.is_file():
+        path = None
+    stamp = path.stat().st_mtime if path is not None else 0.0
+    cached = _models.get(str(path or ""))
+    if cached is None or cached[0] != stamp:
+        cached = _models[str(path or "")] = (stamp, FormModel.load(path))
+    return cached[1]
 
 
 @dataclass(frozen=True)
@@ -135,8 +147,19 @@ def join_segments(page: FormPage, join: Trees) -> FormPage:
     return page.merged((c.first, c.second) for c, p in zip(candidates, scores, strict=True) if p >= 0.5)
 
 
-def scored_candidates(page: FormPage, model: FormModel) -> list[tuple[float, PairCandidate]]:
-    """Every candidate pair of the page with the pair model's score, in the candidates' order."""
+@dataclass(frozen=True)
+class Choice:
+    """A pair the model chose: its pair score, the candidate, and the features of its confidence
+    (forms_model.CONFIDENCE_FEATURES)."""
+
+    score: float
+    candidate: PairCandidate
+    features: tuple[float, ...]
+
+
+def choose_pairs(page: FormPage, model: FormModel) -> list[Choice]:
+    """The page's pairs, best first: candidates taken while their score reaches the model's decision, each
+    answer given to one question and no segment both a question and an answer."""
     candidates = pair_candidates(page)
     if not candidates:
         return []
@@ -145,32 +168,40 @@ def scored_candidates(page: FormPage, model: FormModel) -> list[tuple[float, Pai
         (*c.features, *roles[c.question.index], *roles[c.answer.index])  # the order of forms_model.PAIR_INPUTS
         for c in candidates
     ]
-    return list(zip((float(p) for p in model.pair_scores(rows)), candidates, strict=True))
+    scored = sorted(
+        zip((float(p) for p in model.pair_scores(rows)), candidates, strict=True), key=lambda sc: -sc[0]
+    )
+    questions: set[int] = set()
+    answers: set[int] = set()
+    chosen: list[Choice] = []
+    for score, candidate in scored:
+        if score < model.decision:
+            break
+        q, a = candidate.question, candidate.answer
+        if a.index in answers or a.index in questions or q.index in answers:
+            continue
+        questions.add(q.index)
+        answers.add(a.index)
+        runner_up = next((s for s, c in scored if c.answer.index == a.index and c.question.index != q.index), 0.0)
+        role = (roles[q.index][0], roles[a.index][1])
+        chosen.append(Choice(score, candidate, confidence_features(score, runner_up, q, a, role)))
+    return chosen
 
 
 def link_pairs(page: FormPage, model: FormModel, threshold: float) -> FormFields:
-    """The page's pairs: candidates taken best first while their score reaches the model's decision, each answer
-    given to one question and no segment both a question and an answer; emitted when the score also reaches
-    `threshold`."""
-    ranked = sorted(scored_candidates(page, model), key=lambda sc: -sc[0])
-    questions: set[int] = set()
-    answers: set[int] = set()
-    chosen: list[tuple[float, PairCandidate]] = []
-    for score, candidate in ranked:
-        if score < model.decision:
-            break
-        q, a = candidate.question.index, candidate.answer.index
-        if a in answers or a in questions or q in answers:
-            continue
-        questions.add(q)
-        answers.add(a)
-        chosen.append((score, candidate))
+    """The page's pairs (`choose_pairs`) in reading order, each with its confidence; emitted when that reaches
+    `threshold`, kept as `unsure` otherwise."""
+    chosen = choose_pairs(page, model)
+    confidences = model.confidences([c.features for c in chosen], [c.score for c in chosen])
     result = FormFields(threshold=threshold)
-    for score, c in sorted(chosen, key=lambda sc: (sc[1].question.index, sc[1].answer.index)):
-        emitted = score >= threshold
-        pair = FormPair(
-            c.question.text, c.answer.text, min(1.0, max(0.0, score)), c.question.parts, c.answer.parts, emitted
-        )
+    ordered = sorted(
+        zip(confidences, chosen, strict=True),
+        key=lambda pc: (pc[1].candidate.question.index, pc[1].candidate.answer.index),
+    )
+    for confidence, choice in ordered:
+        q, a = choice.candidate.question, choice.candidate.answer
+        emitted = confidence >= threshold
+        pair = FormPair(q.text, a.text, min(1.0, max(0.0, confidence)), q.parts, a.parts, emitted)
         (result.pairs if emitted else result.unsure).append(pair)
     return result
 
@@ -186,27 +217,28 @@ def extract_form_fields(
 
     `threshold` overrides the profile's: 0 emits every pair the model proposes (abstention off).
     """
-    chosen = model or _default_model()
+    chosen = model or default_model(profile_dir)
     cut = form_threshold(profile_dir=profile_dir) if threshold is None else float(threshold)
     return link_pairs(join_segments(FormPage.from_lines(lines), chosen.join), chosen, cut)
 
 
 def read_form(
     source: str | os.PathLike[str] | bytes,
-    analyzer: Analyzer | None = None,
+    analyzer: Analyzer,
     *,
     threshold: float | None = None,
     meter: Meter | None = None,
 ) -> tuple[FormFields, AnalysisResult]:
     """Read a form (a picture or a one-page PDF) with the text ladder and extract its key-value pairs.
 
-    The OCR runs through `Analyzer.analyze` with the ``text`` feature, so its cost is on the result's receipt;
-    the pairs of the first page are returned with the analysis.
-    """
-    from frugalsense.analyze import Analyzer
+    The OCR runs through `analyzer.analyze` with the ``text`` feature, so its cost is on the result's receipt;
+    the pairs of the first page are returned with the analysis. The settings' `profile_dir` may hold the user's
+    own model and profile.
 
-    chosen = analyzer or Analyzer()
-    analysis = chosen.analyze(source, ["text"], meter=meter)
+        fields, analysis = read_form("form.png", Analyzer())
+        fields.as_dict()   # {"Date:": ["9/3/92"], ...}
+    """
+    analysis = analyzer.analyze(source, ["text"], meter=meter)
     lines = (analysis.pages[0].text or []) if analysis.pages else []
-    fields = extract_form_fields(lines, threshold=threshold, profile_dir=chosen.settings.profile_dir)
+    fields = extract_form_fields(lines, threshold=threshold, profile_dir=analyzer.settings.profile_dir)
     return fields, analysis

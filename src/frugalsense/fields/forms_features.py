@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from frugalsense.fields.forms_layout import FormPage, Segment, is_right_of, overlap, same_row
@@ -214,11 +213,6 @@ def pair_candidates(page: FormPage) -> list[PairCandidate]:
         )
         out.append(PairCandidate(q, a, features))
     return out
-
-
-def reading_order(pairs: Sequence[PairCandidate]) -> list[PairCandidate]:
-    """Pairs sorted as a reader meets them: by the question's place on the page, then the answer's."""
-    return sorted(pairs, key=lambda p: (p.question.index, p.answer.index))
 
 
 def role_features(page: FormPage) -> list[tuple[float, ...]]:

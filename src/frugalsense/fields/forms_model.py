@@ -15,6 +15,7 @@ docs/fields.md is the data card); no training library is imported at run time an
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -27,12 +28,48 @@ import numpy.typing as npt
 from frugalsense.errors import ConfigurationError
 from frugalsense.fields.forms_features import PAIR_FEATURES, ROLE_FEATURES
 from frugalsense.fields.forms_join import JOIN_FEATURES
+from frugalsense.fields.forms_layout import Segment
+from frugalsense.fields.scorer import LogisticField
 
-__all__ = ["MODEL_FILE", "PAIR_INPUTS", "FormModel", "Tree", "Trees"]
+__all__ = ["CONFIDENCE_FEATURES", "MODEL_FILE", "PAIR_INPUTS", "FormModel", "Tree", "Trees", "confidence_features"]
 
 MODEL_FILE = "forms-model.json"
 #: what the pair model reads: a candidate's features, then the question's and the answer's role scores
 PAIR_INPUTS = (*PAIR_FEATURES, "q_is_question", "q_is_answer", "a_is_question", "a_is_answer")
+#: what the confidence stage weighs to turn a chosen pair's score into the chance its texts are right
+CONFIDENCE_FEATURES = (
+    "bias", "logit", "margin", "q_ocr", "a_ocr", "q_question", "a_answer", "q_chars", "a_chars", "a_parts",
+    "a_digits",
+)  # fmt: skip
+
+
+def confidence_features(
+    score: float, runner_up: float, question: Segment, answer: Segment, roles: Sequence[float]
+) -> tuple[float, ...]:
+    """Features of a chosen pair for the confidence stage: its score (as a logit), its lead over the best other
+    question for the same answer, how sure the recogniser was of both texts, the role scores (the question's
+    chance of being a question, the answer's of being an answer), the texts' lengths and the answer's lines.
+
+    >>> from frugalsense.fields.forms_layout import Segment
+    >>> q, a = Segment(0, "Date:", 0, 0, 40, 12, (), 0.99), Segment(1, "9/3/92", 50, 0, 90, 12, (), 0.9)
+    >>> [round(v, 3) for v in confidence_features(0.9, 0.1, q, a, (0.95, 0.9))]
+    [1.0, 2.197, 0.8, 0.99, 0.9, 0.95, 0.9, 1.792, 1.946, 0.0, 0.667]
+    """
+    best = min(1.0 - 1e-6, max(1e-6, score))
+    text = answer.text.strip()
+    return (
+        1.0,
+        math.log(best / (1.0 - best)),
+        score - runner_up,
+        question.confidence,
+        answer.confidence,
+        float(roles[0]),
+        float(roles[1]),
+        math.log1p(len(question.text.strip())),
+        math.log1p(len(text)),
+        float(max(0, len(answer.parts) - 1)),
+        sum(c.isdigit() for c in text) / max(1, len(text)),
+    )
 
 
 @dataclass(frozen=True)
@@ -49,9 +86,13 @@ class Tree:
     def __post_init__(self) -> None:
         n = len(self.feature)
         if not n or not (len(self.threshold) == len(self.left) == len(self.right) == len(self.value) == n):
-            raise ConfigurationError("a tree needs as many thresholds, children and values as nodes")
+            raise ConfigurationError(
+                "a tree needs as many thresholds, children and values as nodes; retrain it with fields_forms_train"
+            )
         if any(not -1 <= c < n for c in (*self.left, *self.right)):
-            raise ConfigurationError("a tree's children must be nodes of the tree")
+            raise ConfigurationError(
+                "a tree's children must be nodes of the tree; retrain it with fields_forms_train"
+            )
 
     def predict(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         feature = np.asarray(self.feature)
@@ -90,7 +131,9 @@ class Trees:
 
     def __post_init__(self) -> None:
         if any(f >= len(self.features) for tree in self.trees for f in tree.feature):
-            raise ConfigurationError("a tree splits on a feature the model does not name")
+            raise ConfigurationError(
+                "a tree splits on a feature the model does not name; retrain it with fields_forms_train"
+            )
 
     def probabilities(self, rows: Sequence[Sequence[float]]) -> npt.NDArray[np.float64]:
         # scikit-learn's trees split float32 inputs: round to float32 first so values land on the same side
@@ -131,8 +174,9 @@ class Trees:
 @dataclass(frozen=True)
 class FormModel:
     """The join, role and pair models, the pair score at which a pair is proposed at all (`decision`: the
-    operating point with abstention off), and the provenance the training script wrote beside them. Two
-    segments are joined when the join model gives them at least one half."""
+    operating point with abstention off), the confidence stage (a logistic regression over a chosen pair's
+    `confidence_features`; without one the pair score is the confidence), and the provenance the training
+    script wrote beside them. Two segments are joined when the join model gives them at least one half."""
 
     join: Trees
     question: Trees
@@ -140,6 +184,7 @@ class FormModel:
     pairs: Trees
     decision: float
     meta: dict[str, Any]
+    confidence: LogisticField | None = None
 
     def __post_init__(self) -> None:
         if self.join.features != JOIN_FEATURES:
@@ -148,6 +193,8 @@ class FormModel:
             raise ConfigurationError("the form model's role features differ from this version's; retrain it")
         if self.pairs.features != PAIR_INPUTS:
             raise ConfigurationError("the form model's pair features differ from this version's; retrain it")
+        if self.confidence is not None and self.confidence.features != CONFIDENCE_FEATURES:
+            raise ConfigurationError("the form model's confidence features differ from this version's; retrain it")
         if not 0.0 <= self.decision <= 1.0:
             raise ConfigurationError(f"the form model's decision score must be in [0, 1], got {self.decision}")
 
@@ -163,8 +210,16 @@ class FormModel:
             return np.zeros(0)
         return self.pairs.probabilities(rows)
 
+    def confidences(self, rows: Sequence[Sequence[float]], scores: Sequence[float]) -> list[float]:
+        """Per chosen pair (a row of `CONFIDENCE_FEATURES` and its pair score), the chance it is right."""
+        if not rows:
+            return []
+        if self.confidence is None:
+            return [float(s) for s in scores]
+        return [float(p) for p in self.confidence.probabilities(rows)]
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             **self.meta,
             "decision": self.decision,
             "join": self.join.to_dict(),
@@ -172,6 +227,9 @@ class FormModel:
             "answer": self.answer.to_dict(),
             "pairs": self.pairs.to_dict(),
         }
+        if self.confidence is not None:
+            out["confidence"] = self.confidence.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FormModel:
@@ -182,12 +240,16 @@ class FormModel:
                 Trees.from_dict(data["answer"]),
                 Trees.from_dict(data["pairs"]),
                 float(data["decision"]),
-                {k: v for k, v in data.items() if k not in ("join", "question", "answer", "pairs", "decision")},
+                {k: v for k, v in data.items() if k not in _PARTS},
+                _logistic(data["confidence"]) if "confidence" in data else None,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(
                 f"form pair model is malformed ({exc}); retrain it with fields_forms_train"
             ) from exc
+
+    def with_confidence(self, confidence: LogisticField | None) -> FormModel:
+        return FormModel(self.join, self.question, self.answer, self.pairs, self.decision, self.meta, confidence)
 
     @classmethod
     def load(cls, path: Path | None = None) -> FormModel:
@@ -200,3 +262,16 @@ class FormModel:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise ConfigurationError(f"form pair model {path or MODEL_FILE} is not JSON: {exc}") from exc
+
+
+_PARTS = ("join", "question", "answer", "pairs", "decision", "confidence")
+
+
+def _logistic(spec: dict[str, Any]) -> LogisticField:
+    return LogisticField(
+        features=tuple(str(f) for f in spec["features"]),
+        mean=np.asarray(spec["mean"], np.float64),
+        scale=np.asarray(spec["scale"], np.float64),
+        coef=np.asarray(spec["coef"], np.float64),
+        intercept=float(spec["intercept"]),
+    )
