@@ -414,8 +414,9 @@ def test_a_tenant_alone_uses_every_worker(tmp_path: Path, model_dir: Path, eval_
         server.kill()
     assert alone.status_code == 200 and all(r[0].status_code == 200 for r in both)  # type: ignore[attr-defined]
     ends = sorted(float(r[1]) - started for r in both)  # type: ignore[arg-type]
-    # Side by side both end at about the same time; one after the other, the first would end at half the total.
-    assert ends[0] > 0.75 * ends[1], (ends, one_alone)
+    # Side by side both end at about the same time; one after the other, the first would end at half the total
+    # (0.65, not nearer 1: on a shared 2-core machine other processes stretch one of the two now and then).
+    assert ends[0] > 0.65 * ends[1], (ends, one_alone)
 
 
 def _blank_pdf(pages: int, points: int) -> bytes:
