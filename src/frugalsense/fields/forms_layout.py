@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from statistics import median
 
+from frugalsense.fields.layout import Extent
 from frugalsense.fields.types import Evidence
 from frugalsense.results import Box, TextLine
 
@@ -35,7 +36,7 @@ _MIN_LABEL = 2  # characters before the colon: "a:" is an item letter, "To:" a l
 
 
 @dataclass(frozen=True)
-class Segment:
+class Segment(Extent):
     """A piece of a form's text that can be a question or an answer: its text, axis-aligned box, the pieces of
     OCR lines it came from (`parts`: a line's index in the page's lines, the piece's box and text) and the
     recogniser's confidence."""
@@ -52,26 +53,6 @@ class Segment:
     @property
     def lines(self) -> tuple[int, ...]:
         return tuple(part.line for part in self.parts)
-
-    @property
-    def height(self) -> float:
-        return max(1.0, self.y1 - self.y0)
-
-    @property
-    def width(self) -> float:
-        return max(1.0, self.x1 - self.x0)
-
-    @property
-    def cx(self) -> float:
-        return (self.x0 + self.x1) / 2.0
-
-    @property
-    def cy(self) -> float:
-        return (self.y0 + self.y1) / 2.0
-
-    @property
-    def box(self) -> Box:
-        return Box(self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0)
 
     def joined(self, other: Segment, index: int) -> Segment:
         """This segment with `other` (the next line of the same paragraph) appended."""

@@ -14,11 +14,9 @@ docs/fields.md is the data card); no training library is imported at run time an
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from frugalsense.errors import ConfigurationError
 from frugalsense.fields.forms_features import PAIR_FEATURES, ROLE_FEATURES
 from frugalsense.fields.forms_join import JOIN_FEATURES
 from frugalsense.fields.forms_layout import Segment
-from frugalsense.fields.scorer import LogisticField
+from frugalsense.fields.scorer import LogisticField, read_model
 
 __all__ = ["CONFIDENCE_FEATURES", "MODEL_FILE", "PAIR_INPUTS", "FormModel", "Tree", "Trees", "confidence_features"]
 
@@ -241,7 +239,7 @@ class FormModel:
                 Trees.from_dict(data["pairs"]),
                 float(data["decision"]),
                 {k: v for k, v in data.items() if k not in _PARTS},
-                _logistic(data["confidence"]) if "confidence" in data else None,
+                LogisticField.from_dict(data["confidence"]) if "confidence" in data else None,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(
@@ -254,24 +252,7 @@ class FormModel:
     @classmethod
     def load(cls, path: Path | None = None) -> FormModel:
         """The model at `path`, else the one shipped in the package."""
-        if path is not None:
-            text = path.read_text(encoding="utf-8")
-        else:
-            text = resources.files("frugalsense.data").joinpath("fields", MODEL_FILE).read_text(encoding="utf-8")
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"form pair model {path or MODEL_FILE} is not JSON: {exc}") from exc
+        return cls.from_dict(read_model(MODEL_FILE, path, "form pair model"))
 
 
 _PARTS = ("join", "question", "answer", "pairs", "decision", "confidence")
-
-
-def _logistic(spec: dict[str, Any]) -> LogisticField:
-    return LogisticField(
-        features=tuple(str(f) for f in spec["features"]),
-        mean=np.asarray(spec["mean"], np.float64),
-        scale=np.asarray(spec["scale"], np.float64),
-        coef=np.asarray(spec["coef"], np.float64),
-        intercept=float(spec["intercept"]),
-    )

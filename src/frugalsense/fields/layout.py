@@ -23,11 +23,41 @@ from statistics import median
 
 from frugalsense.results import Box, TextLine
 
-__all__ = ["Line", "ReceiptLayout", "Row"]
+__all__ = ["Extent", "Line", "ReceiptLayout", "Row"]
+
+
+class Extent:
+    """What an axis-aligned box (``x0, y0`` top left, ``x1, y1`` bottom right) says about where it is: shared by
+    OCR lines here and the form segments of `forms_layout`."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def height(self) -> float:
+        return max(1.0, self.y1 - self.y0)
+
+    @property
+    def width(self) -> float:
+        return max(1.0, self.x1 - self.x0)
+
+    @property
+    def cx(self) -> float:
+        return (self.x0 + self.x1) / 2.0
+
+    @property
+    def cy(self) -> float:
+        return (self.y0 + self.y1) / 2.0
+
+    @property
+    def box(self) -> Box:
+        return Box(self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0)
 
 
 @dataclass(frozen=True)
-class Line:
+class Line(Extent):
     """One OCR line: its index in the page's lines, text, axis-aligned box and the recogniser's confidence."""
 
     index: int
@@ -45,18 +75,6 @@ class Line:
         # NFKC: full-width brackets and colons that the recogniser emits become the ASCII ones a person types.
         text = unicodedata.normalize("NFKC", line.text).strip()
         return cls(index, text, min(xs), min(ys), max(xs), max(ys), float(line.confidence))
-
-    @property
-    def height(self) -> float:
-        return max(1.0, self.y1 - self.y0)
-
-    @property
-    def cy(self) -> float:
-        return (self.y0 + self.y1) / 2.0
-
-    @property
-    def box(self) -> Box:
-        return Box(self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ __all__ = [
     "FieldScorer",
     "LogisticField",
     "confidence_features",
+    "read_model",
 ]
 
 MODEL_FILE = "receipts-model.json"
@@ -62,6 +63,16 @@ class LogisticField:
         z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
         out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
         return out
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> LogisticField:
+        return cls(
+            features=tuple(str(f) for f in spec["features"]),
+            mean=np.asarray(spec["mean"], np.float64),
+            scale=np.asarray(spec["scale"], np.float64),
+            coef=np.asarray(spec["coef"], np.float64),
+            intercept=float(spec["intercept"]),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,7 +136,8 @@ class FieldScorer:
         try:
             fields = {
                 name: FieldModel(
-                    _logistic(spec["selector"]), _logistic(spec["confidence"]) if "confidence" in spec else None
+                    LogisticField.from_dict(spec["selector"]),
+                    LogisticField.from_dict(spec["confidence"]) if "confidence" in spec else None,
                 )
                 for name, spec in data["fields"].items()
             }
@@ -138,14 +150,7 @@ class FieldScorer:
     @classmethod
     def load(cls, path: Path | None = None) -> FieldScorer:
         """The model at `path`, else the one shipped in the package."""
-        if path is not None:
-            text = path.read_text(encoding="utf-8")
-        else:
-            text = resources.files("frugalsense.data").joinpath("fields", MODEL_FILE).read_text(encoding="utf-8")
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"receipt field model {path or MODEL_FILE} is not JSON: {exc}") from exc
+        return cls.from_dict(read_model(MODEL_FILE, path, "receipt field model"))
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.meta, "fields": {name: spec.to_dict() for name, spec in self.fields.items()}}
@@ -172,11 +177,14 @@ class FieldScorer:
         return float(model.confidence.probabilities([features])[0])
 
 
-def _logistic(spec: dict[str, Any]) -> LogisticField:
-    return LogisticField(
-        features=tuple(str(f) for f in spec["features"]),
-        mean=np.asarray(spec["mean"], np.float64),
-        scale=np.asarray(spec["scale"], np.float64),
-        coef=np.asarray(spec["coef"], np.float64),
-        intercept=float(spec["intercept"]),
-    )
+def read_model(name: str, path: Path | None, what: str) -> dict[str, Any]:
+    """The JSON of a fields model: the file at `path`, else the one named `name` shipped in the package."""
+    if path is not None:
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = resources.files("frugalsense.data").joinpath("fields", name).read_text(encoding="utf-8")
+    try:
+        data: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{what} {path or name} is not JSON: {exc}") from exc
+    return data
