@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _data
-from frugalsense.calibration.fields_forms_data import count_pairs, load_forms
+from frugalsense.calibration.fields_forms_data import count_pairs, load_forms, prf
 from frugalsense.calibration.fields_forms_data import split as split_forms
 from frugalsense.calibration.fields_forms_train import prepare
 from frugalsense.calibration.fields_train import SROIE_KEYS, field_is_right, load_receipts, split
@@ -46,14 +46,6 @@ from frugalsense.profiles import load_profile
 from frugalsense.settings import Settings
 
 TEXTRACT_EXPENSE_PER_1000 = 10.0
-
-
-def prf(right: int, emitted: int, truths: int) -> tuple[float, float, float]:
-    """Precision, recall and F1 from counts (precision 1 when nothing is emitted)."""
-    precision = right / emitted if emitted else 1.0
-    recall = right / truths if truths else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
 
 
 def table(

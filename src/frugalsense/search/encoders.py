@@ -23,6 +23,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -132,7 +133,7 @@ class ConseEncoder:
         self._names: Matrix | None = None
         self._lock = threading.Lock()
 
-    @property
+    @cached_property  # read once: the precision comes from a profile file, and every query and item asks
     def name(self) -> str:
         suffix = "" if self.template == "{}" else "-" + hashlib.sha256(self.template.encode()).hexdigest()[:8]
         # The text model's precision is part of the vectors' identity: items embedded in another precision are
