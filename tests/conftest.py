@@ -11,7 +11,7 @@ from frugalsense.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the store backends (SQLite, a real PostgreSQL) every store test runs against
-pytest_plugins = ["_backends"]
+pytest_plugins = ["_backends", "_ray"]
 
 
 def _eval_dir() -> Path:

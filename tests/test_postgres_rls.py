@@ -16,6 +16,7 @@ import pytest
 from _backends import SERVICE_ROLE, PostgresServer
 from frugalsense.results import Box
 from frugalsense.store import NewFace, NewItem
+from frugalsense.store.jobs import JobFile, PostgresJobStore
 from frugalsense.store.postgres import PostgresStore, PostgresUsageLedger
 from frugalsense.store.postgres_db import COPY_ROWS, PgConn, connect
 from frugalsense.store.postgres_rls import ALL_TENANTS, TENANT_TABLES, all_tenants, scope_of, tenant_scope
@@ -75,6 +76,10 @@ def two_tenants(postgres_server: PostgresServer) -> Iterator[dict[str, Any]]:
             ledger = PostgresUsageLedger(url)
             ledger.add([UsageEntry(tenant, "2026-01-02", "faces", 0.5, 0.01, 1)])
             ledger.close()
+            jobs = PostgresJobStore(url)
+            job = jobs.start(tenant, "index", {"root": name})
+            jobs.record(tenant, job.id, [JobFile(f"{name}.jpg", "added", item_id=item.id if item else None)])
+            jobs.close()
             made[name] = {"tenant": tenant, "collection": staff, "person": person, "faces": [f.id for f in faces]}
             made[name]["item"] = item.id if item is not None else None
         yield made

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from frugalsense.cli.fields import add_extract_command, calibrate_fields
+from frugalsense.cli.jobs import add_jobs_command, add_ray_options, run_on_ray
 from frugalsense.errors import FrugalsenseError, InputError, InvalidRequestError
 
 __all__ = ["main"]
@@ -32,6 +33,8 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    if args.ray is not None:
+        return run_on_ray(args, _settings(args), "analyze")
     from tqdm import tqdm
 
     from frugalsense.analyze import Analyzer
@@ -342,6 +345,8 @@ def _collection_id(service: Any, tenant_id: str, name: str | None) -> str | None
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    if args.ray is not None:
+        return run_on_ray(args, _settings(args), "index")
     from tqdm import tqdm
 
     from frugalsense.search.sources import walk
@@ -441,6 +446,7 @@ def _add_search_commands(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="re-analyse files even when unchanged")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_ray_options(p, analyze=False)
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("search", help="search indexed items by meaning, words, people and look")
@@ -484,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", action="store_true", help="include face embeddings in JSON")
     p.add_argument("--price", type=float, help="USD per CPU-hour for the receipt (FRUGALSENSE_PRICE_PER_CPU_HOUR)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_ray_options(p, analyze=True)
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("compare", help="is the face of SOURCE among the faces of TARGET? (nothing stored)")
@@ -570,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", nargs="?", default="samples")
     p.set_defaults(func=_cmd_samples)
     _add_search_commands(sub)
+    add_jobs_command(sub, _settings)
     return parser
 
 

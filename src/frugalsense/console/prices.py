@@ -24,6 +24,13 @@ same frames sent to the image APIs; the clouds' video APIs, billed per minute of
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from frugalsense.ledger import CostReceipt
+
 __all__ = [
     "CLOUD_PRICES",
     "PICTURE_FEATURES",
@@ -31,6 +38,7 @@ __all__ = [
     "TEXTRACT_EXPENSE_PER_PAGE",
     "cloud_usd",
     "feature_of_stage",
+    "features_of",
 ]
 
 PRICES_AS_OF = "2025"
@@ -86,3 +94,32 @@ def cloud_usd(feature: str, units: int) -> dict[str, float | None]:
     it)."""
     prices = CLOUD_PRICES.get(feature, {"aws_rekognition": None, "google_vision": None})
     return {cloud: None if price is None else round(price * units, 6) for cloud, price in prices.items()}
+
+
+def features_of(
+    receipt: CostReceipt, pictures: Mapping[str, int] | int | None = None
+) -> dict[str, tuple[float, int]]:
+    """A receipt split the way the ledger bills it: feature -> (CPU-seconds, billable units).
+
+    ``pictures``: how many pictures each image feature answered for, or one number for every image feature on
+    the receipt; by default each analysed one picture. Finding and embedding faces is part of identifying them,
+    and reading the text part of reading a receipt's fields, as the clouds bill them; "shared" (decoding,
+    storing, glue) is always there, with one unit: the request.
+    """
+    cpu: dict[str, float] = defaultdict(float)
+    for stage in receipt.stages:
+        cpu[feature_of_stage(stage.stage)] += stage.cpu_s
+    every = pictures if isinstance(pictures, int) else 1
+    units = {f: every for f in cpu if f in PICTURE_FEATURES}
+    for feature, n in pictures.items() if isinstance(pictures, Mapping) else ():
+        if n > 0 and feature in PICTURE_FEATURES:
+            units[feature] = n
+            cpu.setdefault(feature, 0.0)
+    if "identify" in cpu:
+        cpu["identify"] += cpu.pop("faces", 0.0)
+        units["identify"] = max(units.get("identify", 1), units.pop("faces", 0))
+    if "fields" in cpu:
+        cpu["fields"] += cpu.pop("text", 0.0)
+        units["fields"] = max(units.get("fields", 1), units.pop("text", 0))
+    cpu.setdefault("shared", 0.0)
+    return {feature: (seconds, units.get(feature, 1)) for feature, seconds in cpu.items()}

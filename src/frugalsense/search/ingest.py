@@ -68,6 +68,7 @@ class IndexOutcome:
     receipt: CostReceipt | None = None
     duration_s: float | None = None  # of the audio track, for throughput in audio minutes
     pictures: int = 0  # pages or sampled frames analysed (what a cloud would bill each feature for)
+    sha256: str | None = None  # of the file's content, once it was read
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "status": self.status, "item_id": self.item_id}
@@ -238,13 +239,13 @@ class Indexer:
                 existing.phash is None or not self.thumbnails.exists(tenant_id, existing.id)
             ):
                 self._refresh_picture(tenant_id, existing, data)
-            return IndexOutcome(key, "unchanged", existing.id, existing.modality)
+            return IndexOutcome(key, "unchanged", existing.id, existing.modality, sha256=digest)
         replaced = existing.id if existing is not None else None
         try:
             return self._index(tenant_id, data, key, label, when, digest, collection_id, replaced)
         except (FrugalsenseError, OSError) as exc:
             code = getattr(exc, "code", "io_error")
-            return IndexOutcome(key, "failed", error=str(exc), error_code=code)
+            return IndexOutcome(key, "failed", error=str(exc), error_code=code, sha256=digest)
 
     def _refresh_picture(self, tenant_id: str, item: Item, data: bytes) -> None:
         """What an unchanged file's item lacks from its first picture: the picture hash (stored before the hash
@@ -334,6 +335,7 @@ class Indexer:
             receipt=meter.receipt,
             duration_s=audio,
             pictures=len(result.pages),
+            sha256=digest,
         )
 
     def _take_picture(

@@ -249,7 +249,11 @@ class Erased:
 
 
 class Store(Protocol):
-    """What the service needs from storage. `SQLiteStore` implements it; a PostgreSQL backend will too."""
+    """What the service needs from storage. `SQLiteStore` and `PostgresStore` implement it."""
+
+    #: where the data is: the SQLite file, or the ``postgresql://`` address (tables with connections of their
+    #: own, such as console sessions and the batch-job journal, open it again)
+    path: str
 
     def close(self) -> None: ...
 
@@ -392,6 +396,10 @@ class SearchStore(Protocol):
     ) -> list[Item]: ...
     def sources(self, tenant_id: str, source_prefix: str) -> dict[str, str]: ...
     def faces_of(self, tenant_id: str, item_ids: Sequence[str]) -> dict[str, list[FaceLink]]: ...
+    def unlinked_faces(self, tenant_id: str, face_ids: Sequence[str]) -> set[str]:
+        """Those of ``face_ids`` that no item links to (sightings left by an index run that died mid-file)."""
+        ...
+
     def tenant_counts(self, tenant_id: str) -> dict[str, int]: ...
     def resolve_person(self, tenant_id: str, who: str) -> list[str]: ...
 

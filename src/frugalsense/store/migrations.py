@@ -348,3 +348,49 @@ def m009_face_hnsw(conn: sqlite3.Connection) -> None:
 def m010_row_level_security(conn: sqlite3.Connection) -> None:
     """Nothing on SQLite: PostgreSQL's row-level security policies (store/postgres_rls.py) have no SQLite
     counterpart; here the tenant filter of every statement is the wall. Named so both backends list the same."""
+
+
+@migration
+def m011_batch_jobs(conn: sqlite3.Connection) -> None:
+    """The batch-job journal (``frugalsense.store.jobs``): a cluster job (``index --ray``, ``analyze --ray``)
+    and one row per file it processed, so a stopped job resumes where it was and ``frugalsense jobs`` lists runs
+    with their reports. Both go with their tenant; a job's files go with their job."""
+    statements = [
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('index', 'analyze')),
+            spec TEXT NOT NULL,
+            spec_key TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'stopped')),
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            report TEXT,
+            UNIQUE (tenant_id, id)
+        )""",
+        "CREATE INDEX jobs_started ON jobs(tenant_id, started_at)",
+        "CREATE INDEX jobs_spec ON jobs(tenant_id, spec_key)",
+        # (tenant_id, job_id) references the pair, so the database itself refuses a file row in another
+        # tenant's job.
+        """CREATE TABLE job_files (
+            job_id TEXT NOT NULL,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            sha256 TEXT,
+            status TEXT NOT NULL,
+            item_id TEXT,
+            cpu_s REAL NOT NULL DEFAULT 0,
+            usd REAL NOT NULL DEFAULT 0,
+            pictures INTEGER NOT NULL DEFAULT 0,
+            features TEXT,
+            error TEXT,
+            done_at REAL NOT NULL,
+            PRIMARY KEY (job_id, source),
+            FOREIGN KEY (tenant_id, job_id) REFERENCES jobs(tenant_id, id) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+        # a job's failures without reading its million other rows
+        "CREATE INDEX job_files_failed ON job_files(job_id, done_at, source) WHERE status = 'failed'",
+    ]
+    for statement in statements:
+        conn.execute(statement)

@@ -56,6 +56,8 @@ ERASURE_TABLES = (
     "api_keys",
     "console_sessions",
     "usage",
+    "job_files",
+    "jobs",
     "tenants",
 )
 

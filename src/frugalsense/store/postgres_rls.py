@@ -1,9 +1,9 @@
 """Row-level security on PostgreSQL: a second wall behind the tenant filter every statement already carries.
 
-Migration ``m010_row_level_security`` gives every table holding tenant rows (`TENANT_TABLES`) a policy that shows
-and accepts only the rows of the tenant the session names in ``frugalsense.tenant`` (or every row when it says
-`ALL_TENANTS`); ``FORCE`` makes the tables' owner, usually the service's own role, subject to it as well. An
-unset or empty setting shows nothing.
+Migration ``m010_row_level_security`` (and each later one, for the tables it creates) gives every table holding
+tenant rows (`TENANT_TABLES`) a policy that shows and accepts only the rows of the tenant the session names in
+``frugalsense.tenant`` (or every row when it says `ALL_TENANTS`); ``FORCE`` makes the tables' owner, usually the
+service's own role, subject to it as well. An unset or empty setting shows nothing.
 
 The stores set it for the caller: every public method of a PostgreSQL store whose first argument is
 ``tenant_id`` runs inside `tenant_scope` of that tenant, and the connection's lock (`TenantLock`) sets the
@@ -33,6 +33,7 @@ from typing import Any
 
 __all__ = [
     "ALL_TENANTS",
+    "M010_TABLES",
     "NO_ROWS",
     "TENANT_SETTING",
     "TENANT_TABLES",
@@ -49,10 +50,10 @@ __all__ = [
 TENANT_SETTING = "frugalsense.tenant"
 #: its value for maintenance (migrations, copies) and the calls that must cross tenants
 ALL_TENANTS = "*"
-#: table -> the column naming its tenant. Not here: ``item_text``. Full-text ``@@`` and trigram ``LIKE`` are not
-#: leakproof, so under a policy PostgreSQL may not use their GIN indexes and scans every text row of the tenant
-#: (docs/postgres.md has the measurement); keyword search keeps its own ``tenant_id = ?`` as its only wall.
-TENANT_TABLES = {
+#: table -> the column naming its tenant, for the tables m010 put under the policy. Never change it: a migration
+#: that shipped must create the same policies on every database; a later table gets its policy from the migration
+#: that creates it and is listed in `TENANT_TABLES`.
+M010_TABLES = {
     "tenants": "id",
     "api_keys": "tenant_id",
     "collections": "tenant_id",
@@ -69,6 +70,16 @@ TENANT_TABLES = {
     "search_state": "tenant_id",
     "usage": "tenant_id",
     "console_sessions": "tenant_id",
+}
+#: every table of tenant rows -> the column naming its tenant. Not here: ``item_text``. Full-text ``@@`` and
+#: trigram ``LIKE`` are not leakproof, so under a policy PostgreSQL may not use their GIN indexes and scans every
+#: text row of the tenant (docs/postgres.md has the measurement); keyword search keeps its own ``tenant_id = ?``
+#: as its only wall.
+TENANT_TABLES = {
+    **M010_TABLES,
+    # m011_batch_jobs
+    "jobs": "tenant_id",
+    "job_files": "tenant_id",
 }
 
 #: public methods of the stores that read no tenant's rows (DDL, VACUUM and ANALYZE are not row-level secured):

@@ -159,6 +159,14 @@ class PostgresSearchStore(PgDatabase):
             )
         return out
 
+    def unlinked_faces(self, tenant_id: str, face_ids: Sequence[str]) -> set[str]:
+        rows = self._rows(
+            "SELECT f.id FROM faces f WHERE f.tenant_id = ? AND f.id = ANY(?) AND NOT EXISTS"
+            " (SELECT 1 FROM item_faces l WHERE l.tenant_id = f.tenant_id AND l.face_id = f.id)",
+            (tenant_id, list(dict.fromkeys(face_ids))),
+        )
+        return {r["id"] for r in rows}
+
     def tenant_counts(self, tenant_id: str) -> dict[str, int]:
         row = self._rows(
             "SELECT (SELECT COUNT(*) FROM items WHERE tenant_id = ?) AS items,"

@@ -161,6 +161,20 @@ class SQLiteSearchStore(Database):
                 )
         return out
 
+    def unlinked_faces(self, tenant_id: str, face_ids: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        ids = list(dict.fromkeys(face_ids))
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._rows(
+                f"SELECT f.id FROM faces f WHERE f.tenant_id = ? AND f.id IN ({marks}) AND NOT EXISTS"
+                " (SELECT 1 FROM item_faces l WHERE l.tenant_id = f.tenant_id AND l.face_id = f.id)",
+                (tenant_id, *chunk),
+            )
+            out.update(r["id"] for r in rows)
+        return out
+
     def tenant_counts(self, tenant_id: str) -> dict[str, int]:
         """How many items, vectors, labels and face links the tenant has."""
         row = self._rows(

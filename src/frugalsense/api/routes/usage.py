@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
@@ -22,7 +21,7 @@ from pydantic import BaseModel, Field
 from frugalsense.api.auth import Principal, authenticate
 from frugalsense.api.limits import WorkPools
 from frugalsense.api.work import metadata
-from frugalsense.console.prices import PICTURE_FEATURES, PRICES_AS_OF, cloud_usd, feature_of_stage
+from frugalsense.console.prices import PICTURE_FEATURES, PRICES_AS_OF, cloud_usd, features_of
 from frugalsense.errors import InvalidRequestError
 from frugalsense.ledger import CostReceipt
 from frugalsense.store.usage import Ledger, UsageEntry
@@ -88,25 +87,12 @@ class UsageRecorder:
         """Split a receipt by feature and queue it; a write is scheduled on the running loop. ``pictures``: how
         many pictures each image feature answered for (a cache hit answers without spending, and still counts),
         or one number for every image feature on the receipt; by default each analysed one picture."""
-        cpu: dict[str, float] = defaultdict(float)
-        for stage in receipt.stages:
-            cpu[feature_of_stage(stage.stage)] += stage.cpu_s
-        every = pictures if isinstance(pictures, int) else 1
-        units = {f: every for f in cpu if f in PICTURE_FEATURES}
-        for feature, n in pictures.items() if isinstance(pictures, Mapping) else ():
-            if n > 0 and feature in PICTURE_FEATURES:
-                units[feature] = n
-                cpu.setdefault(feature, 0.0)
-        if "identify" in cpu:  # finding and embedding the faces is part of identifying them, as clouds bill it
-            cpu["identify"] += cpu.pop("faces", 0.0)
-            units["identify"] = max(units.get("identify", 1), units.pop("faces", 0))
-        if "fields" in cpu:  # reading the text is part of reading the fields, as AnalyzeExpense bills it
-            cpu["fields"] += cpu.pop("text", 0.0)
-            units["fields"] = max(units.get("fields", 1), units.pop("text", 0))
-        cpu.setdefault("shared", 0.0)  # every request counts once under "shared"
         day = datetime.now(UTC).date().isoformat()
         price = receipt.price_per_cpu_hour / 3600.0
-        entries = [UsageEntry(tenant_id, day, f, s, s * price, 1, units.get(f, 1)) for f, s in cpu.items()]
+        entries = [
+            UsageEntry(tenant_id, day, f, s, s * price, 1, units)
+            for f, (s, units) in features_of(receipt, pictures).items()
+        ]
         with self._lock:
             self._pending.extend(entries)
         task = asyncio.get_running_loop().create_task(self.flush())
