@@ -8,13 +8,14 @@ through the CLI exactly as a user runs it:
 - receipts: SROIE receipt scans (ocr-sroie), what a bookkeeping archive holds.
 
 For each set and 1 and 2 workers: files per second of the whole command (models loaded, files read, the index
-written, in SQLite), plain and Ray run back to back, ``--repeats`` times (medians).
-Then Ray's overhead against plain at the same worker count (target <= 15%), the scaling from 1 to 2 workers
-(target >= 85%), and a projection for 1,000,000 photos and 1,000,000 receipts on 10 nodes of 16 cores: the
-CPU-seconds per file the Ray job's receipts measured, spread over 160 workers at the measured 1-to-2 efficiency
-(an assumption: it says nothing of a network or of a database under 160 writers), the CPU-hours at
-``--price`` per CPU-hour, and the same pictures at the cloud list prices the console uses
-(frugalsense.console.prices), per feature the job ran.
+written, in SQLite), and the steady rate once started, from a run over a quarter of the set and one over all of
+it (the fixed start-up cancels out); plain and Ray run back to back, ``--repeats`` times (medians).
+Then Ray's overhead against plain at the same worker count (target <= 15%) and the scaling from 1 to 2 workers
+(target >= 85%), both on the steady rates (an archive's first pass is all steady state), and a projection for
+1,000,000 photos and 1,000,000 receipts on 10 nodes of 16 cores: the CPU-seconds per file the Ray job's receipts
+measured, spread over 160 workers at the measured 1-to-2 efficiency (an assumption: it says nothing of a network
+or of a database under 160 writers), the CPU-hours at ``--price`` per CPU-hour, and the same pictures at the
+cloud list prices the console uses (frugalsense.console.prices), per feature the job ran.
 
     python bench/ray_scale.py                       # 200 photos, 40 receipts
     python bench/ray_scale.py --photos 400 --receipts 60 --repeats 3 --markdown
@@ -36,22 +37,28 @@ from pathlib import Path
 from typing import Any
 
 from frugalsense.console.prices import CLOUD_PRICES
+from frugalsense.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES, CORES = 10, 16
 MILLION = 1_000_000
 
 
-def _copy_sets(eval_dir: Path, work: Path, photos: int, receipts: int) -> dict[str, Path]:
-    sets = {"photos": work / "photos", "receipts": work / "receipts"}
-    for folder in sets.values():
-        folder.mkdir(parents=True)
+def _copy_sets(eval_dir: Path, work: Path, photos: int, receipts: int) -> dict[str, tuple[Path, Path]]:
+    """Each set as (a quarter of it, all of it): two runs whose difference leaves out the fixed start-up."""
     people = sorted(p for p in (eval_dir / "faces-lfw" / "images").iterdir() if p.is_dir())
-    for person in people[:photos]:
-        first = sorted(person.glob("*.jpg"))[0]
-        shutil.copyfile(first, sets["photos"] / first.name)
-    for scan in sorted((eval_dir / "ocr-sroie" / "img").glob("*.jpg"))[:receipts]:
-        shutil.copyfile(scan, sets["receipts"] / scan.name)
+    files = {
+        "photos": [sorted(person.glob("*.jpg"))[0] for person in people[:photos]],
+        "receipts": sorted((eval_dir / "ocr-sroie" / "img").glob("*.jpg"))[:receipts],
+    }
+    sets = {}
+    for name, chosen in files.items():
+        small, full = work / f"{name}-quarter", work / name
+        for folder, part in ((small, chosen[: max(2, len(chosen) // 4)]), (full, chosen)):
+            folder.mkdir(parents=True)
+            for file in part:
+                shutil.copyfile(file, folder / file.name)
+        sets[name] = (small, full)
     return sets
 
 
@@ -117,7 +124,9 @@ def main() -> None:
     parser.add_argument("--receipts", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--address", help="an existing Ray cluster (default: start one here)")
-    parser.add_argument("--model-cache", default=os.environ.get("FRUGALSENSE_MODEL_CACHE"))
+    parser.add_argument(
+        "--model-cache", default=str(Settings().model_dir), help="converted models (default: the set-up's cache)"
+    )
     parser.add_argument("--price", type=float, default=0.05, help="USD per CPU-hour for the projection")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
@@ -125,40 +134,61 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fs-ray-sets-"))
     sets = _copy_sets(Path(args.eval_dir), work, args.photos, args.receipts)
     cluster = _Cluster(args.address)
-    results: dict[tuple[str, str, int], list[float]] = {}
+    results: dict[tuple[str, str, int], list[tuple[float, float, float]]] = {}
     reports: dict[str, dict[str, Any]] = {}
     try:
-        for name, folder in sets.items():
-            files = len(list(folder.iterdir()))
+        for name, (small, full) in sets.items():
+            sizes = (len(list(small.iterdir())), len(list(full.iterdir())))
             for workers in (1, 2):
                 for _ in range(args.repeats):
                     for how in ("plain", "ray"):
-                        wall, out = _index(
-                            folder,
-                            workers,
-                            ray=cluster if how == "ray" else None,
-                            model_cache=args.model_cache,
-                        )
-                        results.setdefault((name, how, workers), []).append(files / wall)
+                        ray = cluster if how == "ray" else None
+                        wall_small, _ = _index(small, workers, ray=ray, model_cache=args.model_cache)
+                        wall, out = _index(full, workers, ray=ray, model_cache=args.model_cache)
+                        steady = (sizes[1] - sizes[0]) / max(1e-9, wall - wall_small)
+                        startup = wall - sizes[1] / steady
+                        results.setdefault((name, how, workers), []).append((sizes[1] / wall, steady, startup))
                         if how == "ray" and workers == 1:
-                            reports[name] = out | {"files_total": files}
-                        print(f"  {name} {how} x{workers}: {files} files in {wall:.1f} s", file=sys.stderr)
+                            reports[name] = out
+                        print(
+                            f"  {name} {how} x{workers}: {sizes[0]} files in {wall_small:.1f} s,"
+                            f" {sizes[1]} in {wall:.1f} s",
+                            file=sys.stderr,
+                        )
     finally:
         cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    rate = {key: statistics.median(values) for key, values in results.items()}
+    def median(key: tuple[str, str, int], part: int) -> float:
+        return statistics.median(r[part] for r in results[key])
+
     md = args.markdown
-    print(f"\nfiles per second of the whole command (median of {args.repeats}), {os.cpu_count()} cores\n")
-    head = ["set", "workers", "plain files/s", "Ray files/s", "Ray overhead"]
+    print(
+        f"\nfiles per second (median of {args.repeats}), {os.cpu_count()} cores: whole command over the set, and"
+        " steady (the difference of a run over a quarter of the set and one over all of it: start-up left out)\n"
+    )
+    head = [
+        "set",
+        "workers",
+        "plain whole",
+        "Ray whole",
+        "plain steady",
+        "Ray steady",
+        "Ray overhead",
+        "start-up s",
+    ]
     print(_row(head, md))
     if md:
         print("|" + "---|" * len(head))
     for name in sets:
         for workers in (1, 2):
-            plain, ray = rate[(name, "plain", workers)], rate[(name, "ray", workers)]
-            print(_row([name, str(workers), f"{plain:.2f}", f"{ray:.2f}", f"{plain / ray - 1:+.1%}"], md))
-    print("\nscaling from 1 to 2 workers (rate at 2 / twice the rate at 1)\n")
+            plain, ray = (name, "plain", workers), (name, "ray", workers)
+            overhead = median(plain, 1) / median(ray, 1) - 1
+            cells = [name, str(workers), f"{median(plain, 0):.2f}", f"{median(ray, 0):.2f}"]
+            cells += [f"{median(plain, 1):.2f}", f"{median(ray, 1):.2f}", f"{overhead:+.1%}"]
+            cells.append(f"{median(plain, 2):.0f} / {median(ray, 2):.0f}")
+            print(_row(cells, md))
+    print("\nscaling from 1 to 2 workers, steady rates (rate at 2 / twice the rate at 1)\n")
     head = ["set", "plain", "Ray"]
     print(_row(head, md))
     if md:
@@ -167,7 +197,7 @@ def main() -> None:
     for name in sets:
         cells = [name]
         for how in ("plain", "ray"):
-            value = rate[(name, how, 2)] / (2 * rate[(name, how, 1)])
+            value = median((name, how, 2), 1) / (2 * median((name, how, 1), 1))
             efficiency[(name, how)] = value
             cells.append(f"{value:.1%}")
         print(_row(cells, md))

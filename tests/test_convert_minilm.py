@@ -114,3 +114,25 @@ def test_broken_graph_is_a_conversion_error(tmp_path: Path) -> None:
     broken.write_bytes(b"not an onnx file")
     with pytest.raises(ModelConversionError):
         check_against_reference(broken)
+
+
+def test_processes_sharing_a_model_folder_convert_once_and_all_succeed(tmp_path: Path) -> None:
+    """Two processes (a node's Ray actors, two servers) loading into one empty model folder at once: one converts,
+    the other waits for it and finds the files (before the folder's lock, both wrote the same temporary files and
+    one crashed)."""
+    import subprocess
+
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom frugalsense.convert.minilm import convert_minilm\n"
+        "paths = convert_minilm(Path(sys.argv[1]))\nprint(sorted(paths))\n"
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    results = [(run.wait(timeout=600), run.stderr.read().decode() if run.stderr else "") for run in runs]
+    assert [code for code, _ in results] == [0, 0], results
+    sidecar = json.loads((tmp_path / "minilm-l6-v2.json").read_text())
+    assert sidecar["fp32"]["min_cosine_vs_reference"] >= REFERENCE_MIN_COSINE

@@ -108,7 +108,8 @@ def connect_ray(address: str | None, *, workers: int | None = None) -> Any:
         if address:
             ray.init(address=address, **options)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, **options)
+            # "local": always a new Ray of this job's own, even when `ray start` runs one on this machine
+            ray.init(address="local", num_cpus=workers, include_dashboard=False, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigurationError(f"cannot reach a Ray cluster at {address or 'a new local Ray'}: {exc}") from exc
     return ray

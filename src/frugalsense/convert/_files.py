@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,32 @@ from frugalsense.atomic import atomic_write
 
 __all__ = [
     "cached_conversion",
+    "conversion_lock",
     "file_digest",
     "finish_conversion",
     "lowest_cosine",
     "quiet_session",
 ]
+
+
+@contextlib.contextmanager
+def conversion_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the model folder's lock while converting into it: processes sharing the folder (a node's Ray actors,
+    several servers) convert one at a time, and the later ones find the earlier one's files through the sidecar.
+    A folder the process may not write to gets no lock (it can hold no conversion either)."""
+    import fcntl
+
+    try:
+        handle = (out_dir / ".convert.lock").open("a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def file_digest(*paths: Path) -> str:

@@ -36,7 +36,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from frugalsense.atomic import atomic_path, atomic_write
-from frugalsense.convert._files import file_digest, quiet_session
+from frugalsense.convert._files import conversion_lock, file_digest, quiet_session
 from frugalsense.convert._pth import load_state_dict
 from frugalsense.errors import ModelConversionError, ModelUnavailableError
 
@@ -538,6 +538,14 @@ def _up_to_date(sidecar: Path, stamp: dict[str, Any], outputs: dict[str, Path]) 
 
 
 def convert_efficientnet_lite(variant: int, out_dir: Path, *, int8: bool = True) -> dict[str, Path]:
+    """`_convert_efficientnet_lite` under the model folder's lock (`conversion_lock`): processes sharing the
+    folder convert once."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with conversion_lock(out_dir):
+        return _convert_efficientnet_lite(variant, out_dir, int8=int8)
+
+
+def _convert_efficientnet_lite(variant: int, out_dir: Path, *, int8: bool = True) -> dict[str, Path]:
     """Write EfficientNet-Lite``variant`` as fp32 (and int8) ONNX into ``out_dir``; skip if already current.
 
     The fp32 model is checked against the packaged PyTorch logits before anything is kept. Returns the paths

@@ -30,6 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 from frugalsense.atomic import atomic_path
 from frugalsense.convert._files import (
     cached_conversion,
+    conversion_lock,
     file_digest,
     finish_conversion,
     lowest_cosine,
@@ -384,6 +385,14 @@ def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
 
 
 def convert_minilm(out_dir: Path, *, int8: bool = True) -> dict[str, Path]:
+    """`_convert_minilm` under the model folder's lock (`conversion_lock`): processes sharing the
+    folder convert once."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with conversion_lock(out_dir):
+        return _convert_minilm(out_dir, int8=int8)
+
+
+def _convert_minilm(out_dir: Path, *, int8: bool = True) -> dict[str, Path]:
     """Write the ONNX graph(s) into ``out_dir``; returns ``{"fp32": ..., "int8": ..., "sidecar": ...}``.
 
     ``int8`` is present only if it was asked for and kept: the dynamically quantised graph is discarded when its

@@ -31,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 from frugalsense.atomic import atomic_path
 from frugalsense.convert._files import (
     cached_conversion,
+    conversion_lock,
     file_digest,
     finish_conversion,
     lowest_cosine,
@@ -379,6 +380,14 @@ def _quantize_if_close(fp32_path: Path, int8_path: Path) -> dict[str, Any]:
 
 
 def convert_sface(out_dir: Path, *, int8: bool = False) -> dict[str, Path]:
+    """`_convert_sface` under the model folder's lock (`conversion_lock`): processes sharing the
+    folder convert once."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with conversion_lock(out_dir):
+        return _convert_sface(out_dir, int8=int8)
+
+
+def _convert_sface(out_dir: Path, *, int8: bool = False) -> dict[str, Path]:
     """Write ``sface-fp32.onnx`` (and ``sface-int8.onnx``) into ``out_dir``; returns their paths and the sidecar.
 
     ``int8`` is present only if it was asked for and kept: a re-quantised graph is discarded when its features
