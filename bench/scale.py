@@ -37,7 +37,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # calibrate_faces.embed_all, for --draw lfw
 
+from frugalsense.calibration.open_set import Geometry, fit_geometry
 from frugalsense.faces.index import VectorIndex
 from frugalsense.results import Box
 from frugalsense.search.index import IndexCache
@@ -66,22 +66,6 @@ def _unit(v: npt.NDArray[np.floating[Any]]) -> Matrix:
     return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True), dtype=np.float32)
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """A Gaussian model of face embeddings: a mean, how people spread around it, how one person's photos spread
-    around theirs (Cholesky factors of the two covariances)."""
-
-    mean: npt.NDArray[np.float64]
-    people: npt.NDArray[np.float64]
-    photos: npt.NDArray[np.float64]
-
-    def centres(self, rng: np.random.Generator, n: int) -> npt.NDArray[np.float64]:
-        return np.asarray(self.mean + rng.standard_normal((n, DIM)) @ self.people.T)
-
-    def photo(self, rng: np.random.Generator, centres: npt.NDArray[np.float64]) -> Matrix:
-        return _unit(centres + rng.standard_normal(centres.shape) @ self.photos.T)
-
-
 def lfw_geometry(eval_dir: Path) -> Geometry:
     """The Gaussian model fitted to SFace's embeddings of every LFW photo in the evaluation set."""
     from calibrate_faces import embed_all
@@ -92,18 +76,7 @@ def lfw_geometry(eval_dir: Path) -> Geometry:
     found, _ = embed_all(Analyzer(Settings(), pipeline=Pipeline(face_embedder="sface")), paths, centre=True)
     vectors = np.stack(list(found.values())).astype(np.float64)
     names = np.array([p.parent.name for p in found])
-    mean = vectors.mean(axis=0)
-    spread = np.cov((vectors - mean).T)
-    deviations = []
-    for name in np.unique(names):  # a photo's deviation from its person's mean, scaled for the mean's own error
-        own = vectors[names == name]
-        if len(own) > 1:
-            deviations.append((own - own.mean(axis=0)) * np.sqrt(len(own) / (len(own) - 1)))
-    stacked = np.vstack(deviations)
-    photos = stacked.T @ stacked / len(stacked)
-    values, axes = np.linalg.eigh(spread - photos)  # people's spread: all of it but the photos' own
-    people = (axes * np.clip(values, 1e-6, None)) @ axes.T
-    return Geometry(mean, np.linalg.cholesky(people), np.linalg.cholesky(photos + 1e-9 * np.eye(DIM)))
+    return fit_geometry(vectors, names)
 
 
 def draw_faces(

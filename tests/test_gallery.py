@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ from frugalsense.faces import FaceGallery, load_face_profile
 from frugalsense.faces import clusters as clusters_module
 from frugalsense.faces.clusters import average_linkage
 from frugalsense.faces.gallery import SECOND_MODEL
-from frugalsense.faces.profile import IDENTIFY_TASK
+from frugalsense.faces.profile import IDENTIFY_TASK, FaceProfile
 from frugalsense.ledger import Meter
 from frugalsense.profiles import load_profile
 from frugalsense.settings import Settings
@@ -544,3 +545,40 @@ def test_identify_answers_while_a_recluster_runs(
     assert all(f.cluster_id is not None for f in others)  # the others were re-clustered
     index = g._index(tenant)
     assert len(index) == len(g.list_faces(tenant)) and erased not in index
+
+
+def test_the_identify_threshold_follows_the_gallery_size(
+    analyzer: Analyzer, model_dir: Path, tmp_path: Path, eval_dir: Path
+) -> None:
+    """With a threshold per gallery size in the profile, identify decides with the one for the collection's
+    enrolled persons (a stranger is likelier to look like someone in a bigger gallery); a caller's own threshold
+    still wins, and persons without enrolled faces do not count."""
+    train = eval_dir / "faces-gallery" / "examples" / "knn_examples" / "train"
+    probe = eval_dir / "faces-gallery" / "examples" / "knn_examples" / "test" / "obama1.jpg"
+    table = [[1, 0.40], [100, 0.60]]
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        model_cache=model_dir,
+        profile_dir=_profiles(tmp_path / "profiles", identify_by_gallery_size=table, open_set={"target": 0.01}),
+    )
+    g = FaceGallery(SQLiteStore.open(settings), _with_settings(analyzer, settings))
+    tenant = g.store.create_tenant("acme").id
+    collection = g.create_collection(tenant, "staff").id
+    obama = g.create_person(tenant, collection, "obama").id
+    g.enrol(tenant, obama, train / "obama" / "obama.jpg")
+    g.create_person(tenant, collection, "nobody enrolled")
+    one = g.identify(tenant, collection, probe, keep=False)
+    assert one.threshold == pytest.approx(0.40)
+    biden = g.create_person(tenant, collection, "biden").id
+    g.enrol(tenant, biden, train / "biden" / "biden.jpg")
+    other = g.create_collection(tenant, "elsewhere").id
+    for n in range(3):  # persons of another collection do not count
+        g.enrol(tenant, g.create_person(tenant, other, f"p{n}").id, train / "biden" / "biden.jpg")
+    two = g.identify(tenant, collection, probe, keep=False)
+    expected = 0.40 + (0.60 - 0.40) * math.log(2) / math.log(100)
+    assert two.threshold == pytest.approx(expected) and two.threshold == g.profile.identify_threshold_for(2)
+    assert g.identify(tenant, collection, probe, keep=False, threshold=0.2).threshold == 0.2
+    assert FaceProfile.from_profile(load_profile(IDENTIFY_TASK, settings.profile_dir)).by_gallery_size == (
+        (1, 0.40),
+        (100, 0.60),
+    )

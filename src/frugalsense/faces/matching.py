@@ -48,6 +48,8 @@ class _Matcher:
     #: face id -> persons that face was corrected as not being
     negatives: dict[str, set[str]]
     face_similarity: Callable[[npt.NDArray[np.float32], Iterable[str]], dict[str, float]]
+    #: collection id -> how many persons are enrolled in it (the gallery size the threshold is chosen for)
+    gallery_size: Callable[[str], int]
 
 
 def decide(scores: Sequence[tuple[str, float]], *, threshold: float, margin: float) -> tuple[str | None, float]:
@@ -154,6 +156,8 @@ class Identification(GalleryBase):
         identified: list[IdentifiedFace] = []
         with meter.stage("match", items=max(1, len(faces))):
             matcher = self._matcher(tenant_id)
+            if threshold is None:  # the profile's, for a gallery of this size (FPIR grows with it)
+                limit = self.profile.identify_threshold_for(matcher.gallery_size(collection_id))
             scored = [self._scores(matcher, face, collection_id, limit, top_k) for face in faces]
         # The ladder: only faces whose best score SFace is unsure of climb to dlib (not with a caller's threshold).
         climbed = [
@@ -223,9 +227,12 @@ class Identification(GalleryBase):
             def similarity(vector: npt.NDArray[np.float32], face_ids: Iterable[str]) -> dict[str, float]:
                 return {f: float(records[f].embedding @ vector) for f in face_ids if f in records}
 
-            return _Matcher(persons, ruled, similarity)
+            def gallery_size(collection_id: str) -> int:
+                return sum(1 for p in self.store.list_persons(tenant_id, collection_id) if p.face_count)
+
+            return _Matcher(persons, ruled, similarity, gallery_size)
         index = self._index(tenant_id)
-        return _Matcher(index.person_scores, index.negatives, index.face_similarity)
+        return _Matcher(index.person_scores, index.negatives, index.face_similarity, index.enrolled_persons)
 
     def _scores(
         self, matcher: _Matcher, face: Face, collection_id: str, threshold: float, top_k: int
