@@ -24,10 +24,13 @@ Method (`frugalsense.calibration.open_set`; NIST FRVT 1:N terms):
   (each photo's loss is the share of splits it was named in, so n counts photos, not photos x splits); the
   table never falls as N grows. Half B checks FPIR and FNIR at the per-pair threshold and at A's table;
   95% intervals are Wilson's with n = distinct stranger photos;
+- the model is checked against real faces twice: its cosine quantiles against real half-B pairs, and FPIR on
+  half B with half A's people (first photo each) as distractors against as many drawn ones;
 - faces-deepface (13 people, large web photos) is a second held-out check: enrol 7 people with one photo each,
   probe the rest, 7 real persons plus distractors up to N;
 - several enrolled photos per person: all LFW people with at least 4 photos are eligible, half enrolled with
-  1 or with 3 photos (distractors get as many), and the same later photos probed;
+  1 or with 3 photos (distractors get as many), and the same later photos probed (split i enrols the same
+  people for both);
 - the shipped table is calibrated the same way on all LFW people (twice the strangers of half A, so a tighter
   bound), after half B showed the procedure holds; faces-deepface stays held out for it.
 """
@@ -271,6 +274,44 @@ def geometry_rows(geometry: Geometry, held_out: Embeddings, rng: np.random.Gener
     return rows
 
 
+def distractor_rows(
+    source: Embeddings,
+    held_out: Embeddings,
+    geometry: Geometry,
+    profile: FaceProfile,
+    table: FaceProfile,
+    splits: int,
+    seed: int,
+) -> list[list[object]]:
+    """The only scale at which real faces can stand in for distractors: is FPIR the same with drawn ones?"""
+    real = np.stack([source.vectors[source.names.index(p)] for p in source.people()])
+    eligible = sum(c >= 2 for c in held_out.photos_per_person().values())
+    size = eligible // 2 + len(real)
+    runs = [
+        open_set_trials(
+            held_out.vectors, held_out.names, geometry, sizes=[size], splits=splits, seed=seed, distractors=faces
+        )[size]
+        for faces in (real, None)
+    ]
+    rows: list[list[object]] = []
+    for t, m in (
+        (profile.identify_threshold, 0.0),
+        (profile.identify_threshold, profile.margin),
+        (table.identify_threshold_for(size), profile.margin),
+    ):
+        rates = [fpir_fnir(r, t, m) for r in runs]
+        rows.append(
+            [
+                size_label(size),
+                f"{t:.3f}",
+                m,
+                *(fpir_cell(r, t, m) for r in runs),
+                *(f"{100 * fnir:.2f}" for _, fnir, _ in rates),
+            ]
+        )
+    return rows
+
+
 def _mean_sd(values: npt.NDArray[np.float32]) -> str:
     return f"{float(np.mean(values)):.3f} ({float(np.std(values)):.3f})"
 
@@ -383,6 +424,14 @@ def main() -> None:
             [size_label(n), fpir_cell(s, base, 0.0), fpir_cell(s, base, margin)]
             for n, s in sorted(scores_b.items())
         ],
+        md,
+    )
+
+    show(
+        "half B, real against drawn distractors: half A's people (first photo each) or as many drawn from the "
+        "model, after half B's enrolled people",
+        ("persons", "t", "margin", "FPIR % real", "FPIR % drawn", "FNIR % real", "FNIR % drawn"),
+        distractor_rows(half_a, half_b, geometry_a, profile, table_a, args.splits, args.seed + 25),
         md,
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -65,15 +66,15 @@ def geometry(deepface: Photos) -> Geometry:
 
 def test_fpir_rises_with_gallery_size(deepface: Photos, geometry: Geometry) -> None:
     """Strangers are named more often in a larger gallery at one threshold: with no margin never less (the
-    galleries are nested and the strangers the same), and clearly more at 30,000 persons with the margin."""
+    galleries are nested and the strangers the same), and clearly more at 1,000 persons with the margin."""
     threshold = load_face_profile().identify_threshold
     scores = open_set_trials(
         deepface.vectors, deepface.names, geometry, sizes=[7, 1000, 30_000], splits=8, seed=1, enrolled_people=7
     )
     plain = [fpir_fnir(scores[n], threshold, 0.0)[0] for n in (7, 1000, 30_000)]
     assert plain[0] <= plain[1] <= plain[2]
-    with_margin = [fpir_fnir(scores[n], threshold, 0.05)[0] for n in (7, 30_000)]
-    assert with_margin[1] > with_margin[0] + 0.02
+    with_margin = [fpir_fnir(scores[n], threshold, 0.05)[0] for n in (7, 1000)]
+    assert with_margin[1] > with_margin[0] + 0.05
     # the known people are still found in a small gallery
     assert fpir_fnir(scores[7], threshold, 0.05)[1] < 0.1
 
@@ -118,7 +119,7 @@ def test_vectorised_rule_agrees_with_decide() -> None:
 def test_trial_scores_agree_with_the_gallery_index(deepface: Photos, geometry: Geometry, photos: int) -> None:
     """A trial's best and runner-up person scores, and whether the best is the probe's own person, are what the
     gallery's `VectorIndex.person_scores` and `decide` give for the same enrolled faces and distractors; scoring
-    the distractors in chunks of 5 persons changes nothing."""
+    the distractors in chunks of 5 persons changes nothing (beyond float32 rounding)."""
     distractors = geometry.distractors(np.random.default_rng(4), 60, photos)
 
     def run(chunk: int) -> OpenSetTrial:
@@ -137,7 +138,7 @@ def test_trial_scores_agree_with_the_gallery_index(deepface: Photos, geometry: G
     trial, chunked = run(8192), run(5)
     scores = trial.scores[66]
     for a, b in ((scores.best, chunked.scores[66].best), (scores.runner_up, chunked.scores[66].runner_up)):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, atol=1e-6)  # BLAS rounds a product by its shape
     assert trial.distractors == {4: 0, 66: 60}
 
     index = VectorIndex(dim=128)
@@ -161,18 +162,35 @@ def test_trial_scores_agree_with_the_gallery_index(deepface: Photos, geometry: G
             assert bool(fast[0]) == (who is not None)
 
 
+def _cosines(vectors: npt.NDArray[np.float32], names: npt.ArrayLike) -> tuple[float, float]:
+    """Mean cosine between two photos of one person, and between photos of two people."""
+    labels = np.asarray(names)
+    upper = np.triu_indices(len(labels), k=1)
+    sims = (vectors @ vectors.T)[upper]
+    same = labels[upper[0]] == labels[upper[1]]
+    return float(sims[same].mean()), float(sims[~same].mean())
+
+
+def _draw(geometry: Geometry, people: int, photos: int, seed: int) -> tuple[npt.NDArray[np.float32], Any]:
+    rng = np.random.default_rng(seed)
+    faces = geometry.photo(rng, np.repeat(geometry.centres(rng, people), photos, axis=0))
+    return faces, np.repeat(np.arange(people), photos)
+
+
 def test_fit_geometry_reproduces_its_input(deepface: Photos, geometry: Geometry) -> None:
     """Photos drawn from the model sit like the real ones: the same mean direction, about the same cosine
-    between two photos of one person and between two people."""
-    real, names = deepface.vectors, np.array(deepface.names)
-    sims = real @ real.T
-    upper = np.triu_indices(len(names), k=1)
-    same = names[upper[0]] == names[upper[1]]
-    rng = np.random.default_rng(6)
-    pair = geometry.photo(rng, np.repeat(geometry.centres(rng, 500), 2, axis=0)).reshape(500, 2, -1)
-    drawn_same = np.einsum("ij,ij->i", pair[:, 0], pair[:, 1])
-    drawn_other = np.einsum("ij,ij->i", pair[:-1, 0], pair[1:, 1])
-    assert float(np.mean(drawn_same)) == pytest.approx(float(np.mean(sims[upper][same])), abs=0.1)
-    assert float(np.mean(drawn_other)) == pytest.approx(float(np.mean(sims[upper][~same])), abs=0.05)
-    mean = pair.reshape(1000, -1).mean(axis=0)
-    assert float(mean @ real.mean(axis=0)) / (np.linalg.norm(mean) * np.linalg.norm(real.mean(axis=0))) > 0.95
+    between two photos of one person and between two people. Fitted on 13 people, the mean's length is
+    overstated (by about the people's spread / 13), so drawn strangers look about 0.05 more alike than the
+    real ones; refitted on 400 drawn people, the model gives back what it was drawn from."""
+    real_same, real_other = _cosines(deepface.vectors, deepface.names)
+    drawn, labels = _draw(geometry, 400, 4, seed=6)
+    drawn_same, drawn_other = _cosines(drawn, labels)
+    assert drawn_same == pytest.approx(real_same, abs=0.05)
+    assert real_other < drawn_other < real_other + 0.08
+    mean, real_mean = drawn.mean(axis=0), deepface.vectors.mean(axis=0)
+    assert float(mean @ real_mean) / float(np.linalg.norm(mean) * np.linalg.norm(real_mean)) > 0.95
+
+    again, _ = _draw(fit_geometry(drawn, labels), 400, 4, seed=7)
+    again_same, again_other = _cosines(again, labels)
+    assert again_same == pytest.approx(drawn_same, abs=0.02)
+    assert again_other == pytest.approx(drawn_other, abs=0.02)

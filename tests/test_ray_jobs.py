@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,48 @@ def test_index_on_ray_builds_the_index_plain_index_builds(
     assert postgres_rows(ray_url, "SELECT COUNT(*) FROM items")[0][0] == 6
 
 
+def _index_job(cluster: RayCluster, tmp_path: Path, model_dir: Path, folder: Path, url: str) -> list[str]:
+    return _cli(
+        cluster,
+        tmp_path / "data",
+        model_dir,
+        *("index", str(folder), "--ray", cluster.address, "--batch-size", "1"),
+        database_url=url,
+    )
+
+
+def _interrupted(
+    cluster: RayCluster, command: list[str], url: str, interrupt: Callable[[subprocess.Popen[str]], None]
+) -> tuple[subprocess.Popen[str], str, str, int]:
+    """Run a job's driver; once the journal holds 3 files, `interrupt` it. Returns the driver, its output and
+    how many files the journal held right after the interruption."""
+    driver = subprocess.Popen(command, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and driver.poll() is None:
+            if _journaled(url) >= 3:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, "the job ended before it could be interrupted"
+        interrupt(driver)
+        at = _journaled(url)
+        out, err = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    return driver, out, err, at
+
+
+def _ctrl_c(driver: subprocess.Popen[str]) -> None:
+    driver.send_signal(signal.SIGINT)
+
+
+def _kill_a_worker(driver: subprocess.Popen[str]) -> None:
+    pids = worker_pids()
+    assert pids, "no worker to kill"
+    os.kill(pids[0], signal.SIGKILL)
+
+
 @pytest.mark.postgres
 def test_a_killed_worker_loses_nothing_and_indexes_each_file_once(
     ray_cluster: RayCluster, postgres_server: PostgresServer, eval_dir: Path, model_dir: Path, tmp_path: Path
@@ -167,38 +210,9 @@ def test_a_killed_worker_loses_nothing_and_indexes_each_file_once(
     folder = _inputs(tmp_path / "archive", eval_dir, lfw=12, receipts=3)
     files = len(list(folder.iterdir()))
     url = postgres_server.fresh()
-    command = _cli(
-        ray_cluster,
-        tmp_path / "data",
-        model_dir,
-        "index",
-        str(folder),
-        "--ray",
-        ray_cluster.address,
-        "--batch-size",
-        "1",
-        database_url=url,
-    )
-    driver = subprocess.Popen(
-        command, env=ray_cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 300
-        done_rows = 0
-        while time.monotonic() < deadline and driver.poll() is None:
-            done_rows = postgres_rows(url, "SELECT COUNT(*) FROM job_files")[0][0] if _has_jobs(url) else 0
-            if done_rows >= 3:
-                break
-            time.sleep(0.2)
-        pids = worker_pids()
-        assert driver.poll() is None and pids, "the job ended before a worker could be killed"
-        os.kill(pids[0], signal.SIGKILL)
-        killed_at = postgres_rows(url, "SELECT COUNT(*) FROM job_files")[0][0]
-        assert killed_at < files, "the kill came after every file was done"
-        out, err = driver.communicate(timeout=600)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
+    command = _index_job(ray_cluster, tmp_path, model_dir, folder, url)
+    driver, out, err, killed_at = _interrupted(ray_cluster, command, url, _kill_a_worker)
+    assert killed_at < files, "the kill came after every file was done"
     assert driver.returncode == 2, out + err  # the bad file only
     assert f"{files - 1} added" in out and "1 failed" in out, out + err
     per_source = postgres_rows(url, "SELECT source, COUNT(*) FROM items GROUP BY source")
@@ -207,7 +221,11 @@ def test_a_killed_worker_loses_nothing_and_indexes_each_file_once(
     faces = postgres_rows(url, "SELECT COUNT(*) FROM faces")[0][0]
     links = postgres_rows(url, "SELECT COUNT(*), COUNT(DISTINCT face_id) FROM item_faces")[0]
     assert faces > 0 and links == (faces, faces)
-    assert postgres_rows(url, "SELECT COUNT(*) FROM job_files")[0][0] == files
+    assert _journaled(url) == files
+
+
+def _journaled(url: str) -> int:
+    return int(postgres_rows(url, "SELECT COUNT(*) FROM job_files")[0][0]) if _has_jobs(url) else 0
 
 
 def _has_jobs(url: str) -> bool:
@@ -287,33 +305,8 @@ def test_a_stopped_job_continues_where_it_was(
     folder = _inputs(tmp_path / "archive", eval_dir, lfw=10)
     files = len(list(folder.iterdir()))
     url = postgres_server.fresh()
-    command = _cli(
-        ray_cluster,
-        tmp_path / "data",
-        model_dir,
-        "index",
-        str(folder),
-        "--ray",
-        ray_cluster.address,
-        "--batch-size",
-        "1",
-        database_url=url,
-    )
-    driver = subprocess.Popen(
-        command, env=ray_cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and driver.poll() is None:
-            if _has_jobs(url) and postgres_rows(url, "SELECT COUNT(*) FROM job_files")[0][0] >= 3:
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, "the job ended before it could be stopped"
-        driver.send_signal(signal.SIGINT)  # Ctrl-C
-        out, err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
+    command = _index_job(ray_cluster, tmp_path, model_dir, folder, url)
+    driver, _, err, _ = _interrupted(ray_cluster, command, url, _ctrl_c)
     assert driver.returncode != 0
     assert "run the same command again to continue it" in err, err
     stopped = postgres_rows(url, "SELECT status, attempts FROM jobs")

@@ -276,26 +276,29 @@ def open_set_trials(
     enrolled_photos: int = 1,
     reserved_photos: int | None = None,
     distractor_photos: int | None = None,
+    distractors: npt.ArrayLike | None = None,
     chunk: int = 8192,
 ) -> dict[int, ProbeScores]:
-    """`open_set_trial` over ``splits`` random splits (one generator seeded with ``seed``), pooled per size."""
+    """`open_set_trial` over ``splits`` random splits, pooled per size. Split i draws from its own generator
+    (spawned from ``seed``), so runs that differ only in options such as ``enrolled_photos`` enrol the same
+    people in each split."""
     if splits < 1:
         raise InvalidRequestError(f"splits must be at least 1, got {splits}")
-    rng = np.random.default_rng(seed)
     trials = [
         open_set_trial(
             vectors,
             names,
             geometry,
             sizes=sizes,
-            rng=rng,
+            rng=np.random.default_rng(child),
             enrolled_people=enrolled_people,
             enrolled_photos=enrolled_photos,
             reserved_photos=reserved_photos,
             distractor_photos=distractor_photos,
+            distractors=distractors,
             chunk=chunk,
         )
-        for _ in range(splits)
+        for child in np.random.SeedSequence(seed).spawn(splits)
     ]
     return pool(t.scores for t in trials)
 
