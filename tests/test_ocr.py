@@ -92,3 +92,34 @@ def test_sample_receipt_is_read(analyzer: Analyzer, tmp_path: Path) -> None:
     text = result.pages[0].full_text
     for word in ("HARBOUR", "HARDWARE", "Portsmouth", "TOTAL", "39"):
         assert word in text
+
+
+def test_two_threads_read_at_once_on_engines_of_their_own(analyzer: Analyzer, eval_dir: Path) -> None:
+    """PP-OCR's pipeline keeps state between calls, so each thread borrows its own engine (up to the number of
+    workers) instead of waiting behind one lock: two threads reading receipts at once get two engines, and the
+    same lines as one thread reading alone."""
+    import threading
+
+    from frugalsense.models.ocr import PPOCRv4
+
+    ocr = analyzer.zoo.get("ppocr-v4")
+    assert isinstance(ocr, PPOCRv4)
+    frames = [
+        load(p, analyzer.settings).frames[0] for p in sorted((eval_dir / "ocr-sroie" / "img").glob("*.jpg"))[:4]
+    ]
+    alone = [[line.text for line in ocr.predict([frame])[0]] for frame in frames]
+    together: dict[int, list[str]] = {}
+    start = threading.Barrier(2)
+
+    def read(number: int) -> None:
+        start.wait()
+        for i in range(number, len(frames), 2):
+            together[i] = [line.text for line in ocr.predict([frames[i]])[0]]
+
+    threads = [threading.Thread(target=read, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [together[i] for i in range(len(frames))] == alone
+    assert ocr._engines.made == 2

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import queue
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -22,10 +23,54 @@ from frugalsense.models.batching import Batcher
 from frugalsense.settings import Settings
 from frugalsense.shipped import package_file
 
-__all__ = ["Model", "ModelCard", "package_file"]
+__all__ = ["EnginePool", "Model", "ModelCard", "package_file"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+_E = TypeVar("_E")
+
+
+class EnginePool(Generic[_E]):
+    """Engines that keep state between calls (not safe for two threads at once), one per caller at a time: up to
+    ``size`` are made, as callers need them; a caller past that waits for one to come back. Where one engine
+    behind a lock would let only one thread of the server's (or of ``frugalsense index``'s) workers run.
+
+        >>> pool = EnginePool(list, size=2)
+        >>> with pool.borrow() as a, pool.borrow() as b:
+        ...     a is not b
+        True
+        >>> pool.made
+        2
+    """
+
+    def __init__(self, make: Callable[[], _E], size: int) -> None:
+        self._make, self._size = make, max(1, size)
+        self._free: queue.LifoQueue[_E] = queue.LifoQueue()
+        self._lock = threading.Lock()
+        self.made = 0
+
+    @contextmanager
+    def borrow(self) -> Iterator[_E]:
+        try:
+            engine = self._free.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                grow = self.made < self._size
+                if grow:
+                    self.made += 1
+            if grow:
+                try:
+                    engine = self._make()
+                except BaseException:
+                    with self._lock:
+                        self.made -= 1
+                    raise
+            else:
+                engine = self._free.get()
+        try:
+            yield engine
+        finally:
+            self._free.put(engine)
 
 
 @dataclass(frozen=True)

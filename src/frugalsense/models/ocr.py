@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from frugalsense.media.types import Frame
-from frugalsense.models.base import Model, ModelCard
+from frugalsense.models.base import EnginePool, Model, ModelCard
 from frugalsense.models.registry import register
 from frugalsense.results import TextLine
 from frugalsense.runtimes.rapidocr import Quad, RapidOCRPipeline
@@ -73,40 +73,47 @@ class PPOCRv4(Model[Frame, list[TextLine]]):
         reference="PP-OCRv4 mobile: Hmean 0.78 (det) on PaddleOCR's in-house Chinese/English set (PaddleOCR docs)",
         description="text lines with quadrilaterals and confidences",
     )
-    thread_safe = False
+    #: RapidOCR's pipeline keeps state between calls: each thread borrows one of the pool's (`EnginePool`)
+    thread_safe = True
 
     def _load(self) -> None:
-        self._engine: RapidOCRPipeline = RapidOCRPipeline(threads=self.settings.threads)
+        settings = self.settings
+        self._engines = EnginePool(
+            lambda: RapidOCRPipeline(threads=settings.threads), max(settings.workers, settings.index_workers)
+        )
+        with self._engines.borrow() as engine:  # the first engine is made now, so loading fails here if it must
+            self._text_score = engine.text_score
 
     def _predict(self, batch: Sequence[Frame]) -> list[list[TextLine]]:
-        return [
-            [
-                TextLine(text=text, quad=quad, confidence=score, engine=self.name)
-                for quad, text, score in self._engine.read(frame.bgr())
+        with self._engines.borrow() as engine:
+            return [
+                [
+                    TextLine(text=text, quad=quad, confidence=score, engine=self.name)
+                    for quad, text, score in engine.read(frame.bgr())
+                ]
+                for frame in batch
             ]
-            for frame in batch
-        ]
 
     @property
     def text_score(self) -> float:
         """The whole pipeline drops readings scored below this; a caller running the parts should too."""
         self.load()
-        return self._engine.text_score
+        return self._text_score
 
     def detect_lines(self, bgr: Image, max_side: int | None = None) -> DetectedLines:
         """The detector alone on a BGR picture, at its default input size or, with `max_side`, on a copy whose
         longer side is at most that many pixels. Not metered: the caller's stage holds it."""
         self.load()
-        with self._run_lock:
-            quads, crops = self._engine.detect(bgr, max_side)
+        with self._engines.borrow() as engine:
+            quads, crops = engine.detect(bgr, max_side)
         return DetectedLines(quads, crops)
 
     def recognise(self, crops: Sequence[Image], min_width: int = 320) -> list[tuple[str, float]]:
         """The recogniser on each crop of `detect_lines` alone, padded to at least `min_width` px (RapidOCR's
         own padding is 320): (text, confidence) per crop. Not metered."""
         self.load()
-        with self._run_lock:
-            return self._engine.recognise(crops, min_width)
+        with self._engines.borrow() as engine:
+            return engine.recognise(crops, min_width)
 
     def reread(self, bgr: Image, quads: Sequence[Sequence[tuple[float, float]]]) -> list[tuple[str, float]]:
         """The recogniser (no detector) on boxes another engine found on a BGR picture, each cropped with the
@@ -116,8 +123,8 @@ class PPOCRv4(Model[Frame, list[TextLine]]):
         out = [("", 0.0)] * len(quads)
         if keep:
             self.load()
-            with self._run_lock:
-                readings = self._engine.recognise_together([crops[i] for i in keep])
+            with self._engines.borrow() as engine:
+                readings = engine.recognise_together([crops[i] for i in keep])
             for i, reading in zip(keep, readings, strict=True):
                 out[i] = reading
         return out
