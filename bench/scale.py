@@ -46,7 +46,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # calibrate_faces.embed_all, for --draw lfw
 
-from frugalsense.calibration.open_set import Geometry, fit_geometry
+from frugalsense.calibration.geometry import Geometry, fit_geometry
 from frugalsense.faces.index import VectorIndex
 from frugalsense.results import Box
 from frugalsense.search.index import IndexCache

@@ -24,12 +24,8 @@ The measuring protocol, on real embeddings of labelled photos (`open_set_trial`,
   best score at or above the threshold and ``margin`` clear of the runner-up.
 
 Per probe a trial keeps the best score, the runner-up and whether the best person is the probe's own, so
-thresholds are swept afterwards without scoring again (`fpir_fnir`). `calibrate_gallery_thresholds` then
-picks, per gallery size, the lowest threshold (not below a base, the per-pair one) whose FPIR is certified
-at most ``target`` with probability ``1 - risk``: each distinct stranger photo contributes one loss in [0, 1]
-(the share of the trials it was named in) and the Hoeffding-Bentkus test of `frugalsense.calibration.ltt`
-rejects "mean loss > target". Photos of one person are not independent draws, so ``n`` overstates the
-evidence somewhat; a synthetic distractor is only as realistic as the Gaussian model's tail.
+thresholds are swept afterwards without scoring again (`fpir_fnir`); `frugalsense.calibration.gallery_thresholds`
+picks a threshold per gallery size from them.
 
     >>> rng = np.random.default_rng(0)
     >>> people = rng.standard_normal((120, 32))
@@ -40,35 +36,27 @@ evidence somewhat; a synthetic distractor is only as realistic as the Gaussian m
     >>> small, large = (fpir_fnir(scores[n], threshold=0.5, margin=0.05)[0] for n in (10, 3000))
     >>> bool(small < large)
     True
-    >>> table = calibrate_gallery_thresholds(scores, base=0.3, margin=0.05, target=0.05, risk=0.1)
-    >>> [size for size, _ in table.table], table.table[0][1] <= table.table[1][1]
-    ([10, 3000], True)
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from frugalsense.calibration.geometry import Geometry, fit_geometry
 from frugalsense.calibration.ltt import hoeffding_bentkus_pvalue
 from frugalsense.errors import InvalidRequestError
 
 __all__ = [
     "GALLERY_SIZES",
-    "GalleryThresholds",
-    "Geometry",
     "IdentificationRates",
     "OpenSetTrial",
     "ProbeScores",
-    "SizeCalibration",
-    "calibrate_gallery_thresholds",
     "cross_fitted_trials",
-    "fit_geometry",
     "fpir_fnir",
     "fpir_upper_bound",
     "named",
@@ -89,66 +77,6 @@ Ints = npt.NDArray[np.intp]
 _NO_RUNNER_UP = -1.0
 #: distractor persons drawn at once
 _DRAW_BLOCK = 8192
-
-
-def _unit(v: npt.NDArray[np.floating[Any]]) -> Matrix:
-    return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True), dtype=np.float32)
-
-
-# -- the embedding model --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """A Gaussian model of face embeddings: a mean, how people spread around it, how one person's photos spread
-    around theirs (Cholesky factors of the two covariances). Drawn faces are scaled to unit length."""
-
-    mean: Floats
-    people: Floats
-    photos: Floats
-
-    @property
-    def dim(self) -> int:
-        return int(self.mean.shape[0])
-
-    def centres(self, rng: np.random.Generator, n: int) -> Floats:
-        """``n`` new people: where their photos centre."""
-        return np.asarray(self.mean + rng.standard_normal((n, self.dim)) @ self.people.T)
-
-    def photo(self, rng: np.random.Generator, centres: Floats) -> Matrix:
-        """One photo (a unit embedding) of each person in ``centres``."""
-        return _unit(centres + rng.standard_normal(centres.shape) @ self.photos.T)
-
-    def distractors(self, rng: np.random.Generator, n: int, photos: int = 1) -> Matrix:
-        """``photos`` faces each of ``n`` new people (person by person): a gallery's synthetic distractors."""
-        return self.photo(rng, np.repeat(self.centres(rng, n), photos, axis=0))
-
-
-def fit_geometry(vectors: npt.ArrayLike, names: npt.ArrayLike) -> Geometry:
-    """The Gaussian model of ``vectors`` (one embedding a photo) whose identities are ``names``.
-
-    The photos' spread is pooled from each person's deviations from their own mean (people with one photo
-    add nothing), scaled up for the error of that mean; the people's spread is the rest of the total.
-    """
-    data = np.asarray(vectors, dtype=np.float64)
-    labels = np.asarray(names)
-    if data.ndim != 2 or len(labels) != len(data):
-        raise InvalidRequestError(f"fit_geometry: {len(labels)} names for vectors of shape {data.shape}")
-    dim = data.shape[1]
-    mean = data.mean(axis=0)
-    spread = np.cov((data - mean).T)
-    deviations = []
-    for name in np.unique(labels):  # a photo's deviation from its person's mean, scaled for the mean's own error
-        own = data[labels == name]
-        if len(own) > 1:
-            deviations.append((own - own.mean(axis=0)) * np.sqrt(len(own) / (len(own) - 1)))
-    if not deviations:
-        raise InvalidRequestError("fit_geometry needs at least one person with two photos or more")
-    stacked = np.vstack(deviations)
-    photos = stacked.T @ stacked / len(stacked)
-    values, axes = np.linalg.eigh(spread - photos)  # people's spread: all of it but the photos' own
-    people = (axes * np.clip(values, 1e-6, None)) @ axes.T
-    return Geometry(mean, np.linalg.cholesky(people), np.linalg.cholesky(photos + 1e-9 * np.eye(dim)))
 
 
 # -- trials ---------------------------------------------------------------------------------------------------
@@ -541,134 +469,3 @@ def fpir_upper_bound(losses: npt.ArrayLike, risk: float) -> float:
         else:
             low = middle
     return high
-
-
-# -- calibration ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SizeCalibration:
-    """One gallery size: the lowest certified threshold, the table's (never below a smaller size's), and
-    what the table's threshold does on the calibration probes."""
-
-    size: int
-    certified: float  # the lowest threshold certified at this size alone
-    threshold: float  # the table's: the largest certified threshold of this size and every smaller one
-    fpir: float
-    fpir_bound: float  # upper confidence bound at the table's threshold (risk as calibrated)
-    fnir: float
-    p_value: float  # of "FPIR > target" at the table's threshold
-    rates: IdentificationRates
-
-
-@dataclass(frozen=True)
-class GalleryThresholds:
-    """A threshold per gallery size (``table``: [[persons, threshold], ...], ascending and non-decreasing)
-    keeping FPIR at most ``target`` with probability at least ``1 - risk`` at each size."""
-
-    table: list[list[Any]]
-    target: float
-    risk: float
-    margin: float
-    base: float
-    sizes: list[SizeCalibration] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        """The numbers worth keeping beside the table in a profile."""
-        return {
-            "target": self.target,
-            "risk": self.risk,
-            "margin": self.margin,
-            "base": self.base,
-            "sizes": [
-                {
-                    "persons": s.size,
-                    "threshold": s.threshold,
-                    "fpir": round(s.fpir, 6),
-                    "fpir_bound": round(s.fpir_bound, 6),
-                    "fnir": round(s.fnir, 6),
-                    "distinct_strangers": s.rates.distinct_strangers,
-                    "stranger_probes": s.rates.strangers,
-                    "mated_probes": s.rates.mated,
-                }
-                for s in self.sizes
-            ],
-        }
-
-
-def calibrate_gallery_thresholds(
-    scores: Mapping[int, ProbeScores],
-    *,
-    base: float,
-    margin: float,
-    target: float = 0.01,
-    risk: float = 0.1,
-    step: float = 0.001,
-) -> GalleryThresholds:
-    """Per gallery size in ``scores`` (from `open_set_trials`), the lowest threshold ``base + k * step`` whose
-    FPIR is certified at most ``target`` with probability ``1 - risk`` (see the module); the table's
-    threshold at a size is the largest of the certified ones at that size and every smaller one, so the table
-    never falls as the gallery grows.
-
-    The certificate holds per size: a deployment has one gallery size at a time. FPIR falls as the threshold
-    rises, so the certified thresholds form an interval up to 1 and a bisection finds its lower end (the
-    same as testing in a fixed sequence from 1 down and stopping at the first failure).
-    """
-    if not 0.0 < target < 1.0:
-        raise InvalidRequestError(f"target is an FPIR in (0, 1), got {target}")
-    if not 0.0 < risk < 1.0:
-        raise InvalidRequestError(f"risk is a probability in (0, 1), got {risk}")
-    if not -1.0 <= base <= 1.0 or step <= 0.0:
-        raise InvalidRequestError(f"base must be a cosine in [-1, 1] and step positive, got {base}, {step}")
-    if not scores:
-        raise InvalidRequestError("no probe scores to calibrate on: run open_set_trials first")
-    steps = math.floor((1.0 - base) / step + 1e-9)
-
-    def threshold(k: int) -> float:
-        return round(base + k * step, 6)
-
-    def passes(k: int, probes: ProbeScores) -> tuple[bool, float]:
-        p = hoeffding_bentkus_pvalue(stranger_losses(probes, threshold(k), margin), target)
-        return p <= risk, p
-
-    rows: list[SizeCalibration] = []
-    floor = -math.inf
-    for size in sorted(scores):
-        probes = scores[size]
-        if not passes(steps, probes)[0]:
-            strangers = fpir_fnir(probes, 1.0, margin)[2].distinct_strangers
-            raise InvalidRequestError(
-                f"gallery size {size}: {strangers} distinct stranger photos cannot certify FPIR <= {target} at "
-                f"risk {risk} even at threshold {threshold(steps)}; give more strangers or a larger target"
-            )
-        low, high = -1, steps  # passes(high) holds; passes(low) is taken as failing
-        while high - low > 1:
-            middle = (low + high) // 2
-            if passes(middle, probes)[0]:
-                high = middle
-            else:
-                low = middle
-        certified = threshold(high)
-        floor = max(floor, certified)
-        fpir, fnir, rates = fpir_fnir(probes, floor, margin)
-        losses = stranger_losses(probes, floor, margin)
-        rows.append(
-            SizeCalibration(
-                size=size,
-                certified=certified,
-                threshold=floor,
-                fpir=fpir,
-                fpir_bound=fpir_upper_bound(losses, risk),
-                fnir=fnir,
-                p_value=hoeffding_bentkus_pvalue(losses, target),
-                rates=rates,
-            )
-        )
-    return GalleryThresholds(
-        table=[[r.size, r.threshold] for r in rows],
-        target=target,
-        risk=risk,
-        margin=margin,
-        base=base,
-        sizes=rows,
-    )
