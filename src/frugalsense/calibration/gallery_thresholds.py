@@ -10,6 +10,7 @@ Photos of one person are not independent draws, so ``n`` overstates the evidence
 distractor is only as realistic as the Gaussian model's tail. The certificate holds per size, not for all sizes
 at once.
 
+    >>> import numpy as np
     >>> from frugalsense.calibration.open_set import cross_fitted_trials
     >>> rng = np.random.default_rng(0)
     >>> people = rng.standard_normal((120, 32))
