@@ -161,7 +161,7 @@ class Identification(GalleryBase):
             scored = [self._scores(matcher, face, collection_id, limit, top_k) for face in faces]
         # The ladder: only faces whose best score SFace is unsure of climb to dlib (not with a caller's threshold).
         climbed = [
-            self._climb(tenant_id, frame, face, kept, top_k, meter) if threshold is None else (kept, False)
+            self._climb(tenant_id, frame, face, kept, top_k, limit, meter) if threshold is None else (kept, False)
             for face, (kept, _) in zip(faces, scored, strict=True)
         ]
         with meter.stage("match", items=max(1, len(faces)), note="decide"):
@@ -250,7 +250,14 @@ class Identification(GalleryBase):
         return kept, sorted(excluded)
 
     def _climb(
-        self, tenant_id: str, frame: Frame, face: Face, kept: list[tuple[str, float]], top_k: int, meter: Meter
+        self,
+        tenant_id: str,
+        frame: Frame,
+        face: Face,
+        kept: list[tuple[str, float]],
+        top_k: int,
+        limit: float,
+        meter: Meter,
     ) -> tuple[list[tuple[str, float]], bool]:
         """Re-score the top persons with the fused SFace + dlib score when the best SFace score is in the band.
 
@@ -258,7 +265,9 @@ class Identification(GalleryBase):
         since the ladder was shipped); a person without one keeps the SFace score.
         """
         ladder = self.identify_ladder
-        if ladder is None or not kept or not ladder.climbs(kept[0][1]):
+        # The band sits around the per-pair threshold; a bigger gallery's threshold moves it along.
+        shift = limit - self.profile.identify_threshold
+        if ladder is None or not kept or not ladder.climbs(kept[0][1] - shift):
             return kept, False
         top = kept[: max(top_k, 2)]
         with meter.stage("match", note="stored dlib embeddings of the top persons"):

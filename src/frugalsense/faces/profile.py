@@ -13,7 +13,7 @@ Every number lives once, in the ``params`` of ``data/profiles/faces-identify.jso
     >>> from dataclasses import replace
     >>> sized = replace(profile, by_gallery_size=((10, 0.40), (1000, 0.50)))
     >>> [round(sized.identify_threshold_for(n), 3) for n in (1, 10, 100, 1000, 10**6)]
-    [0.4, 0.4, 0.45, 0.5, 0.5]
+    [0.364, 0.4, 0.45, 0.5, 0.5]
 """
 
 from __future__ import annotations
@@ -102,11 +102,13 @@ class FaceProfile:
 
     def identify_threshold_for(self, persons: int) -> float:
         """The identify threshold for a gallery of ``persons`` enrolled people: the calibrated row for that size
-        (straight lines in log(size) between rows, the end rows beyond them), never below `identify_threshold`.
-        Without a table, `identify_threshold` at every size."""
+        (straight lines in log(size) between rows, from `identify_threshold` at one person, the last row beyond
+        it), never below `identify_threshold`. Without a table, `identify_threshold` at every size."""
         rows = self.by_gallery_size
         if not rows:
             return self.identify_threshold
+        if rows[0][0] > 1:  # one person: one comparison, so the per-pair threshold's rate is the stranger's
+            rows = ((1, self.identify_threshold), *rows)
         size = max(1, persons)
         if size <= rows[0][0]:
             chosen = rows[0][1]
