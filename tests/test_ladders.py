@@ -70,7 +70,7 @@ def test_analyze_labels_run_the_ladder_and_say_so(settings: Settings, eval_dir: 
     models = [s.model for s in result.receipt.stages if s.stage == "labels" and s.model]
     assert models[0] == load_profile("labels").rungs[0]
     single = Analyzer(settings, pipeline=Pipeline(labels_ladder=False)).analyze(picture, ["labels"])
-    assert [s.model for s in single.receipt.stages if s.stage == "labels"] == ["efficientnet-lite0-int8"]
+    assert [s.model for s in single.receipt.stages if s.stage == "labels"] == ["efficientnet-lite0-fp32"]
     assert single.pages[0].labels[0].name == "tench"
 
 

@@ -55,7 +55,7 @@ class Pipeline:
 
     face_detector: str = "yunet-int8"
     face_embedder: str = "sface"
-    labeler: str = "efficientnet-lite0-int8"
+    labeler: str = "efficientnet-lite0-fp32"  # the int8 gate (int8-gate profile) keeps Lite0 in fp32
     #: labels climb the calibrated ladder of the "labels" profile; False runs `labeler` alone
     labels_ladder: bool = True
     moderator: str = "opennsfw"

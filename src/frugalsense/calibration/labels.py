@@ -10,17 +10,22 @@ from typing import Any
 import numpy as np
 
 from frugalsense.calibration.ltt import Calibration, CalibrationTable, Method, calibrate, simulate
+from frugalsense.calibration.paired import PairedTest
 from frugalsense.calibration.record import LabelRecords, Progress, record_labels
-from frugalsense.ladder.labels import ENSEMBLE, INT8_TOLERANCE
-from frugalsense.profiles import Profile
+from frugalsense.ladder.labels import ENSEMBLE
+from frugalsense.profiles import Profile, load_profile
 from frugalsense.settings import Settings
 
 __all__ = ["calibrate_labels", "gated_rungs", "int8_gate", "labels_table"]
 
 
-def int8_gate(records: LabelRecords, tolerance: float = INT8_TOLERANCE) -> dict[str, dict[str, Any]]:
-    """Per EfficientNet-Lite variant: int8 and fp32 top-1 (or agreement with the fp32 ensemble, unlabelled) and
-    the precision it will run at."""
+def int8_gate(records: LabelRecords, profile_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Per EfficientNet-Lite variant: int8 and fp32 top-1 (or agreement with the fp32 ensemble, unlabelled) on
+    the same items, and the precision it will run at. int8 only when the paired test shows its loss within the
+    ``int8-gate`` profile's margin with its confidence (`frugalsense.calibration.paired`, the promise every
+    int8 model keeps); a point difference on a few hundred items is not evidence."""
+    gate = load_profile("int8-gate", profile_dir).params
+    margin, confidence = float(gate["margin_points"]) / 100.0, float(gate["confidence"])
     truth = (
         records.labels
         if records.labelled
@@ -28,20 +33,22 @@ def int8_gate(records: LabelRecords, tolerance: float = INT8_TOLERANCE) -> dict[
     )
     out = {}
     for variant in (0, 1, 2):
-        scores = {
-            p: float(np.mean(records.probs[f"efficientnet-lite{variant}-{p}"].argmax(1) == truth))
-            for p in ("int8", "fp32")
-        }
+        right = {p: records.probs[f"efficientnet-lite{variant}-{p}"].argmax(1) == truth for p in ("int8", "fp32")}
+        test = PairedTest.from_answers(right["fp32"], right["int8"])
+        low, high = test.interval(confidence)
         cpu = {p: float(np.median(records.cpu[f"efficientnet-lite{variant}-{p}"])) for p in ("int8", "fp32")}
-        chosen = "int8" if scores["int8"] >= scores["fp32"] - tolerance else "fp32"
         out[f"lite{variant}"] = {
-            "int8_top1": round(scores["int8"], 4),
-            "fp32_top1": round(scores["fp32"], 4),
+            "int8_top1": round(test.variant_rate, 4),
+            "fp32_top1": round(test.reference_rate, 4),
+            "loss_points": round(100 * test.loss, 2),
+            "loss_interval_points": [round(100 * low, 2), round(100 * high, 2)],
+            "fp32_only": test.reference_only,
+            "int8_only": test.variant_only,
             "int8_cpu_ms_median": round(cpu["int8"] * 1000, 2),
             "fp32_cpu_ms_median": round(cpu["fp32"] * 1000, 2),
             "measure": "top-1" if records.labelled else "agreement with the fp32 ensemble",
-            "n": len(records.files),
-            "chosen": chosen,
+            "n": test.n,
+            "chosen": "int8" if test.passes(margin, confidence) else "fp32",
         }
     return out
 

@@ -34,7 +34,6 @@ from frugalsense.profiles import Profile
 
 __all__ = [
     "ENSEMBLE",
-    "INT8_TOLERANCE",
     "EnsembleRung",
     "LabelRung",
     "labels_ladder",
@@ -42,8 +41,6 @@ __all__ = [
 ]
 
 ENSEMBLE = "ensemble"
-#: int8 serves a variant only when its top-1 is at most this far below fp32's (half a point)
-INT8_TOLERANCE = 0.005
 Probs = npt.NDArray[np.float32]
 
 
