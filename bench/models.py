@@ -57,16 +57,22 @@ class Run:
 
     quick: bool = False
     folds: tuple[str, ...] = ("1",)
+    every: int = 0  # read every n-th item (0: all, or every 4th with quick)
 
     @property
     def stride(self) -> int:
-        return 4 if self.quick else 1
+        return self.every or (4 if self.quick else 1)
 
     def pairs(self) -> list[_data.Pair]:
-        return [pair for fold in self.folds for pair in _data.lfw_pairs(fold)]
+        """The pairs of the folds; the fold "deepface" is faces-deepface's 1,830 pairs of large web photos."""
+        return [
+            pair
+            for fold in self.folds
+            for pair in (_data.deepface_pairs() if fold == "deepface" else _data.lfw_pairs(fold))
+        ]
 
     def argv(self) -> list[str]:
-        return ["--folds", ",".join(self.folds)] + (["--quick"] if self.quick else [])
+        return ["--folds", ",".join(self.folds), "--every", str(self.every)] + (["--quick"] if self.quick else [])
 
 
 def _cpu(clock: str) -> Callable[[], float]:
@@ -254,7 +260,7 @@ def bench_compare(analyzer: Analyzer, run: Run) -> Result:
         tallies["fused-every"].add(fused.same, pair.same, climbed=True, cpu_ms=cpu)
     reference = statistics.mean(tallies["fused-every"].cpu_ms)
     lines = [
-        f"LFW folds {','.join(run.folds)} from {_data.eval_dir()}: {len(pairs)} pairs read, {missed} without a "
+        f"pairs of {','.join(run.folds)} from {_data.eval_dir()}: {len(pairs)} pairs read, {missed} without a "
         f"face, {multi} with several faces in the target ({changed} decided otherwise than by its largest face); "
         f"threshold {shipped.threshold}, ladder band {[round(v, 4) for v in shipped.fusion.band_edges]}",
         "",
@@ -478,19 +484,22 @@ def main() -> None:
         type=Path,
         help="evaluation data laid out as ../shared/eval (default: FRUGALSENSE_EVAL_DIR or ../shared/eval)",
     )
-    parser.add_argument("--folds", default="1", help="comma-separated LFW folds of pairs.csv to read (default 1)")
+    parser.add_argument(
+        "--folds", default="1", help="comma-separated LFW folds of pairs.csv to read (default 1), or deepface"
+    )
+    parser.add_argument("--every", type=int, default=0, help="read every n-th item or pair (default: all)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.eval_dir:
         os.environ["FRUGALSENSE_EVAL_DIR"] = str(args.eval_dir.resolve())  # read by _data in every child
-    run = Run(args.quick, tuple(f.strip() for f in args.folds.split(",") if f.strip()))
+    run = Run(args.quick, tuple(f.strip() for f in args.folds.split(",") if f.strip()), max(0, args.every))
     if args.worker:
         print(json.dumps(worker(args.worker, run)))
         return
     names = args.only.split(",") if args.only else [*BENCHES, "compare"]
     pairs = run.pairs()
-    print(f"evaluation data: {_data.eval_dir()}; LFW folds {args.folds}: {len(pairs)} pairs read", flush=True)
+    print(f"evaluation data: {_data.eval_dir()}; folds {args.folds}: {len(pairs)} pairs", flush=True)
     results: dict[str, Result] = {}
     models = [name for name in names if name != "compare"]
     if models:
