@@ -100,7 +100,7 @@ class VectorIndex:
         self.negatives: dict[str, set[str]] = {}
         #: the store's face version for the tenant that these rows reflect
         self.version = 0
-        self._person_counts: dict[str | None, int] = {}  # collection -> enrolled persons; cleared on writes
+        self._enrolled_counts: dict[str | None, int] = {}  # collection -> enrolled faces; cleared on writes
 
     @classmethod
     def from_vectors(cls, vectors: FaceVectors, dim: int = 128) -> VectorIndex:
@@ -146,7 +146,7 @@ class VectorIndex:
     ) -> None:
         vec = np.asarray(vector, np.float32).reshape(1, -1)
         with self._lock:
-            self._person_counts.clear()
+            self._enrolled_counts.clear()
             self._rows.add(
                 [face_id],
                 vec,
@@ -167,7 +167,7 @@ class VectorIndex:
     ) -> None:
         """Replace a face's facts (after a correction or a clustering); a face not held is ignored."""
         with self._lock:
-            self._person_counts.clear()
+            self._enrolled_counts.clear()
             i = self._rows.row(face_id)
             if i is None:
                 return
@@ -185,7 +185,7 @@ class VectorIndex:
     def remove_collection(self, collection_id: str) -> int:
         """Drop every face of a collection (it is being erased); returns how many went."""
         with self._lock:
-            self._person_counts.clear()
+            self._enrolled_counts.clear()
             code = self._collections.lookup(collection_id)
             if code is None:
                 return 0
@@ -197,7 +197,7 @@ class VectorIndex:
     def remove(self, face_ids: Iterable[str]) -> int:
         """Drop faces (unknown ids are ignored); returns how many went."""
         with self._lock:
-            self._person_counts.clear()
+            self._enrolled_counts.clear()
             doomed = list(face_ids)
             for face_id in doomed:
                 self.negatives.pop(face_id, None)
@@ -259,15 +259,16 @@ class VectorIndex:
             cluster_id=self._clusters.name(int(self._rows.column("cluster")[row])),
         )
 
-    def enrolled_persons(self, collection_id: str | None = None) -> int:
-        """How many persons have enrolled faces (in a collection): the gallery size an identification faces."""
+    def enrolled_faces(self, collection_id: str | None = None) -> int:
+        """How many enrolled faces (of persons) a collection holds: the comparisons an identification makes, the
+        gallery size its threshold is chosen for."""
         with self._lock:
-            found = self._person_counts.get(collection_id)
+            found = self._enrolled_counts.get(collection_id)
             if found is None:
                 mask = self._mask(collection_id, enrolled_only=True, unknown_only=False)
                 persons = self._rows.column("person")
                 chosen = persons if mask is None else persons[mask]
-                found = self._person_counts[collection_id] = int(np.unique(chosen[chosen != _NONE]).size)
+                found = self._enrolled_counts[collection_id] = int(np.count_nonzero(chosen != _NONE))
             return found
 
     def person_scores(

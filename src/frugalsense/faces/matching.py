@@ -48,7 +48,8 @@ class _Matcher:
     #: face id -> persons that face was corrected as not being
     negatives: dict[str, set[str]]
     face_similarity: Callable[[npt.NDArray[np.float32], Iterable[str]], dict[str, float]]
-    #: collection id -> how many persons are enrolled in it (the gallery size the threshold is chosen for)
+    #: collection id -> how many faces are enrolled in it (the gallery size the threshold is chosen for: a
+    #: stranger is compared with every one of them)
     gallery_size: Callable[[str], int]
 
 
@@ -228,11 +229,11 @@ class Identification(GalleryBase):
                 return {f: float(records[f].embedding @ vector) for f in face_ids if f in records}
 
             def gallery_size(collection_id: str) -> int:
-                return sum(1 for p in self.store.list_persons(tenant_id, collection_id) if p.face_count)
+                return sum(p.face_count for p in self.store.list_persons(tenant_id, collection_id))
 
             return _Matcher(persons, ruled, similarity, gallery_size)
         index = self._index(tenant_id)
-        return _Matcher(index.person_scores, index.negatives, index.face_similarity, index.enrolled_persons)
+        return _Matcher(index.person_scores, index.negatives, index.face_similarity, index.enrolled_faces)
 
     def _scores(
         self, matcher: _Matcher, face: Face, collection_id: str, threshold: float, top_k: int

@@ -68,9 +68,10 @@ class FaceProfile:
     - ``margin``: the best person must beat the second-best person by this much, else the answer is "unknown".
     - ``near_duplicate``: a probe this similar to a face corrected as "not X" is never answered X.
     - ``cluster_threshold``: an unknown face joins a cluster when this similar to one of its members.
-    - ``by_gallery_size``: (enrolled persons, threshold) rows, ascending: the identify threshold that keeps the
-      chance of naming a stranger (FPIR) at its target for a gallery that size (`identify_threshold_for`); empty
-      when not calibrated. ``open_set`` records how (``bench/open_set.py``).
+    - ``by_gallery_size``: (gallery size, threshold) rows, ascending: the identify threshold that keeps the
+      chance of naming a stranger (FPIR) at its target for a gallery that size (`identify_threshold_for`; the
+      gallery counts its enrolled faces, calibrated with one face per person); empty when not calibrated.
+      ``open_set`` records how (``bench/open_set.py``).
     """
 
     model: str
@@ -101,9 +102,10 @@ class FaceProfile:
             raise ConfigurationError("face profile: identify_by_gallery_size thresholds must be in [-1, 1]")
 
     def identify_threshold_for(self, persons: int) -> float:
-        """The identify threshold for a gallery of ``persons`` enrolled people: the calibrated row for that size
-        (straight lines in log(size) between rows, from `identify_threshold` at one person, the last row beyond
-        it), never below `identify_threshold`. Without a table, `identify_threshold` at every size."""
+        """The identify threshold for a gallery of ``persons`` enrolled people (one face each): the calibrated
+        row for that size (straight lines in log(size) between rows, from `identify_threshold` at one person, the
+        last row beyond it), never below `identify_threshold`. Without a table, `identify_threshold` at every
+        size."""
         rows = self.by_gallery_size
         if not rows:
             return self.identify_threshold
