@@ -34,7 +34,7 @@ def add_ray_options(p: argparse.ArgumentParser, *, analyze: bool) -> None:
 
 def run_on_ray(args: argparse.Namespace, settings: Any, kind: str) -> int:
     """``index --ray`` / ``analyze --ray``: run or continue the job, print its report; 2 when files failed."""
-    from frugalsense.cluster import JobRequest, run_job
+    from frugalsense.cluster import JobRequest, format_report, run_job
 
     request = JobRequest(
         kind="index" if kind == "index" else "analyze",
@@ -54,17 +54,11 @@ def run_on_ray(args: argparse.Namespace, settings: Any, kind: str) -> int:
         print(json.dumps({"job": run.job.to_dict(), "failed": [f.to_dict() for f in run.failures]}, indent=2))
     else:
         print(f"job {run.job.id} {run.job.status}" + (" (continued)" if run.continued else ""))
-        print(_format(run.report))
+        print(format_report(run.report))
         for failure in run.failures:
             message = (failure.error or {}).get("message", "")
             print(f"failed: {failure.source}: {message}", file=sys.stderr)
     return 2 if run.report["counts"].get("failed") else 0
-
-
-def _format(report: dict[str, Any]) -> str:
-    from frugalsense.cluster.report import format_report
-
-    return format_report(report)
 
 
 def add_jobs_command(sub: Any, settings: Callable[[argparse.Namespace], Any]) -> None:
@@ -79,6 +73,7 @@ def add_jobs_command(sub: Any, settings: Callable[[argparse.Namespace], Any]) ->
 
 
 def _jobs(args: argparse.Namespace, settings: Any) -> int:
+    from frugalsense.cluster.report import format_report
     from frugalsense.errors import InvalidRequestError
     from frugalsense.store import open_store
     from frugalsense.store.jobs import open_jobs
@@ -103,7 +98,7 @@ def _jobs(args: argparse.Namespace, settings: Any) -> int:
             print(f"{job.id}  {job.kind}  {job.status}  started {_when(job.started_at)}  attempts {job.attempts}")
             print("inputs: " + " ".join(job.spec.get("inputs") or []))
             if job.report:
-                print(_format(job.report))
+                print(format_report(job.report))
             else:
                 totals = jobs.totals(tenant.id, job.id)
                 print(f"running: {totals.files} files done so far ({totals.counts})")

@@ -195,7 +195,7 @@ def _run(
                 _progress(echo, seen, len(todo), time.perf_counter() - started)
         journal.flush()
         if output is not None:
-            output.finish(jobs.done_sources(tenant_id, job.id))
+            output.finish()
         if request.kind == "index" and collection_id is not None:
             _tidy_index(settings, tenant_id, collection_id, journal.digests)
     except KeyboardInterrupt:
@@ -348,7 +348,8 @@ class _Output:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._file.flush()
 
-    def finish(self, journaled: set[str]) -> None:
+    def finish(self) -> None:
+        """Close the lines; for Parquet, write the table (every source in it is journaled by now)."""
         self._file.close()
         if not self.parquet:
             return
@@ -366,7 +367,6 @@ class _Output:
                     "record": json.dumps(r, separators=(",", ":")),
                 }
                 for source, r in records.items()
-                if source in journaled or not journaled
             ]
         )
         pq.write_table(table, self.path)
