@@ -99,10 +99,14 @@ class _Api:
         form = _form(features=features, previews=True if previews else None)
         return self._send(_Call("POST", "/v1/analyze", files={"file": _file(source, name)}, data=form))
 
-    def fields(self, source: Source, *, name: str | None = None) -> Any:
+    def fields(self, source: Source, *, name: str | None = None, kind: str | None = None) -> Any:
         """A receipt's or invoice's fields, page by page: ``pages[i]["fields"]["total"]["value"]``, each with
-        its confidence and evidence; ``not_found`` lists the fields left out (abstained or absent)."""
-        return self._send(_Call("POST", "/v1/documents/fields", files={"file": _file(source, name)}))
+        its confidence and evidence; ``not_found`` lists the fields left out (abstained or absent).
+
+        ``kind="form"``: a form's question and answer pairs instead, ``pages[i]["pairs"][j]["question"]`` and
+        ``["answers"]``, each with its confidence and evidence (``kind="receipt"`` is the default)."""
+        files = {"file": _file(source, name)}
+        return self._send(_Call("POST", "/v1/documents/fields", files=files, data=_form(kind=kind)))
 
     def detect_faces(self, source: Source) -> Any:
         return self._send(_Call("POST", "/v1/faces/detect", files={"file": _file(source)}))

@@ -1,5 +1,6 @@
-"""The command line's receipt and invoice commands, thin over `frugalsense.fields`: ``extract`` (fields to a CSV
-or JSON lines, with progress and a cost line) and ``calibrate fields`` (`calibration.fields_train`)."""
+"""The command line's receipt, invoice and form commands, thin over `frugalsense.fields`: ``extract`` (fields, or
+with ``--forms`` a form's question and answer pairs, to a CSV or JSON lines, with progress and a cost line) and
+``calibrate fields`` (`calibration.fields_train`)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,27 @@ __all__ = ["add_extract_command", "calibrate_fields"]
 
 
 def add_extract_command(sub: Any, settings: Callable[[argparse.Namespace], Any]) -> None:
-    """``frugalsense extract DIR_OR_FILES --csv out.csv --json out.jsonl``; `settings` reads the global options."""
-    p = sub.add_parser("extract", help="receipt and invoice fields to a spreadsheet (CSV) or JSON lines")
+    """``frugalsense extract DIR_OR_FILES [--forms] --csv out.csv --json out.jsonl``; `settings` reads the global
+    options."""
+    p = sub.add_parser(
+        "extract", help="receipt and invoice fields (or forms' question and answer pairs) to a CSV or JSON lines"
+    )
     p.add_argument("paths", nargs="+", help="files and folders (pictures and PDFs, walked recursively)")
-    p.add_argument("--csv", help="one row per page: the fields and a confidence per field ('-': standard output)")
-    p.add_argument("--json", help="one JSON line per page, with line items and checks ('-': standard output)")
+    p.add_argument(
+        "--forms",
+        action="store_true",
+        help="read forms: their question and answer pairs (priced against Textract AnalyzeDocument with forms)",
+    )
+    p.add_argument(
+        "--csv",
+        help="one row per page: the fields and a confidence per field; with --forms one row per pair: question, "
+        "answer, confidence ('-': standard output)",
+    )
+    p.add_argument(
+        "--json",
+        help="one JSON line per page, with line items and checks (--forms: the pairs and their evidence; "
+        "'-': standard output)",
+    )
     p.add_argument(
         "--price", type=float, help="USD per CPU-hour in the cost line (FRUGALSENSE_PRICE_PER_CPU_HOUR)"
     )
@@ -46,7 +63,12 @@ def _extract(args: argparse.Namespace, settings: Any) -> int:
 
         report = None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True)
         totals = extract_to(
-            files, Analyzer(settings), csv_file=output(args.csv), json_file=output(args.json), progress=report
+            files,
+            Analyzer(settings),
+            csv_file=output(args.csv),
+            json_file=output(args.json),
+            progress=report,
+            kind="form" if args.forms else "receipt",
         )
     print(totals.summary(settings.price_per_cpu_hour), file=sys.stderr)
     return 2 if totals.failed else 0

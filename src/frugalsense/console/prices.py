@@ -6,8 +6,9 @@ DetectText, SearchFacesByImage, IndexFaces, CompareFaces) and Google Cloud Visio
 label, SafeSearch and text detection). Google has no face recognition; neither service here transcribes speech,
 so those features have no cloud price (None). Receipt and invoice fields ("fields") are priced at Amazon
 Textract AnalyzeExpense ($10 per 1,000 pages, first tier) in the AWS column: its answer includes the page's
-text, so a page read for its fields is billed once, as fields (the usage ledger folds the text under it).
-Update the table when the lists change.
+text, so a page read for its fields is billed once, as fields (the usage ledger folds the text under it). A
+form's key-value pairs ("forms") are priced the same way at Amazon Textract AnalyzeDocument with forms ($50 per
+1,000 pages, first tier), whose answer includes the text too. Update the table when the lists change.
 
 Both bill per picture and per feature: a PDF is billed page by page (Google's files API says so; Rekognition
 takes images only, so each page is sent as one), and the prices apply to the usage ledger's units, the pictures
@@ -18,6 +19,8 @@ same frames sent to the image APIs; the clouds' video APIs, billed per minute of
 {'aws_rekognition': 1.0, 'google_vision': 1.5}
 >>> cloud_usd("fields", 1000)  # a thousand receipt pages
 {'aws_rekognition': 10.0, 'google_vision': None}
+>>> cloud_usd("forms", 1000)  # a thousand form pages
+{'aws_rekognition': 50.0, 'google_vision': None}
 >>> cloud_usd("speech", 3)
 {'aws_rekognition': None, 'google_vision': None}
 """
@@ -36,6 +39,7 @@ __all__ = [
     "PICTURE_FEATURES",
     "PRICES_AS_OF",
     "TEXTRACT_EXPENSE_PER_PAGE",
+    "TEXTRACT_FORMS_PER_PAGE",
     "cloud_usd",
     "feature_of_stage",
     "features_of",
@@ -44,10 +48,14 @@ __all__ = [
 PRICES_AS_OF = "2025"
 
 #: the ledger's features a cloud bills per picture (photo, page or sampled frame)
-PICTURE_FEATURES = ("faces", "identify", "labels", "moderation", "text", "fields")
+PICTURE_FEATURES = ("faces", "identify", "labels", "moderation", "text", "fields", "forms")
 
 #: Amazon Textract AnalyzeExpense, USD per page: $10 per 1,000 pages, the first tier's list price (US regions)
 TEXTRACT_EXPENSE_PER_PAGE = 0.01
+
+#: Amazon Textract AnalyzeDocument with the forms feature, USD per page: $50 per 1,000 pages, the first tier's list
+#: price (US regions)
+TEXTRACT_FORMS_PER_PAGE = 0.05
 
 #: USD per picture at each cloud's list price, per feature of the usage ledger
 CLOUD_PRICES: dict[str, dict[str, float | None]] = {
@@ -60,6 +68,9 @@ CLOUD_PRICES: dict[str, dict[str, float | None]] = {
     # AnalyzeExpense. Google's counterpart (Document AI's Expense parser) is left empty: its list price could
     # not be checked on a published page when this was written; fill it in from Google's pricing page.
     "fields": {"aws_rekognition": TEXTRACT_EXPENSE_PER_PAGE, "google_vision": None},
+    # A form's key-value pairs: Amazon Textract AnalyzeDocument (forms) in the AWS column; Google's (Document AI's
+    # Form parser) left empty for the same reason.
+    "forms": {"aws_rekognition": TEXTRACT_FORMS_PER_PAGE, "google_vision": None},
 }
 
 #: stage names on receipts (model card tasks and the pipeline's own stages) -> the ledger's feature
@@ -70,6 +81,7 @@ _STAGE_FEATURES = {
     "labels": "labels",
     "moderation": "moderation",
     "fields": "fields",
+    "forms": "forms",
     "ocr": "text",
     "text-presence": "text",
     "route": "text",
@@ -103,8 +115,8 @@ def features_of(
 
     ``pictures``: how many pictures each image feature answered for, or one number for every image feature on
     the receipt; by default each analysed one picture. Finding and embedding faces is part of identifying them,
-    and reading the text part of reading a receipt's fields, as the clouds bill them; "shared" (decoding,
-    storing, glue) is always there, with one unit: the request.
+    and reading the text part of reading a receipt's fields or a form's pairs, as the clouds bill them; "shared"
+    (decoding, storing, glue) is always there, with one unit: the request.
     """
     cpu: dict[str, float] = defaultdict(float)
     for stage in receipt.stages:
@@ -118,8 +130,9 @@ def features_of(
     if "identify" in cpu:
         cpu["identify"] += cpu.pop("faces", 0.0)
         units["identify"] = max(units.get("identify", 1), units.pop("faces", 0))
-    if "fields" in cpu:
-        cpu["fields"] += cpu.pop("text", 0.0)
-        units["fields"] = max(units.get("fields", 1), units.pop("text", 0))
+    for document in ("fields", "forms"):
+        if document in cpu:
+            cpu[document] += cpu.pop("text", 0.0)
+            units[document] = max(units.get(document, 1), units.pop("text", 0))
     cpu.setdefault("shared", 0.0)
     return {feature: (seconds, units.get(feature, 1)) for feature, seconds in cpu.items()}

@@ -1,5 +1,6 @@
 """The fields of many receipts and invoices for a spreadsheet: what ``frugalsense extract`` writes (a CSV row or a
-JSON line per page), its progress lines and its bill.
+JSON line per page), its progress lines and its bill; with ``kind="form"`` (``--forms``) the question and answer
+pairs of many forms (a CSV row per pair, a JSON line per page).
 
 ```python
 from frugalsense.analyze import Analyzer
@@ -18,9 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from frugalsense.console.prices import TEXTRACT_EXPENSE_PER_PAGE
+from frugalsense.console.prices import TEXTRACT_EXPENSE_PER_PAGE, TEXTRACT_FORMS_PER_PAGE
 from frugalsense.errors import InputError
-from frugalsense.fields.document import DocumentFields, PageFields, read_document
+from frugalsense.fields.document import (
+    DocumentFields,
+    DocumentForms,
+    DocumentKind,
+    FormPageFields,
+    PageFields,
+    read_document,
+)
 from frugalsense.fields.types import RECEIPT_FIELDS
 
 if TYPE_CHECKING:
@@ -29,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CSV_COLUMNS",
     "DOCUMENT_SUFFIXES",
+    "FORM_CSV_COLUMNS",
+    "TEXTRACT_APIS",
     "ExtractTotals",
     "Extracted",
     "csv_rows",
@@ -58,13 +68,22 @@ CSV_COLUMNS = (
     "error",
 )
 
+#: forms: one row per question and answer pair (a page without pairs: one row with neither, so it is listed)
+FORM_CSV_COLUMNS = ("file", "page", "question", "answer", "confidence", "error")
+
+#: what Amazon Textract would charge for the same pages, per kind of document: its API and list price per page
+TEXTRACT_APIS: dict[DocumentKind, tuple[str, float]] = {
+    "receipt": ("AnalyzeExpense", TEXTRACT_EXPENSE_PER_PAGE),
+    "form": ("AnalyzeDocument (forms)", TEXTRACT_FORMS_PER_PAGE),
+}
+
 
 @dataclass(frozen=True)
 class Extracted:
-    """One file's outcome: its fields, or the error that stopped it."""
+    """One file's outcome: its fields (or a form's pairs), or the error that stopped it."""
 
     path: str
-    document: DocumentFields | None = None
+    document: DocumentFields | DocumentForms | None = None
     error: InputError | None = None
 
     @property
@@ -72,15 +91,18 @@ class Extracted:
         return self.document.receipt.cpu_seconds if self.document is not None else 0.0
 
 
-def _page_number(page: PageFields) -> int:
+def _page_number(page: PageFields | FormPageFields) -> int:
     return page.page if page.page is not None else 1  # a photo is a one-page document
 
 
 def csv_rows(outcome: Extracted) -> list[dict[str, str]]:
-    """The outcome's rows for `CSV_COLUMNS`: one per page, or one with the error."""
+    """The outcome's rows for `CSV_COLUMNS`: one per page (for a form, `FORM_CSV_COLUMNS`: one per pair), or
+    one with the error."""
     if outcome.document is None:
         message = f"{outcome.error.code}: {outcome.error}" if outcome.error is not None else "no result"
         return [{"file": outcome.path, "error": message}]
+    if isinstance(outcome.document, DocumentForms):
+        return _form_rows(outcome.path, outcome.document)
     rows = []
     for page in outcome.document.pages:
         found = page.fields
@@ -97,12 +119,36 @@ def csv_rows(outcome: Extracted) -> list[dict[str, str]]:
     return rows
 
 
+def _form_rows(path: str, document: DocumentForms) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for page in document.pages:
+        number = str(_page_number(page))
+        pairs = page.fields.pairs  # the reported ones: unsure pairs are never written as answers
+        rows.extend(
+            {
+                "file": path,
+                "page": number,
+                "question": p.question,
+                "answer": p.answer,
+                "confidence": f"{p.confidence:.4f}",
+            }
+            for p in pairs
+        )
+        if not pairs:
+            rows.append({"file": path, "page": number})
+    return rows
+
+
 def json_records(outcome: Extracted) -> list[dict[str, Any]]:
-    """The outcome as JSON lines: one per page (its fields, line items and checks), or one with the error."""
+    """The outcome as JSON lines: one per page (its fields, line items and checks; a form's pairs), or one with
+    the error."""
     if outcome.document is None:
         error = outcome.error
         detail = {"code": error.code, "message": str(error)} if error is not None else {"code": "", "message": ""}
         return [{"file": outcome.path, "error": detail}]
+    if isinstance(outcome.document, DocumentForms):
+        pages = outcome.document.pages  # with their size: the evidence boxes are in the page's pixels
+        return [{"file": outcome.path, **page.to_dict(), "page": _page_number(page)} for page in pages]
     return [
         {"file": outcome.path, "page": _page_number(page), **page.fields.to_dict()}
         for page in outcome.document.pages
@@ -111,8 +157,10 @@ def json_records(outcome: Extracted) -> list[dict[str, Any]]:
 
 @dataclass
 class ExtractTotals:
-    """What a run read and spent, beside what Amazon Textract AnalyzeExpense would charge for the same pages."""
+    """What a run read and spent, beside what Amazon Textract would charge for the same pages (`TEXTRACT_APIS`:
+    AnalyzeExpense for receipts, AnalyzeDocument with forms for forms)."""
 
+    kind: DocumentKind = "receipt"
     files: int = 0
     pages: int = 0
     failed: list[str] = field(default_factory=list)
@@ -131,17 +179,18 @@ class ExtractTotals:
 
     @property
     def textract_usd(self) -> float:
-        return self.pages * TEXTRACT_EXPENSE_PER_PAGE
+        return self.pages * TEXTRACT_APIS[self.kind][1]
 
     def summary(self, price_per_cpu_hour: float) -> str:
         """The total cost line."""
         files = f"{self.files} file{'s' if self.files != 1 else ''}"
         pages = f"{self.pages} page{'s' if self.pages != 1 else ''}"
         failed = f" ({len(self.failed)} failed)" if self.failed else ""
+        api, per_page = TEXTRACT_APIS[self.kind]
         return (
             f"{files}, {pages}{failed}: {self.cpu_seconds:.1f} CPU-s, ${self.usd(price_per_cpu_hour):.6f} at "
-            f"${price_per_cpu_hour:g} per CPU-hour; Amazon Textract AnalyzeExpense: ${self.textract_usd:.2f} "
-            f"(${TEXTRACT_EXPENSE_PER_PAGE:g} per page, list price)"
+            f"${price_per_cpu_hour:g} per CPU-hour; Amazon Textract {api}: ${self.textract_usd:.2f} "
+            f"(${per_page:g} per page, list price)"
         )
 
 
@@ -150,6 +199,11 @@ def progress_line(number: int, count: int, outcome: Extracted) -> str:
     where = f"[{number}/{count}] {outcome.path}"
     if outcome.document is None:
         return f"{where}: error: {outcome.error}"
+    if isinstance(outcome.document, DocumentForms):
+        forms = outcome.document.pages
+        pairs, unsure = sum(len(p.fields.pairs) for p in forms), sum(len(p.fields.unsure) for p in forms)
+        said = f"{len(forms)} page{'s' if len(forms) != 1 else ''}, {pairs} pair{'s' if pairs != 1 else ''}"
+        return f"{where}: {said} ({unsure} left out, unsure); {outcome.cpu_seconds:.2f} CPU-s"
     pages = outcome.document.pages
     reported = sum(len(page.fields) for page in pages)
     parts = [
@@ -178,19 +232,23 @@ def extract_to(
     csv_file: TextIO | None = None,
     json_file: TextIO | None = None,
     progress: Callable[[str], None] | None = None,
+    kind: DocumentKind = "receipt",
 ) -> ExtractTotals:
-    """Read every file's fields and write them as they come (CSV rows, JSON lines), flushed after each file so
-    an interrupted run keeps what it read; a file that cannot be read gets an error row and the run goes on."""
+    """Read every file's fields (``kind="form"``: a form's pairs) and write them as they come (CSV rows, JSON
+    lines), flushed after each file so an interrupted run keeps what it read; a file that cannot be read gets an
+    error row and the run goes on."""
     import json
 
     files = [str(p) for p in paths]
-    writer = csv.DictWriter(csv_file, fieldnames=CSV_COLUMNS, restval="") if csv_file is not None else None
+    columns = FORM_CSV_COLUMNS if kind == "form" else CSV_COLUMNS
+    writer = csv.DictWriter(csv_file, fieldnames=columns, restval="") if csv_file is not None else None
     if writer is not None:
         writer.writeheader()
-    totals = ExtractTotals()
+    totals = ExtractTotals(kind=kind)
     for number, path in enumerate(files, start=1):
         try:
-            outcome = Extracted(path, document=read_document(path, analyzer, name=Path(path).name))
+            document = read_document(path, analyzer, kind=kind, name=Path(path).name)
+            outcome = Extracted(path, document=document)
         except InputError as exc:
             outcome = Extracted(path, error=exc)
         totals.add(outcome)

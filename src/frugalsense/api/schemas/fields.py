@@ -1,6 +1,7 @@
 """Bodies of the ``fields`` feature and ``POST /v1/documents/fields``: a receipt's or invoice's fields with their
 confidence and evidence, the fields left out and why, its line items and the sum check (the JSON
-`ReceiptFields.to_dict` and `DocumentFields.to_dict` write; docs/fields.md)."""
+`ReceiptFields.to_dict` and `DocumentFields.to_dict` write), or with ``kind=form`` a form's question and answer
+pairs (`DocumentForms.to_dict`; docs/fields.md)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from frugalsense.api.schemas.analysis import Box, CostReceipt
 
 __all__ = [
     "DocumentFields",
+    "DocumentForms",
     "DocumentPage",
     "FieldEvidence",
     "FieldNotFound",
     "FieldValue",
+    "FormPage",
+    "FormPair",
     "LineItem",
     "ReceiptFieldValues",
     "ReceiptFields",
@@ -25,7 +29,8 @@ __all__ = [
 
 
 class FieldEvidence(Body):
-    """An OCR line a field was read from: its place in the page's text lines, its box and its text."""
+    """An OCR line a field was read from (or, for a form, the piece of one): its place in the page's text lines,
+    its box and its text."""
 
     line: int = Field(description="index of the line in the page's text lines")
     box: Box
@@ -112,4 +117,40 @@ class DocumentFields(Body):
     mime: str
     sha256: str
     pages: list[DocumentPage]
+    receipt: CostReceipt
+
+
+class FormPair(Body):
+    """A question of a form and its answers, reported because the model is sure enough of each pair."""
+
+    question: str = Field(description="as the form prints it, read by OCR (a printed colon kept)")
+    answers: list[str] = Field(description="in reading order; several when the question heads a table's column")
+    confidence: float = Field(
+        description="the model's probability that the pair is right, in [0, 1]; the lowest of its answers'"
+    )
+    question_evidence: list[FieldEvidence]
+    answer_evidence: list[FieldEvidence] = Field(description="the pieces of every answer, in the answers' order")
+
+
+class FormPage(Body):
+    """One page of a form: its question and answer pairs."""
+
+    page: int | None = Field(description="page number of a PDF (null for a photo)")
+    width: int
+    height: int
+    pairs: list[FormPair]
+    threshold: float = Field(description="the confidence a pair needs to be reported (fields-forms profile)")
+    abstained: int = Field(
+        description="pairs the model proposed but is unsure of (below the threshold): not reported"
+    )
+
+
+class DocumentForms(Body):
+    """The question and answer pairs of every page of one form (``kind=form``), and what reading them cost."""
+
+    name: str
+    kind: str
+    mime: str
+    sha256: str
+    pages: list[FormPage]
     receipt: CostReceipt
