@@ -11,7 +11,8 @@ equals the key file's under SROIE task 3's normalisation (case and white space i
 write "RM 9.00" for a printed "9.00"). Precision counts emitted fields, recall every key field of every receipt
 (a field not emitted is a miss). CPU-seconds per page are the text ladder's OCR (measured when the cache was
 written) plus the extraction (measured now); dollars at Settings.price_per_cpu_hour against Amazon Textract
-AnalyzeExpense's list price of $10 per 1,000 pages (as quoted in issue 14).
+AnalyzeExpense's list price of $10 per 1,000 pages (as quoted in issue 14). A last table bounds what this OCR
+allows (`ocr_bound`): key fields whose text is in the OCR at all, and those one of our candidates has right.
 
     python bench/fields.py --forms --ocr-cache /tmp/fields-ocr-funsd   # FUNSD key-value pairs instead
 
@@ -36,8 +37,16 @@ import _data
 from frugalsense.calibration.fields_forms_data import count_pairs, load_forms, prf
 from frugalsense.calibration.fields_forms_data import split as split_forms
 from frugalsense.calibration.fields_forms_train import prepare
-from frugalsense.calibration.fields_train import SROIE_KEYS, field_is_right, load_receipts, split
+from frugalsense.calibration.fields_train import (
+    SROIE_KEYS,
+    Receipt,
+    field_is_right,
+    load_receipts,
+    split,
+    sroie_normalise,
+)
 from frugalsense.calibration.report import usd_per_1000
+from frugalsense.fields.candidates import candidates
 from frugalsense.fields.forms import extract_form_fields, form_threshold, join_segments, link_pairs
 from frugalsense.fields.forms_model import FormModel
 from frugalsense.fields.receipts import SCORED_FIELDS, extract_receipt_fields, receipt_threshold
@@ -106,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"| {name} | {right} | {emitted} | {truths} | {p:.3f} | {r:.3f} | {f:.3f} |")
             print()
 
+    ocr_bound(report)
     ocr = sum(r.cpu_s for r in report) / len(report)
     extraction = sum(extract_cpu) / len(extract_cpu)
     per_page = ocr + extraction
@@ -117,6 +127,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"| Amazon Textract AnalyzeExpense (list price) | - | {TEXTRACT_EXPENSE_PER_1000:.2f} |")
     print(f"\n${settings.price_per_cpu_hour}/CPU-hour: {TEXTRACT_EXPENSE_PER_1000 / ours:,.0f}x cheaper per page")
     return 0
+
+
+def _joins(texts: Sequence[str], most: int = 8) -> set[str]:
+    """Every run of up to `most` consecutive texts, joined, under SROIE's normalisation."""
+    normal = [sroie_normalise(t) for t in texts]
+    return {"".join(normal[i:j]) for i in range(len(normal)) for j in range(i + 1, min(len(normal), i + most) + 1)}
+
+
+def ocr_bound(report: Sequence[Receipt]) -> None:
+    """How many key fields our OCR could give at all (task-3 rule): the key's text inside a join of up to 8
+    consecutive OCR lines (as the recogniser returned them, or row by row), and inside one of our candidates
+    (after the clean-up of names and addresses): what no selector can beat."""
+    print(
+        "| field | key text in the OCR (lines or joins) | a candidate is right | chosen right (abstention off) |"
+    )
+    print("|---|---:|---:|---:|")
+    for field in SCORED_FIELDS:
+        in_ocr = in_candidates = chosen = 0
+        for receipt in report:
+            truth = receipt.truth[SROIE_KEYS[field]]
+            layout = receipt.layout()
+            joined = _joins([ln.text for ln in receipt.lines]) | _joins([row.text for row in layout.rows])
+            in_ocr += any(sroie_normalise(truth) in j for j in joined)
+            found = candidates(layout, field)
+            in_candidates += any(field_is_right(field, c.value, c.text, truth) for c in found)
+            got = extract_receipt_fields(receipt.lines, threshold=0.0).get(field)
+            chosen += got is not None and field_is_right(field, got.value, got.text, truth)
+        n = len(report)
+        print(f"| {field} | {in_ocr}/{n} | {in_candidates}/{n} | {chosen}/{n} |")
+    print()
 
 
 def forms(cache: Path, settings: Settings) -> int:

@@ -30,7 +30,7 @@ from frugalsense.fields import (
     read_receipt,
     receipt_threshold,
 )
-from frugalsense.fields.candidates import FEATURES, candidates, without_registration
+from frugalsense.fields.candidates import FEATURES, candidates, clean_name, correct_words, without_registration
 from frugalsense.fields.layout import ReceiptLayout
 from frugalsense.fields.lines import check_sum, line_items
 from frugalsense.fields.receipts import USER_MODEL_FILE, default_scorer
@@ -163,6 +163,61 @@ def test_every_candidate_carries_the_features_the_model_expects() -> None:
 def test_the_name_is_cut_from_its_registration_number() -> None:
     assert without_registration("KEDAI MAJU SDN BHD (123456-X)") == "KEDAI MAJU SDN BHD"
     assert without_registration("NO.5, JALAN SAGU 18,") == "NO.5, JALAN SAGU 18,"
+
+
+@pytest.mark.parametrize(
+    ("read", "meant"),
+    [
+        ("Jaian Lapangan Terbang, 47200 Subang, Seiangor", "Jalan Lapangan Terbang, 47200 Subang, Selangor"),
+        ("TANAN BERKELEY 41150 KLANG", "TAMAN BERKELEY 41150 KLANG"),  # M read as N
+        ("52100 KUALA LUMFUR.", "52100 KUALA LUMPUR."),  # P read as F
+        ("JIn Desa Tebrau", "Jln Desa Tebrau"),  # l read as I, the case kept
+        ("KawasanPerindustrn Tampoi", "KawasanPerindustrian Tampoi"),  # glued, two letters dropped
+        ("GARDENIA BAKERIES (KL) SDNBID", "GARDENIA BAKERIES (KL) SDNBHD"),
+        ("ENTERPRISE (SETIA ALAM)SUN BHD", "ENTERPRISE (SETIA ALAM)SDN BHD"),
+        # left alone: words that are no slip of a known one, and four-letter words ("HALL" is no "MALL")
+        ("BATANG BERJUNTAI, TOWN HALL, ALAN", "BATANG BERJUNTAI, TOWN HALL, ALAN"),
+        ("NO.53, JALAN BESAR, TAMAN DAYA", "NO.53, JALAN BESAR, TAMAN DAYA"),
+    ],
+)
+def test_names_and_addresses_get_recogniser_slips_of_known_words_undone(read: str, meant: str) -> None:
+    assert clean_name(read) == meant
+
+
+def test_an_unknown_word_is_never_corrected() -> None:
+    assert correct_words("KIKU JAPANESE RESTAURANT") == "KIKU JAPANESE RESTAURANT"
+    assert correct_words("Sunway Velocity, Cheras") == "Sunway Velocity, Cheras"
+
+
+def test_the_address_leaves_out_the_licensee_and_registration_rows_above_it() -> None:
+    page = [
+        _line("Gerbang Alaf Restaurants Sdn Bhd", 0),
+        _line("(65351-M)", 25),
+        _line("Licensee of McDonald's", 50),
+        _line("Level 6, Bangunan TH, Damansara Uptown3", 75),
+        _line("No.3, Jalan SS21/39, 47400 Petaling Jaya", 100),
+        _line("Selangor", 125),
+        _line("(GST ID No: 000504664064)", 150),
+        _line("Tel No. 03-9010-9849", 175),
+        _line("Date: 21/03/2018", 210),
+        _line("Total Rounded", 250),
+        _line("25.40", 250, 380),
+    ]
+    found = extract_receipt_fields(page, threshold=0.0)
+    assert found.value("vendor_address") == (
+        "Level 6, Bangunan TH, Damansara Uptown3 No.3, Jalan SS21/39, 47400 Petaling Jaya Selangor"
+    )
+
+
+def test_a_total_read_with_a_space_after_its_decimal_point_is_still_a_candidate() -> None:
+    page = [*RECEIPT[:10], _line("TOTAL RM", 230), _line("9. 00", 230, 380), *RECEIPT[12:]]
+    assert "9.00" in {c.value for c in candidates(ReceiptLayout.from_lines(page), "total")}
+    assert extract_receipt_fields(page, threshold=0.0).value("total") == "9.00"
+
+
+def test_a_code_that_reads_only_month_first_loses_to_the_printed_date() -> None:
+    page = [*RECEIPT[:5], _line("MC11-22-30", 120), _line("Date: 24/01/2016 8:13PM", 140), *RECEIPT[6:]]
+    assert extract_receipt_fields(page, threshold=0.0).value("date") == "2016-01-24"
 
 
 def test_a_receipt_gives_its_fields_with_evidence() -> None:

@@ -14,6 +14,7 @@ Every feature is a number; `FEATURES[field]` fixes their order for the model.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -37,14 +38,18 @@ _ADDRESS = (
     "JALAN", "JLN", "LORONG", "TAMAN", "TMN", "NO.", "LOT", "BLOK", "BLOCK", "LEVEL", "FLOOR", "TINGKAT", "ROAD",
     "STREET", "AVENUE", "BATU", "KAMPUNG", "BANDAR", "PUSAT", "SEKSYEN", "PERSIARAN", "LEBUH", "MALL", "PLAZA",
     "KOMPLEKS", "COMPLEX", "BUILDING", "WISMA", "SUITE", "UNIT", "KAWASAN", "PERINDUSTRIAN", "INDUSTRIAL", "DESA",
-    "SUBANG", "PETALING", "SHAH ALAM", "KLANG", "CHERAS", "PUCHONG", "KEPONG", "AMPANG", "KAJANG",
+    "SUBANG", "PETALING", "SHAH ALAM", "KLANG", "CHERAS", "PUCHONG", "KEPONG", "AMPANG", "KAJANG", "FLR",
+    "GROUND", "SHOPPING", "CENTRE",
 )  # fmt: skip
 _STATES = (
     "JOHOR", "SELANGOR", "KUALALUMPUR", "PUTRAJAYA", "PENANG", "PULAUPINANG", "PERAK", "PAHANG", "KEDAH",
     "KELANTAN", "TERENGGANU", "MELAKA", "MALACCA", "NEGERISEMBILAN", "SABAH", "SARAWAK", "PERLIS", "LABUAN",
     "SINGAPORE", "MALAYSIA", "WILAYAH",
 )  # fmt: skip
-_CONTACT = ("TEL", "FAX", "GST", "EMAIL", "E-MAIL", "WWW", "HTTP", "INVOICE", "RECEIPT", "REG", "PHONE", "H/P")
+_CONTACT = (
+    "TEL", "FAX", "GST", "EMAIL", "E-MAIL", "WWW", "HTTP", "INVOICE", "RECEIPT", "REG", "PHONE", "H/P", "MOBILE",
+    "WHATSAPP", "HOTLINE",
+)  # fmt: skip
 _TOTAL = ("TOTAL", "JUMLAH", "AMOUNTDUE", "AMTDUE", "PAYABLE", "BALANCEDUE")
 _GRAND = ("GRAND", "NETT", "NETTOTAL", "ROUNDED", "ROUNDD", "ROUNDTOTAL", "DUE", "PAYABLE", "INCL", "TOTALAMOUNT")
 _SUB = ("SUBTOTAL", "SUB-TOTAL", "SUBTTL", "SUBTOT")
@@ -59,6 +64,8 @@ _DATE_WORDS = ("DATE", "TARIKH", "DATED", "TIME")
 _NOT_ISSUE_DATE = ("EXP", "DUE", "VALID", "BEFORE", "EXPIRY", "BIRTH", "DOB")
 _REG_NO = re.compile(r"\(?\d{4,}-[A-Z]\)?|\bCO\.?\s*REG|\bCOMPANY\s*NO|\bROC\b", re.IGNORECASE)
 _POSTCODE = re.compile(r"(?<!\d)\d{5}(?!\d)")
+_PHONE = re.compile(r"(?<![\d/])\+?(?:60)?0\d{1,2}\s?-\s?\d{3,4}\s?\d{4}(?!\d)")
+_MONTH_FIRST = re.compile(r"\s*(?:0?[1-9]|1[0-2])\s?[/.\-]\s?(?:1[3-9]|2\d|3[01])\s?[/.\-]")
 _TIME = re.compile(r"\d{1,2}[:.]\d{2}(?::\d{2})?\s*(?:AM|PM)?|\d{1,2}:\d{2}", re.IGNORECASE)
 
 FEATURES: dict[str, tuple[str, ...]] = {
@@ -68,13 +75,14 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "lowercase_before", "rows_before", "confidence", "stripped", "dangling", "joins_dangling",
     ),
     "vendor_address": (
-        "bias", "rows", "start", "address_share", "address_first", "address_last", "postcode_last", "state_last",
-        "postcode_any", "reg_here", "contact_here", "legal_here", "before_legal", "before_reg", "before_address",
-        "after_address", "after_postcode", "after_contact", "number_first", "digits", "confidence", "ends_dot",
+        "bias", "rows", "n_address", "n_postcode", "n_state", "n_contact", "n_reg", "n_name", "n_paren", "n_plain",
+        "n_plain_comma", "n_tall", "n_digits", "start", "address_first", "address_last", "postcode_last",
+        "state_last", "comma_last", "before_legal", "before_reg", "before_address", "before_comma",
+        "after_address", "after_postcode", "after_contact", "number_first", "confidence",
     ),
     "date": (
         "bias", "keyword", "keyword_above", "not_issue", "time", "y", "first", "order", "dates", "same",
-        "ambiguous", "named_month", "four_digit_year", "confidence", "year_far",
+        "ambiguous", "named_month", "four_digit_year", "confidence", "year_far", "month_first", "money_row",
     ),
     "total": (
         "bias", "total", "grand", "sub", "tax", "excl", "pay", "change", "adjust", "discount", "count",
@@ -140,7 +148,85 @@ _TRAILING_REG = re.compile(r"[\s(\[]*\b[A-Z]{0,3}[0-9IOS]{5,9}\s?-?\s?[A-Z]\b\)?
 _ONE_IN_WORD = re.compile(r"(?<=[a-z]{2})1(?![0-9])|(?<![0-9])1(?=[a-z]{2})")
 _ZERO_IN_WORD = re.compile(r"(?<=[A-Za-z])0(?=[A-Za-z])|\b0(?=[A-Za-z]{2})|(?<=[A-Za-z]{2})0\b")
 _O_IN_NUMBER = re.compile(r"(?<=\d\d)O+(?![A-Za-z])")
-_SDN_BHD = re.compile(r"\bS[OI0]N(\.?\s?)BHD\b", re.IGNORECASE)
+_SDN_BHD = re.compile(r"(?<![A-Za-z])S[DOIU0]N(\.?\s?)B[HI]D\b", re.IGNORECASE)
+
+# Words printed on Malaysian receipt headers (streets, places, states, company words): an unknown word a
+# recogniser slip or two away from one of them is read as it (`correct_words`). English and Malay.
+_LEXICON = frozenset(
+    (
+        "JALAN", "JLN", "LORONG", "PERSIARAN", "LEBUH", "LEBUHRAYA", "TAMAN", "TMN", "KAWASAN", "PERINDUSTRIAN",
+        "INDUSTRIAL", "BANDAR", "SEKSYEN", "KAMPUNG", "BATU", "PUSAT", "BLOK", "BLOCK", "LEVEL", "FLOOR", "GROUND",
+        "TINGKAT", "WISMA", "KOMPLEKS", "COMPLEX", "MEDAN", "DESA", "SERI", "UTAMA", "JAYA", "BARU", "INDAH",
+        "PERDANA", "SETIA", "ALAM", "SHAH", "SUBANG", "PETALING", "KUALA", "LUMPUR", "SELANGOR", "JOHOR", "BAHRU",
+        "PENANG", "PINANG", "PULAU", "PERAK", "IPOH", "PAHANG", "KEDAH", "KELANTAN", "TERENGGANU", "MELAKA",
+        "MALACCA", "NEGERI", "SEMBILAN", "SABAH", "SARAWAK", "KUCHING", "KOTA", "KINABALU", "PERLIS", "LABUAN",
+        "PUTRAJAYA", "CYBERJAYA", "MALAYSIA", "DARUL", "EHSAN", "TAKZIM", "KLANG", "CHERAS", "PUCHONG", "KEPONG",
+        "AMPANG", "KAJANG", "SETAPAK", "RAWANG", "SERDANG", "SEMENYIH", "BANGI", "NILAI", "SEREMBAN", "DAMANSARA",
+        "MAHKOTA", "WANGSA", "BUKIT", "SUNGAI", "SIMPANG", "PLAZA", "MALL", "CENTRE", "CENTER", "SHOPPING", "ROAD",
+        "STREET", "AVENUE", "SQUARE", "CITY", "BUSINESS", "SUITE", "UNIT", "WILAYAH", "PERSEKUTUAN", "KEMBANGAN",
+        "KELANA", "SENTRAL", "SEGAMBUT", "SENTUL", "KERAMAT", "GOMBAK", "SELAYANG", "SUNWAY", "TUAN", "PUTERI",
+        "MUTIARA", "PERMAI", "PANDAN", "PASIR", "GUDANG", "SKUDAI", "SDN", "BHD", "ENTERPRISE", "TRADING",
+        "RESTORAN", "RESTAURANT", "HARDWARE", "STORE", "STORES", "STATIONERY", "MARKETING", "SUPERMARKET",
+        "PHARMACY", "FARMASI", "BAKERY", "BAKERIES", "CONFECTIONERY", "ELECTRICAL", "HOLDINGS", "INDUSTRIES",
+        "SERVICES"
+    )
+)  # fmt: skip
+# Characters the recogniser takes for each other (upper case): the only substitutions `correct_words` undoes.
+_CONFUSED = (
+    frozenset("IL1|!"), frozenset("MNH"), frozenset("FP"), frozenset("O0DQ"), frozenset("B8E"), frozenset("S5"),
+    frozenset("Z2"), frozenset("G6"), frozenset("UV"),
+)  # fmt: skip
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9|!]*[A-Za-z]")
+_GLUED = re.compile(r"(?<=[a-z])(?=[A-Z])")  # "JalanTampoi": two words
+
+
+@functools.lru_cache(maxsize=4096)
+def _lexicon_word(word: str) -> str | None:
+    """The one lexicon word `word` is a slip of: the same length (three, or five and more) and apart only by
+    confusable characters (at most one per five letters), or, for long words, a letter or two dropped (difflib's
+    ratio at least 0.9)."""
+    upper = word.upper()
+    if len(upper) < 3 or len(upper) == 4 or upper in _LEXICON:
+        return None  # four letters are too short to tell a slip from another word ("HALL" is no "MALL")
+    allowed = max(1, len(upper) // 5)
+    hits = set()
+    for entry in _LEXICON:
+        if len(entry) == len(upper):
+            diff = [(a, b) for a, b in zip(upper, entry, strict=True) if a != b]
+            if len(diff) <= allowed and all(any(a in g and b in g for g in _CONFUSED) for a, b in diff):
+                hits.add(entry)
+        elif len(upper) >= 8 and 0 < len(entry) - len(upper) <= 2 and _ratio(upper, entry) >= 0.9:
+            hits.add(entry)
+    return hits.pop() if len(hits) == 1 else None
+
+
+def _ratio(a: str, b: str) -> float:
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, a, b).ratio()
+
+
+def correct_words(text: str) -> str:
+    """Words of `text` that are a recogniser's slip of a known address or company word, spelt right (in the
+    case they were printed in); any other word is left alone.
+
+    >>> correct_words("Jaian Lapangan, Seiangor"), correct_words("TANAN BERKELEY, KUALA LUMFUR")
+    ('Jalan Lapangan, Selangor', 'TAMAN BERKELEY, KUALA LUMPUR')
+    >>> correct_words("JIn Desa, KawasanPerindustrn Tampoi"), correct_words("BERJUNTAI, TAMAN")
+    ('Jln Desa, KawasanPerindustrian Tampoi', 'BERJUNTAI, TAMAN')
+    """
+
+    def fix(match: re.Match[str]) -> str:
+        parts = _GLUED.split(match.group())
+        return "".join(_in_case(hit, part) if (hit := _lexicon_word(part)) else part for part in parts)
+
+    return _WORD.sub(fix, text)
+
+
+def _in_case(word: str, model: str) -> str:
+    if model.isupper():
+        return word
+    return word.capitalize() if model[:1].isupper() else word.lower()
 
 
 def clean_name(text: str) -> str:
@@ -156,7 +242,7 @@ def clean_name(text: str) -> str:
     text = _ZERO_IN_WORD.sub("O", text.replace("·", " "))
     text = _ONE_IN_WORD.sub("l", text)
     text = _O_IN_NUMBER.sub(lambda m: "0" * len(m.group()), text)
-    return _SDN_BHD.sub(lambda m: f"SDN{m.group(1)}BHD", text)
+    return correct_words(_SDN_BHD.sub(lambda m: f"SDN{m.group(1)}BHD", text))
 
 
 def without_registration(text: str) -> str:
@@ -174,16 +260,18 @@ def without_registration(text: str) -> str:
 
 
 def _row_flags(row: Row) -> dict[str, float]:
-    text = compact(row.text)
+    cleaned = clean_name(row.text)  # "Ja1an", "Seiangor": the words as printed
+    text = compact(cleaned)
     letters = [c for c in row.text if c.isalpha()]
     return {
         "legal": _has(text, _LEGAL),
         "business": _has(text, _BUSINESS),
-        "address": _has(text, (compact(w) for w in _ADDRESS)) or float(bool(_POSTCODE.search(row.text))),
-        "postcode": float(bool(_POSTCODE.search(row.text))),
+        "address": _has(text, (compact(w) for w in _ADDRESS)) or float(bool(_POSTCODE.search(cleaned))),
+        "postcode": float(bool(_POSTCODE.search(cleaned))),
         "state": _has(text, _STATES),
         "reg": float(bool(_REG_NO.search(row.text))),
-        "contact": _has(text, _CONTACT),
+        "contact": max(_has(text, _CONTACT), float(bool(_PHONE.search(row.text)))),
+        "paren": float(row.text.lstrip()[:1] in "([" and row.text.rstrip()[-1:] in ")]"),
         "upper": sum(c.isupper() for c in letters) / len(letters) if letters else 0.0,
         "digits": sum(c.isdigit() for c in text) / max(1, len(text)),
         "letters": float(len(letters)),
@@ -249,8 +337,12 @@ def _vendor(layout: ReceiptLayout) -> list[Candidate]:
 
 
 def _address(layout: ReceiptLayout) -> list[Candidate]:
+    """Spans of one to six header rows. Most features count the span's rows of each kind (address words, a
+    postcode, a name, contact details...), so the model's score is a sum over the rows it takes: it learns
+    which rows belong and the span whose rows all add to the score wins; the rest describe its edges."""
     head = header_rows(layout, 14)
     flags = [_row_flags(r) for r in head]
+    kinds = [_address_row(row, x, layout) for row, x in zip(head, flags, strict=True)]
     out = []
     for start in range(len(head)):
         for size in range(1, 7):
@@ -261,32 +353,52 @@ def _address(layout: ReceiptLayout) -> list[Candidate]:
             before = flags[start - 1] if start > 0 else None
             after = flags[start + size] if start + size < len(head) else None
             text = _span_text(rows)
-            values = {
+            values = {name: sum(k[name] for k in kinds[start : start + size]) for name in _ROW_KINDS}
+            values |= {
                 "bias": 1.0,
-                "rows": float(size),
                 "start": float(start),
-                "address_share": sum(x["address"] for x in f) / size,
                 "address_first": f[0]["address"],
                 "address_last": f[-1]["address"],
                 "postcode_last": f[-1]["postcode"],
                 "state_last": f[-1]["state"],
-                "postcode_any": max(x["postcode"] for x in f),
-                "reg_here": max(x["reg"] for x in f),
-                "contact_here": max(x["contact"] for x in f),
-                "legal_here": max(x["legal"] for x in f),
+                "comma_last": float(rows[-1].text.rstrip()[-1:] == ","),
                 "before_legal": before["legal"] if before else 0.0,
                 "before_reg": before["reg"] if before else 0.0,
                 "before_address": before["address"] if before else 0.0,
+                "before_comma": float(start > 0 and head[start - 1].text.rstrip()[-1:] == ","),
                 "after_address": after["address"] if after else 0.0,
                 "after_postcode": after["postcode"] if after else 0.0,
                 "after_contact": after["contact"] if after else 0.0,
                 "number_first": float(bool(re.match(r"\s*(NO\.?\s*)?\d", rows[0].text, re.IGNORECASE))),
-                "digits": sum(x["digits"] for x in f) / size,
                 "confidence": min(r.confidence for r in rows),
-                "ends_dot": float(text.endswith(".")),
             }
             out.append(_candidate("vendor_address", text, text, _span_lines(rows), values))
     return out
+
+
+#: the kinds of header row an address span counts (`_address_row`)
+_ROW_KINDS = (
+    "rows", "n_address", "n_postcode", "n_state", "n_contact", "n_reg", "n_name", "n_paren", "n_plain",
+    "n_plain_comma", "n_tall", "n_digits",
+)  # fmt: skip
+
+
+def _address_row(row: Row, flags: dict[str, float], layout: ReceiptLayout) -> dict[str, float]:
+    plain = not flags["address"] and not flags["contact"] and not flags["reg"]
+    return {
+        "rows": 1.0,
+        "n_address": flags["address"],
+        "n_postcode": flags["postcode"],
+        "n_state": flags["state"],
+        "n_contact": flags["contact"],
+        "n_reg": flags["reg"],
+        "n_name": max(flags["legal"], flags["business"]),
+        "n_paren": flags["paren"],
+        "n_plain": float(plain),
+        "n_plain_comma": float(plain and row.text.rstrip()[-1:] == ","),
+        "n_tall": float(row.height > 1.25 * layout.line_height),
+        "n_digits": flags["digits"],
+    }
 
 
 def _dates(layout: ReceiptLayout) -> list[Candidate]:
@@ -317,6 +429,9 @@ def _dates(layout: ReceiptLayout) -> list[Candidate]:
             "four_digit_year": float(bool(re.search(r"\d{4}", d.text))),
             "confidence": line.confidence,
             "year_far": float(min(10, abs(d.value.year - usual_year))),  # a time read as a date: "11-22-30"
+            # numbers that only read as a date month first, on day-first receipts: a code or a time ("11-22-30")
+            "month_first": float(bool(_MONTH_FIRST.match(d.text))),
+            "money_row": _has(text, (*_PAY, *_CHANGE, *_TOTAL)),  # a stamp on the "CHANGE" row, not the sale's
         }
         text = _ZERO_IN_WORD.sub("O", d.text)  # "0ct 3, 2016": the month as printed
         out.append(_candidate("date", d.iso, text, (line,), values))
@@ -330,14 +445,19 @@ class _Found:
     amount: Amount
 
 
+# "48. 95" ending a line: the recogniser put a space after the decimal point
+_SPACED_CENTS = re.compile(r"(?<=\d)([.,]) (?=\d{2}\s*$)")
+
+
 def _amounts(layout: ReceiptLayout) -> list[_Found]:
     """Amounts worth considering: positive or negative money, not percentages, dates, codes or phone numbers."""
     found = []
     for row in layout.rows:
         for line in row.lines:
-            dates = [(d.start, d.end) for d in find_dates(line.text)]
-            for a in find_amounts(line.text):
-                following = line.text[a.end : a.end + 1]
+            text = _SPACED_CENTS.sub(r"\1", line.text)
+            dates = [(d.start, d.end) for d in find_dates(text)]
+            for a in find_amounts(text):
+                following = text[a.end : a.end + 1]
                 digits = sum(c.isdigit() for c in a.text)
                 if following == "%" or any(a.start < e and s < a.end for s, e in dates):
                     continue
