@@ -273,6 +273,8 @@ def test_routes_without_files_refuse_large_bodies(edge: Server) -> None:
 
 def test_made_up_methods_do_not_grow_the_metrics(edge: Server) -> None:
     """Finding 10: the raw HTTP method was a label, so every made-up method added a series."""
+    # The first refusal adds its series (method "other", route "unmatched", 405) once; after it, nothing grows.
+    _raw_request(edge.port, b"XFIRST /v1/collections HTTP/1.1\r\nHost: x\r\n\r\n", read_timeout=5)
     before = len(httpx.get(edge.url + "/metrics").content)
     for n in range(200):
         method = f"X{n:04d}" + "Q" * 2000
@@ -280,6 +282,11 @@ def test_made_up_methods_do_not_grow_the_metrics(edge: Server) -> None:
     after = len(httpx.get(edge.url + "/metrics").content)
     assert after - before < 2_000, (before, after)
     assert httpx.get(edge.url + "/healthz").status_code == 200
+    # Refused at the edge, before routing: the same 405 on a path no route has (routing would say 404).
+    reply = _raw_request(edge.port, b"XQQQ /v1/no-such-route HTTP/1.1\r\nHost: x\r\n\r\n", read_timeout=5)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405"), head
+    assert b"allow: " in head.lower() and json.loads(body)["code"] == "method_not_allowed"
 
 
 def test_failed_key_checks_are_rate_limited_per_address(tmp_path: Path, model_dir: Path) -> None:
@@ -292,12 +299,18 @@ def test_failed_key_checks_are_rate_limited_per_address(tmp_path: Path, model_di
             for n in range(30)
         ]
         refused = httpx.get(f"{server.url}/v1/collections", headers=_auth("fs_guess_again_0000"))
+        # A locked-out address is turned away before routing, whatever the path; requests without a key and
+        # other addresses' are not (the server sees only 127.0.0.1 here, so only the first half is shown).
+        elsewhere = httpx.get(f"{server.url}/v1/no-such-route", headers=_auth("fs_guess_more_0000"))
+        health = httpx.get(f"{server.url}/healthz")
     finally:
         server.kill()
     assert statuses[:10] == [401] * 10
     assert set(statuses[10:]) == {429}, statuses
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
     assert json.loads(refused.content)["code"] == "rate_limited"
+    assert elsewhere.status_code == 429 and json.loads(elsewhere.content)["code"] == "rate_limited"
+    assert health.status_code == 200
 
 
 def _big_photo(shade: int, side: int = 3000) -> bytes:

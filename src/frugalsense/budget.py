@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frugalsense.errors import OverloadedError
+from frugalsense.priority import lower_priority
 
 __all__ = [
     "BYTES_PER_DECODED_PIXEL",
@@ -133,6 +134,10 @@ class RequestLimits:
     memory: MemoryBudget | None = None
     #: how long a picture waits for memory before the request is refused (503)
     memory_wait_s: float = 10.0
+    #: past this many CPU-seconds, or a picture of this many pixels, the request's thread gives way to small
+    #: requests (`frugalsense.priority.lower_priority`; a no-op outside the server's lowerable threads)
+    large_cpu_s: float | None = None
+    large_pixels: int | None = None
 
 
 _limits: ContextVar[RequestLimits | None] = ContextVar("frugalsense_request_limits", default=None)
@@ -167,7 +172,11 @@ def _nothing() -> None:
 
 
 def reserve_picture(width: int, height: int, what: str) -> Callable[[], None]:
-    """Reserve the memory a `width` x `height` picture takes before it is decoded; returns its release."""
+    """Reserve the memory a `width` x `height` picture takes before it is decoded; returns its release. A
+    picture over the request's `RequestLimits.large_pixels` lowers its thread's priority first."""
+    limits = _limits.get()
+    if limits is not None and limits.large_pixels is not None and width * height >= limits.large_pixels:
+        lower_priority()
     return reserve(width * height * BYTES_PER_DECODED_PIXEL, f"{what} needs")
 
 

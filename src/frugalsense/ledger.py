@@ -119,6 +119,8 @@ class Meter:
     ) -> None:
         self.receipt = CostReceipt(price_per_cpu_hour=price_per_cpu_hour)
         limits = current_limits()  # what the HTTP layer allows the request it works for (frugalsense.budget)
+        #: past this many CPU-seconds the request's thread gives way to small requests (`check`)
+        self.large_cpu_s = limits.large_cpu_s if limits is not None else None
         if limits is not None:
             cpu_budget_s = limits.cpu_budget_s if cpu_budget_s is None else cpu_budget_s
             cancelled = limits.cancelled if cancelled is None else cancelled
@@ -155,7 +157,8 @@ class Meter:
             self.record(cost, covered_thread_s=time.thread_time() - thread0)
 
     def check(self) -> None:
-        """Stop the request here if nobody waits for it any more or it has spent its CPU budget.
+        """Stop the request here if nobody waits for it any more or it has spent its CPU budget; past
+        ``large_cpu_s``, lower its thread's priority (`frugalsense.priority`).
 
         Called when every stage starts, and by long stages between their own steps (pages, audio segments).
 
@@ -170,6 +173,10 @@ class Meter:
 
         if self.cancelled is not None and self.cancelled.is_set():
             raise CancelledError("the client went away; the work was stopped")
+        if self.large_cpu_s is not None and self.receipt.cpu_seconds > self.large_cpu_s:
+            from frugalsense.priority import lower_priority
+
+            lower_priority()
         if self.cpu_budget_s is not None:
             spent = self.receipt.cpu_seconds
             if spent > self.cpu_budget_s:

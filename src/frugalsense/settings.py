@@ -91,6 +91,19 @@ class Settings(BaseSettings):
     metadata_threads: int = Field(
         default=8, ge=1, le=64, description="threads for database reads and writes, apart from inference"
     )
+    large_work_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="nice added to the thread of a request once it turns out large, so small requests and "
+        "metadata keep the cores (0: never lowered)",
+    )
+    large_work_cpu_seconds: float = Field(
+        default=2.0, gt=0, description="a request is large once it has spent this many CPU-seconds"
+    )
+    large_work_pixels: int = Field(
+        default=20_000_000, gt=0, description="a request is large once it decodes a picture of this many pixels"
+    )
 
     # -- the connection edge --
     header_timeout_s: float = Field(default=10.0, gt=0, description="time a client has to send its headers")

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.routing import compile_path
 
 from frugalsense import __version__
-from frugalsense.api.limits import AuthFailures, BodySizeLimit, RateLimiter, WorkPools
+from frugalsense.api.limits import AuthFailures, BodySizeLimit, RateLimiter, TurnAway, WorkPools
 from frugalsense.api.metrics import Metrics, MetricsMiddleware
 from frugalsense.api.problems import install_problem_handlers
 from frugalsense.api.schemas.problems import PROBLEM_RESPONSES
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/v1", responses=PROBLEM_RESPONSES)
     # Routes that take files declare a multipart body in the OpenAPI document: only they get the upload limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, upload_paths=upload_paths(app))
+    app.add_middleware(TurnAway)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

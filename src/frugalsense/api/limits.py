@@ -23,14 +23,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from frugalsense.api.problems import ApiError, problem
 from frugalsense.budget import MemoryBudget, RequestLimits, request_limits
 from frugalsense.errors import InputTooLargeError
+from frugalsense.priority import LowerablePool, lower_priority
 from frugalsense.settings import Settings
 
 __all__ = [
+    "KNOWN_METHODS",
     "SMALL_BODY_BYTES",
     "AuthFailures",
     "BodySizeLimit",
     "FairSlots",
     "RateLimiter",
+    "TurnAway",
     "WorkPools",
 ]
 
@@ -101,6 +104,49 @@ class BodySizeLimit:
         except BodyTooLarge:
             if not sent_start:
                 await too_large(scope, receive, send)
+
+
+#: the methods the API answers; any other is refused at the edge
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class TurnAway:
+    """Refuses, before routing, what can only be refused: a method no route has (405), and a request with an API
+    key from an address locked out by `AuthFailures` (429, as `authenticate` would answer after the whole
+    routing and dependency machinery). A flood of either then costs the event loop as little as it can."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if scope.get("method") not in KNOWN_METHODS:
+            allowed = ", ".join(sorted(KNOWN_METHODS))
+            refusal = problem(405, "method_not_allowed", f"use one of {allowed}", instance=path[:200])
+            refusal.headers["Allow"] = allowed
+            await refusal(scope, receive, send)
+            return
+        guard: AuthFailures | None = getattr(scope["app"].state, "auth_failures", None)
+        if guard is not None and path.startswith("/v1/") and _has_key(scope):
+            client = scope.get("client")
+            try:
+                guard.check(client[0] if client else "unknown")
+            except ApiError as exc:
+                refusal = problem(exc.status, exc.code, exc.detail, instance=path[:200])
+                refusal.headers.update(exc.headers or {})
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _has_key(scope: Scope) -> bool:
+    for name, value in scope.get("headers") or ():
+        if name == b"x-api-key" or (name == b"authorization" and value[:7].lower() == b"bearer "):
+            return True
+    return False
 
 
 class BodyTooLarge(InputTooLargeError):
@@ -305,6 +351,8 @@ class WorkPools:
         self._inference_threads = anyio.CapacityLimiter(settings.workers)
         self._metadata_threads = anyio.CapacityLimiter(settings.metadata_threads)
         self._large_bodies = anyio.Semaphore(1)
+        #: where model work and large bodies run: their threads drop in priority once the work is large
+        self.lowerable = LowerablePool("frugalsense-work", nice=settings.large_work_nice)
 
     async def parse(self, fn: Callable[[], _T], size: int) -> _T:
         """Parse or decode a request body of `size` bytes in a thread; large ones one at a time.
@@ -314,8 +362,13 @@ class WorkPools:
         """
         if size <= SMALL_BODY_BYTES:
             return await anyio.to_thread.run_sync(fn, limiter=self._metadata_threads)
+
+        def lowered() -> _T:
+            lower_priority()
+            return fn()
+
         async with self._large_bodies:
-            return await anyio.to_thread.run_sync(fn, limiter=self._metadata_threads)
+            return await anyio.to_thread.run_sync(self.lowerable.run, lowered, limiter=self._metadata_threads)
 
     async def metadata(self, fn: Callable[[], _T]) -> _T:
         """Database reads and writes: their own threads, never behind inference."""
@@ -325,11 +378,17 @@ class WorkPools:
         """Fresh limits for one request: the CPU budget, a cancel flag and the server's memory budget."""
         settings = self.settings
         return RequestLimits(
-            settings.max_request_cpu_seconds, threading.Event(), self.memory, settings.memory_wait_seconds
+            settings.max_request_cpu_seconds,
+            threading.Event(),
+            self.memory,
+            settings.memory_wait_seconds,
+            large_cpu_s=settings.large_work_cpu_seconds,
+            large_pixels=settings.large_work_pixels,
         )
 
     async def infer(self, tenant: str, fn: Callable[[], _T], limits: RequestLimits) -> _T:
-        """Model work of `tenant`: a fair slot, then a worker thread, inside the request's `limits`.
+        """Model work of `tenant`: a fair slot, then a worker thread, inside the request's `limits`; the thread
+        gives way to small requests once the work is large (`frugalsense.priority`).
 
         `limits.cancelled` is set by the caller when its client goes away; the work stops at its next stage.
         """
@@ -343,7 +402,9 @@ class WorkPools:
                 from frugalsense.errors import CancelledError
 
                 raise CancelledError("the client went away before its work started")
-            return await anyio.to_thread.run_sync(bounded, limiter=self._inference_threads)
+            # A thread of the inference limiter waits while a lowerable thread works: the limiter keeps the count
+            # and anyio's semantics (the await ends when the work does), the other thread may give way.
+            return await anyio.to_thread.run_sync(self.lowerable.run, bounded, limiter=self._inference_threads)
 
     @property
     def active(self) -> int:
