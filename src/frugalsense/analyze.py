@@ -103,7 +103,7 @@ class Analyzer:
         from frugalsense.media import load
 
         requested = _check_features(features)
-        metering = meter if meter is not None else self._meter()
+        metering = meter if meter is not None else self.meter()
         if self.cache is not None:
             result = self.cache.analyze(
                 source,
@@ -122,7 +122,7 @@ class Analyzer:
         metering.finish()
         return result
 
-    def _meter(self) -> Meter:
+    def meter(self) -> Meter:
         """A request's meter: the limits the HTTP layer set around the work (`request_limits`), else the settings'
         CPU budget, so library calls are bounded too."""
         meter = Meter(self.settings.price_per_cpu_hour)

@@ -3,6 +3,8 @@ changes. Every control has a label; everything is reachable by Tab and works wit
 
 from __future__ import annotations
 
+from frugalsense.console.prices import TEXTRACT_EXPENSE_PER_PAGE, TEXTRACT_FORMS_PER_PAGE
+
 __all__ = ["PAGE"]
 
 PAGE = """<!doctype html>
@@ -20,6 +22,7 @@ PAGE = """<!doctype html>
   <h1>frugalsense</h1>
   <nav aria-label="Screens" id="nav" hidden>
     <a href="#analyze">Analyze</a>
+    <a href="#documents">Documents</a>
     <a href="#people">People</a>
     <a href="#search">Search</a>
     <a href="#costs">Costs</a>
@@ -60,6 +63,22 @@ PAGE = """<!doctype html>
     <button type="submit">Analyze</button>
   </form>
   <div id="analyze-result" aria-live="polite"></div>
+</section>
+
+<section id="screen-documents" hidden data-price-fields="{price_fields}" data-price-forms="{price_forms}">
+  <h2>Read a receipt, invoice or form</h2>
+  <form id="documents-form">
+    <div class="drop" id="documents-drop">
+      <label for="documents-file">Photo, scan or PDF (or drop it here)</label>
+      <input id="documents-file" name="file" type="file" accept="image/*,application/pdf" required>
+    </div>
+    <fieldset><legend>What is it?</legend>
+      <label><input type="radio" name="kind" value="receipt" checked> a receipt or invoice</label>
+      <label><input type="radio" name="kind" value="form"> a form (questions and answers)</label>
+    </fieldset>
+    <button type="submit">Read</button>
+  </form>
+  <div id="documents-result" aria-live="polite"></div>
 </section>
 
 <section id="screen-people" hidden>
@@ -178,3 +197,7 @@ PAGE = """<!doctype html>
 </body>
 </html>
 """
+# Amazon Textract's list prices per page, for the Documents screen to set beside a call's own cost
+PAGE = PAGE.replace("{price_fields}", str(TEXTRACT_EXPENSE_PER_PAGE)).replace(
+    "{price_forms}", str(TEXTRACT_FORMS_PER_PAGE)
+)

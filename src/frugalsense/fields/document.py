@@ -259,7 +259,7 @@ def _read_form(
     ``forms`` stage of the same receipt."""
     from frugalsense.fields.forms import extract_form_fields
 
-    metering = meter if meter is not None else _meter(analyzer)
+    metering = meter if meter is not None else analyzer.meter()
     result = analyzer.analyze(source, ["text"], name=name, tenant=tenant, meter=metering)
     _check_pages(result)
     pages = []
@@ -268,15 +268,6 @@ def _read_form(
             found = extract_form_fields(page.text or [], profile_dir=analyzer.settings.profile_dir)
         pages.append(FormPageFields(page.page, page.width, page.height, found))
     return DocumentForms(result.name, result.kind, result.mime, result.sha256, pages, metering.receipt)
-
-
-def _meter(analyzer: Analyzer) -> Meter:
-    """A meter as `Analyzer.analyze` makes one (the HTTP layer's limits, else the settings' CPU budget), made
-    here so the pairs go on the receipt of the OCR they are read from."""
-    meter = Meter(analyzer.settings.price_per_cpu_hour)
-    if meter.cpu_budget_s is None:
-        meter.cpu_budget_s = analyzer.settings.max_request_cpu_seconds
-    return meter
 
 
 def _check_pages(result: AnalysisResult) -> None:

@@ -57,13 +57,23 @@ def parse_features(value: Any) -> list[str] | None:
     return list(dict.fromkeys(chosen)) or None
 
 
-def _flag(value: Any, name: str) -> bool:
+def flag(value: Any, name: str) -> bool:
     if value is None or value == "" or isinstance(value, bool):
         return bool(value)
     text = str(value).strip().lower()
     if text in ("true", "1", "yes", "false", "0", "no"):
         return text in ("true", "1", "yes")
     raise InvalidRequestError(f"'{name}' must be true or false, got {value!r}")
+
+
+def preview_json(preview: Preview) -> dict[str, Any]:
+    """A page's picture as the ``preview`` of a JSON answer (`schemas.PagePreview`)."""
+    return {
+        "jpeg_base64": base64.b64encode(preview.jpeg).decode("ascii"),
+        "width": preview.width,
+        "height": preview.height,
+        "scale": round(preview.scale, 6),
+    }
 
 
 def receipt_response(
@@ -92,7 +102,7 @@ async def analyze(request: Request, principal: Principal = Depends(admitted)) ->
     upload, fields = await read_upload(request)
     features = parse_features(fields.get("features"))
     analyzer = request.app.state.analyzer
-    if not _flag(fields.get("previews"), "previews"):
+    if not flag(fields.get("previews"), "previews"):
         result = await infer(
             request,
             principal,
@@ -129,11 +139,6 @@ def _with_previews(
     meter.finish()
     body = result.to_dict()
     for number, preview in previews.items():
-        body["pages"][number]["preview"] = {
-            "jpeg_base64": base64.b64encode(preview.jpeg).decode("ascii"),
-            "width": preview.width,
-            "height": preview.height,
-            "scale": round(preview.scale, 6),
-        }
+        body["pages"][number]["preview"] = preview_json(preview)
     body["previews_omitted"] = len(body["pages"]) - len(previews)
     return body, result.receipt

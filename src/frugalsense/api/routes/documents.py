@@ -1,18 +1,38 @@
 """POST /v1/documents/fields: a receipt's or invoice's fields, or a form's question and answer pairs (``kind``),
-page by page (`fields.document.read_document`)."""
+page by page (`fields.document.read_document`), optionally with a picture of each page (``previews``)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from frugalsense.api import schemas
 from frugalsense.api.auth import Principal
-from frugalsense.api.routes.analyze import receipt_response
-from frugalsense.api.schemas.fields import DocumentForms
+from frugalsense.api.routes.analyze import (
+    MAX_PREVIEWS,
+    PREVIEW_QUALITY,
+    PREVIEW_SIDE,
+    flag,
+    preview_json,
+    receipt_response,
+)
+from frugalsense.api.schemas.fields import DocumentForms as FormsBody
 from frugalsense.api.uploads import read_upload, upload_body
 from frugalsense.api.work import admitted, infer
-from frugalsense.fields.document import DOCUMENT_KINDS, check_document, document_kind, read_document
+from frugalsense.fields.document import (
+    DOCUMENT_KINDS,
+    DocumentFields,
+    DocumentForms,
+    DocumentKind,
+    check_document,
+    document_kind,
+    read_document,
+)
+
+if TYPE_CHECKING:
+    from frugalsense.analyze import Analyzer
 
 __all__ = ["router"]
 
@@ -24,26 +44,71 @@ _KIND_SCHEMA = {
     "default": "receipt",
     "description": "receipt: a receipt's or invoice's fields (the default); form: a form's questions and answers",
 }
+_PREVIEWS_SCHEMA = {
+    "type": "boolean",
+    "description": (
+        f"add a JPEG of each page (longest side at most {PREVIEW_SIDE} px, the first {MAX_PREVIEWS}) to draw the "
+        "evidence boxes on; default false"
+    ),
+}
 
 
 @router.post(
     "/documents/fields",
     summary="Read a receipt's or invoice's fields (vendor, date, total, line items) or a form's key-value pairs",
-    response_model=schemas.DocumentFields | DocumentForms,
-    openapi_extra=upload_body("file", extra={"kind": _KIND_SCHEMA}),
+    response_model=schemas.DocumentFields | FormsBody,
+    openapi_extra=upload_body("file", extra={"kind": _KIND_SCHEMA, "previews": _PREVIEWS_SCHEMA}),
 )
 async def document_fields(request: Request, principal: Principal = Depends(admitted)) -> JSONResponse:
     """Each page's fields with a confidence and the OCR lines they came from; a field the model is unsure of
     is left out and listed in ``not_found`` (abstained, or absent from the page). With ``kind=form``, each page's
     question and answer pairs instead, each with a confidence and evidence; pairs the model is unsure of are
-    only counted (``abstained``)."""
+    only counted (``abstained``). With ``previews``, each of the first pages gets a JPEG (``preview``, as on
+    /v1/analyze)."""
     upload, fields = await read_upload(request)
     kind = document_kind(fields.get("kind"))
+    previews = flag(fields.get("previews"), "previews")
     check_document(upload.data)  # a recording is refused before any work
     analyzer = request.app.state.analyzer
-    found = await infer(
-        request,
-        principal,
-        lambda: read_document(upload.data, analyzer, kind=kind, name=upload.name, tenant=principal.tenant_id),
-    )
-    return receipt_response(found.to_dict(), found.receipt, request, pictures={found.feature: len(found.pages)})
+    if not previews:
+        found = await infer(
+            request,
+            principal,
+            lambda: read_document(upload.data, analyzer, kind=kind, name=upload.name, tenant=principal.tenant_id),
+        )
+        body = found.to_dict()
+    else:
+        body, found = await infer(
+            request,
+            principal,
+            lambda: _with_previews(analyzer, upload.data, kind, upload.name, principal.tenant_id),
+        )
+    return receipt_response(body, found.receipt, request, pictures={found.feature: len(found.pages)})
+
+
+def _with_previews(
+    analyzer: Analyzer, data: bytes, kind: DocumentKind, name: str, tenant: str
+) -> tuple[dict[str, Any], DocumentFields | DocumentForms]:
+    """The document read, then its first `MAX_PREVIEWS` pages decoded again for their pictures, on the same
+    receipt (``decode`` stages with the note ``preview``): the reading keeps no pixels, and decoding a page costs
+    little beside reading it."""
+    from frugalsense.media import load
+    from frugalsense.media.preview import jpeg_preview
+
+    settings = analyzer.settings
+    meter = analyzer.meter()
+    found = read_document(data, analyzer, kind=kind, name=name, tenant=tenant, meter=meter)
+    with meter.stage("decode", note="preview"):
+        frames = load(data, settings, name=name).frames
+    pictures: dict[int, dict[str, Any]] = {}
+    for index in range(min(len(frames), MAX_PREVIEWS)):
+        with meter.stage("decode", note="preview"):  # the page is decoded here, when taken from `frames`
+            preview = jpeg_preview(frames[index], PREVIEW_SIDE, PREVIEW_QUALITY)
+        pictures[index] = preview_json(preview)
+    body = found.to_dict()
+    for page in body["pages"]:
+        shown = pictures.get((page["page"] or 1) - 1)  # a photo's page is None: its one picture
+        if shown is not None:
+            page["preview"] = shown
+    body["previews_omitted"] = sum("preview" not in page for page in body["pages"])
+    return body, found

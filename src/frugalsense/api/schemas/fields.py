@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from frugalsense.api.schemas._base import Body
-from frugalsense.api.schemas.analysis import Box, CostReceipt
+from frugalsense.api.schemas.analysis import Box, CostReceipt, PagePreview
 
 __all__ = [
     "DocumentFields",
@@ -107,6 +107,7 @@ class DocumentPage(ReceiptFields):
     page: int | None = Field(description="page number of a PDF (null for a photo)")
     width: int
     height: int
+    preview: PagePreview | None = Field(default=None, description="with previews: the first pages' pictures")
 
 
 class DocumentFields(Body):
@@ -118,6 +119,9 @@ class DocumentFields(Body):
     sha256: str
     pages: list[DocumentPage]
     receipt: CostReceipt
+    previews_omitted: int | None = Field(
+        default=None, description="with previews: how many pages past the cap got no picture"
+    )
 
 
 class FormPair(Body):
@@ -143,6 +147,7 @@ class FormPage(Body):
     abstained: int = Field(
         description="pairs the model proposed but is unsure of (below the threshold): not reported"
     )
+    preview: PagePreview | None = Field(default=None, description="with previews: the first pages' pictures")
 
 
 class DocumentForms(Body):
@@ -154,3 +159,6 @@ class DocumentForms(Body):
     sha256: str
     pages: list[FormPage]
     receipt: CostReceipt
+    previews_omitted: int | None = Field(
+        default=None, description="with previews: how many pages past the cap got no picture"
+    )

@@ -71,14 +71,15 @@ function money(usd) {
   return usd < 1 ? `$${usd.toPrecision(2)}` : `$${usd.toFixed(2)}`;
 }
 
+// A table's head and body; a row is its cells, or a <tr> made already.
 function table(headers, rows) {
   return [el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col", text: h })))),
-    el("tbody", {}, rows.map((row) => el("tr", {}, row.map((cell) => el("td", {}, cell)))))];
+    el("tbody", {}, rows.map((row) => (row instanceof Element ? row : el("tr", {}, row.map((cell) => el("td", {}, cell))))))];
 }
 
 // -- screens ---------------------------------------------------------------------------------------------
 
-const SCREENS = ["signin", "analyze", "people", "search", "costs", "keys"];
+const SCREENS = ["signin", "analyze", "documents", "people", "search", "costs", "keys"];
 
 function show(name) {
   for (const screen of SCREENS) $(`#screen-${screen}`).hidden = screen !== name;
@@ -125,7 +126,8 @@ function signedIn(who) {
 
 // -- analyze ---------------------------------------------------------------------------------------------
 
-function overlay(page, names) {
+// An SVG laid over a page's picture; its view box is the page's size, so shapes take the page's own pixels.
+function layer(page) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", `0 0 ${page.width} ${page.height}`);
   svg.setAttribute("class", "overlay");
@@ -141,6 +143,11 @@ function overlay(page, names) {
     svg.append(shape);
     return shape;
   };
+  return [svg, add];
+}
+
+function overlay(page, names) {
+  const [svg, add] = layer(page);
   (page.faces || []).forEach((face, i) => {
     const b = face.box;
     add("rect", { x: b.x, y: b.y, width: b.w, height: b.h, class: "facebox" }, names[i]);
@@ -192,6 +199,19 @@ function previewBlob(preview) {
   return new Blob([bytes], { type: "image/jpeg" });
 }
 
+// A page's picture (the server's preview, else the file itself when the browser shows it) in a box to draw on.
+function pageStage(page, file, heading, name) {
+  const shown = page.preview ? previewBlob(page.preview) : file;
+  const alt = page.preview ? `${heading} of ${name}` : `The picture ${name}`;
+  return shown ? el("div", { class: "stage" }, el("img", { src: shownUrl(shown), alt })) : null;
+}
+
+function clearShown(out) {
+  out.replaceChildren();
+  for (const url of shownUrls) URL.revokeObjectURL(url);
+  shownUrls = [];
+}
+
 // Several pages or frames: one at a time, with Previous and Next.
 function pageTurner(figures, noun) {
   if (figures.length < 2) return null;
@@ -234,19 +254,15 @@ async function analyze(event) {
     identified = await api("POST", `/v1/collections/${encodeURIComponent(collection)}/identify`, probe);
   }
   const out = $("#analyze-result");
-  out.replaceChildren();
-  for (const url of shownUrls) URL.revokeObjectURL(url);
-  shownUrls = [];
+  clearShown(out);
   const picture = asIs && result.kind !== "document";
   const figures = result.pages.map((page, index) => {
     const heading = page.page ? `Page ${page.page}` : page.time_s !== undefined && page.time_s !== null ? `Frame at ${page.time_s.toFixed(1)} s` : "Picture";
     // Identification names the faces of the first picture only (the gallery reads the first page or frame).
     const names = boxNames(page.faces || [], index === 0 ? identified : null);
     const figure = el("figure", { class: "page", "data-title": heading });
-    const shown = page.preview ? previewBlob(page.preview) : picture && index === 0 ? file : null;
-    if (shown) {
-      const alt = page.preview ? `${heading} of ${file.name}` : `The picture ${file.name}`;
-      const stage = el("div", { class: "stage" }, el("img", { src: shownUrl(shown), alt }));
+    const stage = pageStage(page, picture && index === 0 ? file : null, heading, file.name);
+    if (stage) {
       stage.append(overlay(page, names));
       figure.append(stage);
     }
@@ -268,6 +284,139 @@ async function analyze(event) {
   performance.mark("analyze-done");
   document.body.dataset.analyzed = String(Date.now());
   say(`Analyzed ${file.name}.`);
+}
+
+// -- documents -------------------------------------------------------------------------------------------
+
+const FIELD_NAMES = { vendor: "Vendor", vendor_address: "Vendor address", date: "Date", total: "Total", tax: "Tax" };
+const percent = (confidence) => `${Math.round(confidence * 100)}%`;
+const plural = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+
+// Each piece of evidence as a box on the page, keyed to its row in the tables beside it.
+function evidenceBoxes(add, key, evidence, kind) {
+  for (const e of evidence) {
+    const b = e.box;
+    add("rect", { x: b.x, y: b.y, width: b.w, height: b.h, class: `evidence ${kind}`, "data-key": key }, e.text);
+  }
+}
+
+// A row whose boxes light up while the pointer is on it or its button has focus; a click keeps them lit.
+function keyedRow(key, label, cells) {
+  const button = el("button", { type: "button", class: "key", "aria-pressed": "false", text: label, title: "Show on the page" });
+  return el("tr", { "data-key": key }, el("th", { scope: "row" }, button), cells.map((cell) => el("td", {}, cell)));
+}
+
+function linkBoxes(figure) {
+  let chosen = null;
+  const light = (key) => {
+    for (const node of figure.querySelectorAll("[data-key]")) node.classList.toggle("on", node.dataset.key === key);
+  };
+  for (const node of figure.querySelectorAll("[data-key]")) {
+    const key = node.dataset.key;
+    node.addEventListener("mouseenter", () => light(key));
+    node.addEventListener("mouseleave", () => light(chosen));
+  }
+  for (const button of figure.querySelectorAll("button.key")) {
+    const key = button.closest("tr").dataset.key;
+    button.addEventListener("focus", () => light(key));
+    button.addEventListener("blur", () => light(chosen));
+    button.addEventListener("click", () => {
+      chosen = chosen === key ? null : key;
+      for (const other of figure.querySelectorAll("button.key")) other.setAttribute("aria-pressed", String(other === button && chosen === key));
+      light(chosen);
+    });
+  }
+}
+
+function sumCheck(checks, items) {
+  if (!items.length) return "No line items found.";
+  if (checks.sum_matches === undefined) return "The lines could not be checked: no total was found.";
+  const tax = checks.tax_added ? ` + tax ${checks.tax_added}` : "";
+  if (!checks.sum_matches) return `The lines do not add up to the total: ${checks.lines_sum}${tax} against ${checks.total} (difference ${checks.difference}).`;
+  const raised = checks.total_confidence_before !== undefined ? ` This raised the total's confidence from ${percent(checks.total_confidence_before)}.` : "";
+  return `The lines add up to the total: ${checks.lines_sum}${tax} = ${checks.total}.${raised}`;
+}
+
+function receiptPage(page, add) {
+  const rows = Object.entries(page.fields).map(([name, f]) => {
+    evidenceBoxes(add, name, f.evidence, "field");
+    const row = keyedRow(name, FIELD_NAMES[name] || name, [f.currency ? `${f.value} ${f.currency}` : f.value, percent(f.confidence), f.text]);
+    row.dataset.confidence = f.confidence;
+    return row;
+  });
+  const left = page.not_found.map((m) => el("li", { "data-field": m.field, "data-reason": m.reason },
+    el("strong", { text: `${FIELD_NAMES[m.field] || m.field}: ` }),
+    m.reason === "abstained" ? `not sure (${percent(m.confidence)}, below ${percent(page.threshold)}): left out` : "not found on the page"));
+  const items = page.line_items.map((item, i) => {
+    evidenceBoxes(add, `item-${i}`, item.evidence, "item");
+    return keyedRow(`item-${i}`, String(i + 1), [item.description, item.quantity || "", item.unit_price || "", item.amount]);
+  });
+  const parts = [el("table", { class: "fields", "aria-label": "Fields read" }, table(["field", "value", "confidence", "as printed"], rows))];
+  if (left.length) parts.push(el("h4", { text: "Left out" }), el("ul", { class: "left-out" }, left));
+  if (items.length) {
+    parts.push(el("h4", { text: "Line items" }), el("table", { class: "items", "aria-label": "Line items" }, table(["#", "description", "quantity", "unit price", "amount"], items)));
+  }
+  parts.push(el("p", { class: `sum ${page.checks.sum_matches === false ? "flag" : ""}`, "data-sum-matches": page.checks.sum_matches === undefined ? null : String(page.checks.sum_matches), text: sumCheck(page.checks, page.line_items) }));
+  return parts;
+}
+
+function formPage(page, add) {
+  const rows = page.pairs.map((pair, i) => {
+    evidenceBoxes(add, `pair-${i}`, pair.question_evidence, "question");
+    evidenceBoxes(add, `pair-${i}`, pair.answer_evidence, "answer");
+    const row = keyedRow(`pair-${i}`, pair.question, [pair.answers.join(" · "), percent(pair.confidence)]);
+    row.dataset.confidence = pair.confidence;
+    return row;
+  });
+  const t = el("table", { class: "pairs", "aria-label": "Questions and answers" }, table(["question", "answer", "confidence"], rows));
+  const unsure = page.abstained ? `${plural(page.abstained, "more pair")} left out: not sure (below ${percent(page.threshold)}).` : "No pair left out.";
+  return [page.pairs.length ? t : el("p", { text: "No question and answer the model is sure of." }), el("p", { class: "left-out", "data-abstained": page.abstained, text: unsure })];
+}
+
+// The call's own cost beside the same pages at Amazon Textract's list price.
+function cloudCost(result, form) {
+  const price = Number($("#screen-documents").dataset[form ? "priceForms" : "priceFields"]);
+  const pages = result.pages.length;
+  const cloud = price * pages;
+  const ours = result.receipt.cost_usd;
+  const api = form ? "Amazon Textract AnalyzeDocument (forms)" : "Amazon Textract AnalyzeExpense";
+  const times = ours > 0 ? `, ${Math.round(cloud / ours).toLocaleString("en")} times what this call cost` : "";
+  return el("p", { class: "compare", "data-cloud-usd": cloud, text: `${api} at its list price: ${money(cloud)} (${plural(pages, "page")} at ${money(price)})${times}.` });
+}
+
+async function readDocument() {
+  const file = $("#documents-file").files[0];
+  if (!file) throw new Error("Pick a file first.");
+  const form = $("#documents-form input[name=kind]:checked").value === "form";
+  const body = new FormData();
+  body.append("file", file);
+  body.append("kind", form ? "form" : "receipt");
+  const asIs = SHOWN_AS_IS.includes(file.type);
+  if (!asIs) body.append("previews", "true");
+  say(`Reading ${file.name}…`);
+  const result = await api("POST", "/v1/documents/fields", body);
+  const out = $("#documents-result");
+  clearShown(out);
+  const figures = result.pages.map((page, index) => {
+    const heading = page.page ? `Page ${page.page}` : "Picture";
+    const figure = el("figure", { class: "page document", "data-title": heading }, el("figcaption", { text: heading }));
+    const [svg, add] = layer(page);
+    const facts = el("div", { class: "read" }, form ? formPage(page, add) : receiptPage(page, add));
+    const stage = pageStage(page, asIs && result.kind !== "document" && index === 0 ? file : null, heading, file.name);
+    if (stage) {
+      stage.append(svg);
+      figure.append(stage);
+    }
+    figure.append(facts);
+    linkBoxes(figure);
+    return figure;
+  });
+  const turner = pageTurner(figures, "page");
+  if (turner) out.append(turner);
+  if (result.previews_omitted) out.append(el("p", { class: "hint", text: `Pictures of the first ${figures.length - result.previews_omitted} pages only.` }));
+  const [cost, stages] = receiptTable(result.receipt);
+  out.append(...figures, cost, cloudCost(result, form), stages);
+  say(`Read ${file.name}.`);
 }
 
 // -- people ----------------------------------------------------------------------------------------------
@@ -573,6 +722,7 @@ function wire() {
     showSignIn();
   });
   on("#analyze-form", "submit", analyze);
+  on("#documents-form", "submit", readDocument);
   on("#collection-form", "submit", async () => {
     const made = await api("POST", "/v1/collections", { name: $("#collection-name").value.trim() });
     $("#collection-name").value = "";
@@ -609,14 +759,15 @@ function wire() {
   on("#index-form", "submit", indexFiles);
   on("#costs-form", "submit", loadCosts);
   on("#key-form", "submit", createKey);
-  const drop = $("#analyze-drop");
-  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    drop.classList.remove("over");
-    $("#analyze-file").files = event.dataTransfer.files;
-  });
+  for (const drop of document.querySelectorAll(".drop")) {
+    drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (event) => {
+      event.preventDefault();
+      drop.classList.remove("over");
+      drop.querySelector("input[type=file]").files = event.dataTransfer.files;
+    });
+  }
   window.addEventListener("hashchange", route);
 }
 
