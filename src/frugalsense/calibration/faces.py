@@ -39,6 +39,7 @@ __all__ = [
     "fit_fusion",
     "fit_logistic",
     "operating_point",
+    "pair_weights",
     "read_identities",
 ]
 
@@ -75,10 +76,15 @@ def operating_point(
     )
 
 
-def fit_logistic(features: npt.ArrayLike, labels: npt.ArrayLike, *, ridge: float = 1e-5) -> Floats:
+def fit_logistic(
+    features: npt.ArrayLike, labels: npt.ArrayLike, *, ridge: float = 1e-5, weights: npt.ArrayLike | None = None
+) -> Floats:
     """Weights (one per feature, then the intercept) of a ridge-penalised logistic regression, by Newton steps.
 
-    The small penalty keeps the weights finite when the calibration pairs are perfectly separable.
+    The small penalty keeps the weights finite when the calibration pairs are perfectly separable. ``weights``
+    (one per pair, scaled to mean 1 here) count some pairs more than others: `pair_weights` makes every data set
+    and both kinds of pair weigh the same, so the fitted 50% point does not move with how many impostor pairs a
+    set happens to list.
 
     >>> x = np.array([[0.1], [0.2], [0.3], [0.6], [0.7], [0.4]])
     >>> w = fit_logistic(x, [0, 0, 0, 1, 1, 1])
@@ -91,13 +97,17 @@ def fit_logistic(features: npt.ArrayLike, labels: npt.ArrayLike, *, ridge: float
     y = np.asarray(labels, np.float64)
     if len(y) == 0 or y.min() == y.max():
         raise InvalidRequestError("fitting a score needs pairs of both kinds: same person and different people")
+    n = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)
+    if n.shape != y.shape or not np.all(np.isfinite(n)) or n.min() < 0 or n.sum() <= 0:
+        raise InvalidRequestError("pair weights must be one finite, non-negative number per pair, not all zero")
+    n = n * (len(n) / n.sum())
     design = np.column_stack([x, np.ones(len(x))])
     w = np.zeros(design.shape[1])
     penalty = ridge * len(y) * np.diag([1.0] * x.shape[1] + [0.0])
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -50, 50)))
-        gradient = design.T @ (p - y) + penalty @ w
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty + 1e-9 * np.eye(len(w))
+        gradient = design.T @ (n * (p - y)) + penalty @ w
+        hessian = (design * (n * p * (1 - p))[:, None]).T @ design + penalty + 1e-9 * np.eye(len(w))
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if float(np.abs(step).max()) < 1e-10:
@@ -105,12 +115,38 @@ def fit_logistic(features: npt.ArrayLike, labels: npt.ArrayLike, *, ridge: float
     return w
 
 
-def fit_fusion(sface: npt.ArrayLike, dlib: npt.ArrayLike, same: npt.ArrayLike, band: float = NEVER) -> FaceFusion:
+def fit_fusion(
+    sface: npt.ArrayLike,
+    dlib: npt.ArrayLike,
+    same: npt.ArrayLike,
+    band: float = NEVER,
+    *,
+    weights: npt.ArrayLike | None = None,
+) -> FaceFusion:
     """Fit SFace's probability and the fused score on calibration pairs' similarities and truths."""
     s1, s2 = np.asarray(sface, np.float64), np.asarray(dlib, np.float64)
-    a, b = fit_logistic(s1, same)
-    w1, w2, c = fit_logistic(np.column_stack([s1, s2]), same)
+    a, b = fit_logistic(s1, same, weights=weights)
+    w1, w2, c = fit_logistic(np.column_stack([s1, s2]), same, weights=weights)
     return FaceFusion(sface=(float(a), float(b)), fused=(float(w1), float(w2), float(c)), band=band)
+
+
+def pair_weights(same: Sequence[npt.ArrayLike]) -> Floats:
+    """One weight per pair of several data sets (``same``: each set's truths), so that every set weighs the
+    same in a fit and, within a set, its genuine pairs weigh as much as its impostor pairs (a set missing one kind
+    gives its whole weight to the other).
+
+    >>> pair_weights([[1, 0, 0, 0], [1, 0]]).round(3).tolist()
+    [0.25, 0.083, 0.083, 0.083, 0.25, 0.25]
+    """
+    parts = []
+    for truths in same:
+        y = np.asarray(truths, bool)
+        kinds = [k for k in (True, False) if np.any(y == k)]
+        part = np.zeros(len(y))
+        for kind in kinds:
+            part[y == kind] = 1.0 / (len(kinds) * np.count_nonzero(y == kind))
+        parts.append(part / max(1, len(same)))
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def faces_table(
@@ -158,7 +194,7 @@ def calibrate_faces(
     s1 = np.concatenate([p.similarities("sface")[r] for p, r in zip(parts, fit_rows, strict=True)])
     s2 = np.concatenate([p.similarities("dlib")[r] for p, r in zip(parts, fit_rows, strict=True)])
     y = np.concatenate([p.same[r] for p, r in zip(parts, fit_rows, strict=True)])
-    fusion = fit_fusion(s1, s2, y)
+    fusion = fit_fusion(s1, s2, y, weights=pair_weights([p.same[r] for p, r in zip(parts, fit_rows, strict=True)]))
     table = _concat([faces_table(p, fusion, r) for p, r in zip(parts, fit_rows, strict=True)])
     result = calibrate(table, target=target, risk=risk, method=method, seed=seed, future_items=future_items)
     fusion = FaceFusion(fusion.sface, fusion.fused, band=result.thresholds[0])
@@ -183,7 +219,8 @@ def calibrate_faces(
         "pairs": int(sum(len(p.same) for p in parts)),
         "split": f"seed {seed}: {len(y)} pairs fit and calibrate, {sum(len(r) for r in check_rows)} held out",
         "quality_measure": "right same/different answer per pair (no face found reads as different)",
-        "fusion": "logistic regressions on the cosine similarities, fitted on the calibration pairs",
+        "fusion": "logistic regressions on the cosine similarities, fitted on the calibration pairs, every data "
+        "set and both kinds of pair weighing the same",
         "held_out": held_out,
         "command": command,
     }

@@ -44,13 +44,16 @@ __all__ = ["Comparison", "FaceComparer", "face_patch"]
 class FaceComparer:
     """1:1 verification without a gallery: what `FaceGallery.compare` and ``frugalsense compare`` run.
 
-    ``threshold`` is the SFace similarity for "same" (the ``faces-identify`` profile's ``compare``); ``fusion``
-    the SFace -> dlib ladder used when the caller gives no threshold of their own (None: SFace alone)."""
+    ``fusion`` is the calibrated SFace -> dlib ladder (``faces-verify``), used when the caller gives no threshold
+    of their own: SFace decides at the ladder's own 50% point (`FaceFusion.sface_threshold`) outside the band,
+    the fused score inside it, exactly as the ladder was calibrated. ``threshold`` (the ``faces-identify``
+    profile's ``compare``) is the SFace similarity for "same" only when there is no ladder (None: another
+    embedder)."""
 
     def __init__(self, analyzer: Analyzer, *, threshold: float, fusion: FaceFusion | None) -> None:
         self.analyzer = analyzer
-        self.threshold = threshold
         self.fusion = fusion
+        self.threshold = threshold if fusion is None else round(fusion.sface_threshold, 4)
 
     @classmethod
     def open(cls, analyzer: Analyzer) -> FaceComparer:
@@ -97,9 +100,7 @@ class FaceComparer:
         del frame
         compared = []
         for i, (face, similarity) in enumerate(zip(faces, similarities, strict=True)):
-            same = similarity >= limit
-            if fusion is not None and i in second:
-                same = fusion.decide(similarity, second[i])
+            same = similarity >= limit if fusion is None else fusion.decide(similarity, second.get(i))
             compared.append(ComparedFace(i, face.box, face.score, similarity, same, climbed=i in second))
         index = next(i for i, face in enumerate(found) if face is chosen)
         return CompareResult(limit, chosen.box, index, len(found), compared, meter.receipt)

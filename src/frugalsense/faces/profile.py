@@ -64,7 +64,9 @@ class FaceProfile:
 
     - ``identify_threshold``: a probe is a person only at or above this similarity (default FAR 1e-3).
     - ``strict_threshold``: the same at FAR 1e-4, for callers who prefer "unknown" to a rare wrong name.
-    - ``compare_threshold``: best-accuracy threshold for one-to-one verification (balanced pairs).
+    - ``compare_threshold``: best-accuracy threshold for one-to-one verification (balanced pairs), used by
+      compare only without the verification ladder (`faces.fusion`; another embedder than SFace): with it, SFace
+      decides at the ladder's own calibrated 50% point.
     - ``margin``: the best person must beat the second-best person by this much, else the answer is "unknown".
     - ``near_duplicate``: a probe this similar to a face corrected as "not X" is never answered X.
     - ``cluster_threshold``: an unknown face joins a cluster when this similar to one of its members.
