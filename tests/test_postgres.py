@@ -126,8 +126,8 @@ def test_db_copy_moves_rows_and_embeddings_and_verifies(
         assert store.verify_api_key(made["key"]) is not None
         search = store.search_store()
         try:
-            assert [r for r, _ in search.keyword(tenant, '"invoice"', 5)] == [made["rowid"]]
-            assert [r for r, _ in search.keyword_inside(tenant, '"soonhuat"', 5)] == [made["rowid"]]
+            assert [r for r, _ in search.keyword(tenant, ["invoice"], 5)] == [made["rowid"]]
+            assert [r for r, _ in search.keyword_inside(tenant, ["soonhuat"], 5)] == [made["rowid"]]
             assert search.phashes(tenant)[1].tolist() == [2**63 + 9]
             added = search.put_item(tenant, _again())
             assert added.item is not None and added.item.rowid > made["rowid"]  # the sequences moved past the copy

@@ -111,14 +111,14 @@ def test_an_item_is_written_read_replaced_and_deleted_with_everything_it_owns(
     first = search.put_item(tenant, _item("a.jpg", "invoice from Zanzibar"))
     assert first.item is not None and first.version_before == 0 and first.version_after == 1
     assert search.get_item(tenant, first.item.id).source == "a.jpg"
-    assert [rowid for rowid, _ in search.keyword(tenant, "zanzibar", 10)] == [first.item.rowid]
+    assert [rowid for rowid, _ in search.keyword(tenant, ["zanzibar"], 10)] == [first.item.rowid]
     assert search.phashes(tenant)[1].tolist() == [2**63 + 5]
     assert search.filter_rowids(tenant, Filters(labels=("DOG",))) == {first.item.rowid}
 
     again = search.put_item(tenant, _item("a.jpg", "receipt from Oslo"))  # same source: replaces the record
     assert again.item is not None and again.replaced_rowid == first.item.rowid
     assert again.version_before == 1 < again.version_after  # the delete and the insert each count
-    assert search.keyword(tenant, "zanzibar", 10) == [] and len(search.list_items(tenant)) == 1
+    assert search.keyword(tenant, ["zanzibar"], 10) == [] and len(search.list_items(tenant)) == 1
     stored = search.vectors(tenant, "conse")
     assert (
         stored.version == again.version_after
@@ -143,7 +143,7 @@ def test_another_tenants_items_are_invisible(stores: tuple[Store, SearchStore]) 
         search.get_item(b, written.item.id)
     with pytest.raises(NotFoundError):
         search.delete_item(b, written.item.id)
-    assert search.list_items(b) == [] and search.keyword(b, "payroll", 10) == []
+    assert search.list_items(b) == [] and search.keyword(b, ["payroll"], 10) == []
     assert search.items_by_rowid(b, [written.item.rowid]) == {} and search.filter_rowids(b, Filters()) == set()
 
 

@@ -47,10 +47,10 @@ __all__ = [
     "SearchResults",
     "Searcher",
     "find_phrase",
-    "fts_query",
     "inside_words",
     "letters",
     "phrase_start",
+    "query_words",
     "rrf",
 ]
 
@@ -284,14 +284,13 @@ def inside_words(text: str, limit: int = 16) -> list[str]:
     return list(dict.fromkeys(w.lower() for w in _TOKEN.findall(text) if len(w) >= 4))[:limit]
 
 
-def fts_query(text: str, limit: int = 32) -> str | None:
-    """An FTS5 MATCH expression: any of the query's words, each quoted (so no word is read as an operator).
+def query_words(text: str, limit: int = 32) -> list[str]:
+    """The query's words, lower case, each once (the store matches any of them; operators are plain words).
 
-    >>> fts_query('Total "due" NEAR(now)')
-    '"total" OR "due" OR "near" OR "now"'
+    >>> query_words('Total "due" NEAR(now) total')
+    ['total', 'due', 'near', 'now']
     """
-    words = list(dict.fromkeys(w.lower() for w in _TOKEN.findall(text)))[:limit]
-    return " OR ".join(f'"{w}"' for w in words) or None
+    return list(dict.fromkeys(w.lower() for w in _TOKEN.findall(text)))[:limit]
 
 
 class Searcher:
@@ -318,7 +317,7 @@ class Searcher:
         filters = filters or Filters()
         _check(top_k, mode)
         allowed = self.store.filter_rowids(tenant_id, filters) if filters.active else None
-        match = fts_query(text)
+        words = query_words(text)
         semantic: list[tuple[int, float, str]] = []
         keyword: list[tuple[int, float]] = []
         joined: list[tuple[int, float]] = []
@@ -331,15 +330,14 @@ class Searcher:
                 # The text model and the matrix product release the GIL: on a second core they overlap the
                 # full-text queries below, which roughly halves a hybrid query's latency.
                 pending = _pool().submit(self._semantic, tenant_id, text, allowed)
-            if mode != "semantic" and match:
+            if mode != "semantic" and words:
                 # A filter can leave few of the best keyword matches: look deeper before filtering.
                 limit = DEPTH if allowed is None else 20 * DEPTH
-                found = self.store.keyword(tenant_id, match, limit)
+                found = self.store.keyword(tenant_id, words, limit)
                 keyword = [(r, s) for r, s in found if _ok(r, allowed)][:DEPTH]
                 inside = inside_words(text)
                 if inside:
-                    grams = " OR ".join(f'"{w}"' for w in inside)
-                    found = self.store.keyword_inside(tenant_id, grams, limit)
+                    found = self.store.keyword_inside(tenant_id, inside, limit)
                     joined = [(r, s) for r, s in found if _ok(r, allowed)][:DEPTH]
                 phrases = self._phrases(tenant_id, text, limit, allowed)
             if pending is not None:
@@ -356,7 +354,7 @@ class Searcher:
         else:
             raise InvalidRequestError("give a query, a picture or at least one filter (person, label, ...)")
         top = fused[:top_k]
-        hits = self._hits(tenant_id, top, semantic, keyword, match, filters, [], known)
+        hits = self._hits(tenant_id, top, semantic, keyword, words, filters, [], known)
         self._explain_inside(tenant_id, hits, {r for r, _ in joined} - {r for r, _ in keyword}, text)
         self._explain_phrase(hits, approximate, text)
         return SearchResults(text, mode if text.strip() else "filter", hits, (time.perf_counter() - started) * 1e3)
@@ -367,8 +365,8 @@ class Searcher:
         words = [w.lower() for w in _TOKEN.findall(text)][:32]
         if len(words) < 2:
             return []
-        spaced = self.store.keyword(tenant_id, '"' + " ".join(words) + '"', limit)
-        joined = self.store.keyword_inside(tenant_id, '"' + "".join(words) + '"', limit)
+        spaced = self.store.keyword(tenant_id, [" ".join(words)], limit)
+        joined = self.store.keyword_inside(tenant_id, ["".join(words)], limit)
         return [[r for r, _ in found if _ok(r, allowed)][:DEPTH] for found in (spaced, joined)]
 
     def _approximate(
@@ -419,7 +417,7 @@ class Searcher:
         )
         near = [(r, d) for r, d in near if _ok(r, allowed)]
         fused = rrf([[r for r, _ in near], [r for r, _, _ in semantic]])[:top_k]
-        return self._hits(tenant_id, fused, semantic, [], None, filters, near)
+        return self._hits(tenant_id, fused, semantic, [], [], filters, near)
 
     # -- explanations ---------------------------------------------------------------------------------------
 
@@ -453,7 +451,7 @@ class Searcher:
         top: list[tuple[int, float]],
         semantic: list[tuple[int, float, str]],
         keyword: list[tuple[int, float]],
-        match: str | None,
+        words: list[str],
         filters: Filters,
         near: list[tuple[int, int]],
         known: dict[int, Item] | None = None,
@@ -464,7 +462,7 @@ class Searcher:
         faces = self.store.faces_of(tenant_id, [i.id for i in items.values()])
         meaning = {r: (s, part) for r, s, part in semantic}
         worded = {r for r, _ in keyword}
-        snippets = self.store.snippets(tenant_id, match, [r for r in rowids if r in worded]) if match else {}
+        snippets = self.store.snippets(tenant_id, words, [r for r in rowids if r in worded]) if words else {}
         bits = dict(near)
         wanted = set(filters.person_ids)
         hits = []

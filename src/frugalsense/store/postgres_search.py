@@ -8,7 +8,6 @@ reads them back into words, so SQLite's query syntax stops at this module.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +25,6 @@ __all__ = ["PostgresSearchStore"]
 
 _FACE_SHOWN = LIVE_FACE.format(f="f.")
 _PERSON_SHOWN = LIVE_PERSON.format(p="persons")
-_QUOTED = re.compile(r'"([^"]*)"')
 _ITEM_COLUMNS = (
     "id, rowid, source, sha256, modality, mime, byte_size, pages, duration_s, captured_at, indexed_at, nsfw,"
     " flagged, phash, encoder, result"
@@ -36,22 +34,10 @@ _WEIGHTS = "'{0.1, 0.2, 0.5, 1.0}'"
 _HEADLINE = "StartSel=[, StopSel=], MaxWords=10, MinWords=3, MaxFragments=1, FragmentDelimiter=…"
 
 
-def _phrases(match: str) -> list[str]:
-    """The words or quoted phrases of an FTS5 expression built by `search.query` (lower case), its OR, AND and
-    NOT operators left out.
-
-    >>> _phrases('"total" OR "due now" OR zanzibar')
-    ['total', 'due now', 'zanzibar']
-    """
-    quoted = [p.strip().lower() for p in _QUOTED.findall(match) if p.strip()]
-    bare = [w.lower() for w in _QUOTED.sub(" ", match).split() if w not in ("OR", "AND", "NOT")]
-    return quoted + bare
-
-
-def _tsquery(match: str) -> tuple[str, list[str]]:
-    """SQL for a tsquery matching any of the expression's phrases, and its parameters."""
-    phrases = _phrases(match) or [""]
-    return "(" + " || ".join("phraseto_tsquery('simple', ?)" for _ in phrases) + ")", phrases
+def _tsquery(phrases: Sequence[str]) -> tuple[str, list[str]]:
+    """SQL for a tsquery matching any of the phrases, and its parameters."""
+    kept = [p.strip().lower() for p in phrases if p.strip()] or [""]
+    return "(" + " || ".join("phraseto_tsquery('simple', ?)" for _ in kept) + ")", kept
 
 
 class PostgresSearchStore(PgDatabase):
@@ -203,9 +189,9 @@ class PostgresSearchStore(PgDatabase):
         )
         return _stored(found, 0)
 
-    def keyword(self, tenant_id: str, match: str, limit: int) -> list[tuple[int, float]]:
-        """(item rowid, score: higher is better) for any of the expression's words or phrases, best first."""
-        query, params = _tsquery(match)
+    def keyword(self, tenant_id: str, phrases: Sequence[str], limit: int) -> list[tuple[int, float]]:
+        """(item rowid, score: higher is better) for any of the phrases, best first."""
+        query, params = _tsquery(phrases)
         rows = self._rows(
             f"SELECT rowid, ts_rank_cd({_WEIGHTS}, words, q, 1) AS score"
             f" FROM item_text, (SELECT {query} AS q) AS query"
@@ -214,10 +200,10 @@ class PostgresSearchStore(PgDatabase):
         )
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def keyword_inside(self, tenant_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+    def keyword_inside(self, tenant_id: str, phrases: Sequence[str], limit: int) -> list[tuple[int, float]]:
         """Items whose text without spaces holds any of the words (the trigram index finds them); the score
         counts the words held, ties broken by trigram similarity."""
-        words = _phrases(match)
+        words = [p.strip().lower() for p in phrases if p.strip()]
         if not words:
             return []
         held = " + ".join("(grams LIKE ?)::int" for _ in words)
@@ -239,10 +225,10 @@ class PostgresSearchStore(PgDatabase):
         )
         return {int(r[0]): [w for w in words if w in r[1]] for r in rows}
 
-    def snippets(self, tenant_id: str, match: str, rowids: Sequence[int]) -> dict[int, dict[str, str]]:
+    def snippets(self, tenant_id: str, phrases: Sequence[str], rowids: Sequence[int]) -> dict[int, dict[str, str]]:
         if not rowids:
             return {}
-        query, params = _tsquery(match)
+        query, params = _tsquery(phrases)
         columns = ", ".join(f"ts_headline('simple', {c}, q, '{_HEADLINE}') AS {c}" for c in _TEXT_COLUMNS)
         out: dict[int, dict[str, str]] = {}
         for r in self._rows(

@@ -38,6 +38,17 @@ _FACE_SHOWN = LIVE_FACE.format(f="f.")
 _PERSON_SHOWN = LIVE_PERSON.format(p="persons")
 
 
+def fts_match(phrases: Sequence[str]) -> str | None:
+    """An FTS5 MATCH expression for any of the phrases, each quoted so no word is read as an operator (a quote
+    inside one is doubled, as FTS5 escapes it); None for no phrase.
+
+    >>> print(fts_match(["total", "due now", 'a "b" c']))
+    "total" OR "due now" OR "a ""b"" c"
+    """
+    quoted = ['"' + p.replace('"', '""') + '"' for p in phrases if p.strip()]
+    return " OR ".join(quoted) or None
+
+
 class SQLiteSearchStore(Database):
     """A `SearchStore` in the service's SQLite file. Thread-safe: one connection behind a lock, as in
     `SQLiteStore`."""
@@ -230,8 +241,11 @@ class SQLiteSearchStore(Database):
             matrix=matrix.astype(np.float32),
         )
 
-    def keyword(self, tenant_id: str, match: str, limit: int) -> list[tuple[int, float]]:
-        """(item rowid, BM25 score: higher is better) for a full-text MATCH expression, best first."""
+    def keyword(self, tenant_id: str, phrases: Sequence[str], limit: int) -> list[tuple[int, float]]:
+        """(item rowid, BM25 score: higher is better) for any of the phrases, best first."""
+        match = fts_match(phrases)
+        if match is None:
+            return []
         # Text read in the picture counts as much as speech; a label word is a weaker signal than either.
         rows = self._rows(
             "SELECT rowid, bm25(item_text, 1.0, 1.0, 0.5) AS score FROM item_text"
@@ -240,9 +254,12 @@ class SQLiteSearchStore(Database):
         )
         return [(int(r["rowid"]), -float(r["score"])) for r in rows]
 
-    def keyword_inside(self, tenant_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+    def keyword_inside(self, tenant_id: str, phrases: Sequence[str], limit: int) -> list[tuple[int, float]]:
         """Like `keyword`, over the trigrams of each item's text with its spaces removed (words found inside
         runs of OCR text without spaces)."""
+        match = fts_match(phrases)
+        if match is None:
+            return []
         rows = self._rows(
             "SELECT rowid, bm25(item_grams) AS score FROM item_grams"
             " WHERE item_grams MATCH ? AND tenant_id = ? ORDER BY score LIMIT ?",
@@ -260,9 +277,10 @@ class SQLiteSearchStore(Database):
         )
         return {int(r["rowid"]): [w for w in words if w in r["text"]] for r in rows}
 
-    def snippets(self, tenant_id: str, match: str, rowids: Sequence[int]) -> dict[int, dict[str, str]]:
+    def snippets(self, tenant_id: str, phrases: Sequence[str], rowids: Sequence[int]) -> dict[int, dict[str, str]]:
         """Matching passages per column ("text", "transcript", "labels") of the given items."""
-        if not rowids:
+        match = fts_match(phrases)
+        if not rowids or match is None:
             return {}
         marks = ",".join("?" * len(rowids))
         out: dict[int, dict[str, str]] = {}
