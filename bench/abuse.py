@@ -4,6 +4,7 @@
     python bench/abuse.py --scale 0.05          # fewer pages, frames, bodies, connections: a quick check
     python bench/abuse.py --only slowloris      # one input, or several: a,b (names: --list)
     python bench/abuse.py --markdown            # the table as Markdown, for the README
+    python bench/abuse.py --server-setting large_work_nice=0   # a server setting changed, to compare side by side
 
 The server runs on 127.0.0.1 with a fresh data folder, the shared model cache, no per-key rate limit, and hard
 limits on its own process only (address space, default 6 GB; 1,024 open files), so a regression shows as a failed
@@ -630,7 +631,22 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-gb", type=float, default=6.0, help="the server's address-space limit")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--list", action="store_true", help="list the inputs and stop")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a FRUGALSENSE_ setting for the server (repeat), e.g. large_work_nice=0 to compare side by side",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.server_env = {
+            f"FRUGALSENSE_{name.strip().upper()}": value
+            for name, value in (item.split("=", 1) for item in args.server_setting)
+        }
+    except ValueError:
+        parser.error("--server-setting takes NAME=VALUE, e.g. large_work_nice=0")
+    return args
 
 
 def _new_key(server: ServerProcess, tenant: str) -> str:
@@ -640,7 +656,7 @@ def _new_key(server: ServerProcess, tenant: str) -> str:
 def _start(data_dir: Path, args: argparse.Namespace, bulk: bool) -> Bench:
     """Two tenants (and the attacker's big collection, imported while no server runs), then the server."""
     settings = Settings()
-    server = ServerProcess(data_dir, settings.model_dir, int(args.memory_gb * GB))
+    server = ServerProcess(data_dir, settings.model_dir, int(args.memory_gb * GB), env=args.server_env)
     replay = Replay(
         port=server.port, server_cpu=lambda: proc_cpu_s(server.pid), scale=args.scale, settings=settings
     )
