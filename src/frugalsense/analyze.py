@@ -85,8 +85,12 @@ class Analyzer:
         name: str | None = None,
         tenant: str | None = None,
         meter: Meter | None = None,
+        on_page: Callable[[int, Frame, PageResult], None] | None = None,
     ) -> AnalysisResult:
         """Decode `source` and run `features` on it (default: what suits its kind).
+
+        `on_page` is called for each picture while it is decoded (`analyze_decoded`); with it the result cache is
+        not used, since the pictures must be decoded anyway.
 
         `tenant` keeps the result cache apart per tenant: an answer computed for one is never served to another,
         and callers without a tenant share a namespace of their own. `meter` bills the work and stops it (its CPU
@@ -104,7 +108,7 @@ class Analyzer:
 
         requested = _check_features(features)
         metering = meter if meter is not None else self.meter()
-        if self.cache is not None:
+        if self.cache is not None and on_page is None:
             result = self.cache.analyze(
                 source,
                 requested,
@@ -118,7 +122,7 @@ class Analyzer:
         else:
             with metering.stage("decode"):
                 decoded = load(source, self.settings, name=name)
-            result = self.analyze_decoded(decoded, requested, metering)
+            result = self.analyze_decoded(decoded, requested, metering, on_page=on_page)
         metering.finish()
         return result
 

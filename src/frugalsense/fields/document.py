@@ -27,9 +27,15 @@ from frugalsense.fields.types import FIELD_KINDS, Evidence, ReceiptFields
 from frugalsense.ledger import CostReceipt, Meter
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from frugalsense.analyze import Analyzer
     from frugalsense.fields.forms import FormFields, FormPair
-    from frugalsense.results import AnalysisResult
+    from frugalsense.media.types import Frame
+    from frugalsense.results import AnalysisResult, PageResult
+
+    #: called with each page while it is decoded (`Analyzer.analyze`'s ``on_page``)
+    OnPage = Callable[[int, Frame, PageResult], None]
 
 __all__ = [
     "DOCUMENT_KINDS",
@@ -212,6 +218,7 @@ def read_document(
     name: str | None = ...,
     tenant: str | None = ...,
     meter: Meter | None = ...,
+    on_page: OnPage | None = ...,
 ) -> DocumentFields: ...
 
 
@@ -224,6 +231,7 @@ def read_document(
     name: str | None = ...,
     tenant: str | None = ...,
     meter: Meter | None = ...,
+    on_page: OnPage | None = ...,
 ) -> DocumentForms: ...
 
 
@@ -235,14 +243,16 @@ def read_document(
     name: str | None = None,
     tenant: str | None = None,
     meter: Meter | None = None,
+    on_page: OnPage | None = None,
 ) -> DocumentFields | DocumentForms:
     """Every page's fields of a receipt or invoice (a picture or a PDF), or with ``kind="form"`` every page's
     question and answer pairs of a form; each with a confidence and evidence, left out when the model is unsure.
-    The OCR and the extraction are on the receipt."""
+    The OCR and the extraction are on the receipt. ``on_page`` sees each page while it is decoded
+    (`Analyzer.analyze`)."""
     check_document(source if isinstance(source, bytes) else _head(source))
     if kind == "form":
-        return _read_form(source, analyzer, name=name, tenant=tenant, meter=meter)
-    result = analyzer.analyze(source, ["fields"], name=name, tenant=tenant, meter=meter)
+        return _read_form(source, analyzer, name=name, tenant=tenant, meter=meter, on_page=on_page)
+    result = analyzer.analyze(source, ["fields"], name=name, tenant=tenant, meter=meter, on_page=on_page)
     _check_pages(result)
     return DocumentFields.from_analysis(result)
 
@@ -254,13 +264,14 @@ def _read_form(
     name: str | None,
     tenant: str | None,
     meter: Meter | None,
+    on_page: OnPage | None,
 ) -> DocumentForms:
     """The text ladder on every page, then each page's pairs (`fields.forms.extract_form_fields`), billed as the
     ``forms`` stage of the same receipt."""
     from frugalsense.fields.forms import extract_form_fields
 
     metering = meter if meter is not None else analyzer.meter()
-    result = analyzer.analyze(source, ["text"], name=name, tenant=tenant, meter=metering)
+    result = analyzer.analyze(source, ["text"], name=name, tenant=tenant, meter=metering, on_page=on_page)
     _check_pages(result)
     pages = []
     for page in result.pages:

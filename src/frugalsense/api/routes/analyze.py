@@ -120,25 +120,30 @@ def _with_previews(
 ) -> tuple[dict[str, Any], CostReceipt]:
     """The analysis with a JPEG of each of the first `MAX_PREVIEWS` pages or frames, made in the same pass while
     each is decoded (billed as decoding). Not from the result cache: the pictures must be decoded anyway."""
-    from frugalsense.media import load
-
-    settings = analyzer.settings
-    meter = Meter(settings.price_per_cpu_hour)
-    if meter.cpu_budget_s is None:
-        meter.cpu_budget_s = settings.max_request_cpu_seconds
-    previews: dict[int, Preview] = {}
-
-    def on_page(number: int, frame: Frame, page: PageResult) -> None:
-        if number < MAX_PREVIEWS:
-            with meter.stage("decode", note="preview"):
-                previews[number] = jpeg_preview(frame, PREVIEW_SIDE, PREVIEW_QUALITY)
-
-    with meter.stage("decode"):
-        decoded = load(data, settings, name=name)
-    result: AnalysisResult = analyzer.analyze_decoded(decoded, features, meter, on_page=on_page)
-    meter.finish()
+    meter = analyzer.meter()
+    previews = PagePreviews(meter)
+    result: AnalysisResult = analyzer.analyze(data, features, name=name, meter=meter, on_page=previews.take)
     body = result.to_dict()
-    for number, preview in previews.items():
-        body["pages"][number]["preview"] = preview_json(preview)
-    body["previews_omitted"] = len(body["pages"]) - len(previews)
+    previews.attach(body)
     return body, result.receipt
+
+
+class PagePreviews:
+    """JPEGs of the first `MAX_PREVIEWS` pages or frames of one request, each made while its picture is decoded
+    (`Analyzer.analyze`'s ``on_page``) and billed to `meter` as decoding."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+        self.pictures: dict[int, Preview] = {}
+
+    def take(self, number: int, frame: Frame, page: PageResult) -> None:
+        if number < MAX_PREVIEWS:
+            with self.meter.stage("decode", note="preview"):
+                self.pictures[number] = jpeg_preview(frame, PREVIEW_SIDE, PREVIEW_QUALITY)
+
+    def attach(self, body: dict[str, Any]) -> None:
+        """Each page of a JSON answer (``body["pages"]``, in decoding order) gets its ``preview``; the answer
+        says how many got none."""
+        for number, preview in self.pictures.items():
+            body["pages"][number]["preview"] = preview_json(preview)
+        body["previews_omitted"] = len(body["pages"]) - len(self.pictures)

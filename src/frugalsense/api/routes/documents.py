@@ -10,14 +10,7 @@ from fastapi.responses import JSONResponse
 
 from frugalsense.api import schemas
 from frugalsense.api.auth import Principal
-from frugalsense.api.routes.analyze import (
-    MAX_PREVIEWS,
-    PREVIEW_QUALITY,
-    PREVIEW_SIDE,
-    flag,
-    preview_json,
-    receipt_response,
-)
+from frugalsense.api.routes.analyze import MAX_PREVIEWS, PREVIEW_SIDE, PagePreviews, flag, receipt_response
 from frugalsense.api.schemas.fields import DocumentForms as FormsBody
 from frugalsense.api.uploads import read_upload, upload_body
 from frugalsense.api.work import admitted, infer
@@ -89,26 +82,11 @@ async def document_fields(request: Request, principal: Principal = Depends(admit
 def _with_previews(
     analyzer: Analyzer, data: bytes, kind: DocumentKind, name: str, tenant: str
 ) -> tuple[dict[str, Any], DocumentFields | DocumentForms]:
-    """The document read, then its first `MAX_PREVIEWS` pages decoded again for their pictures, on the same
-    receipt (``decode`` stages with the note ``preview``): the reading keeps no pixels, and decoding a page costs
-    little beside reading it."""
-    from frugalsense.media import load
-    from frugalsense.media.preview import jpeg_preview
-
-    settings = analyzer.settings
+    """The document read with a JPEG of each of its first `MAX_PREVIEWS` pages, made while each page is decoded
+    for reading (billed as decoding, note ``preview``)."""
     meter = analyzer.meter()
-    found = read_document(data, analyzer, kind=kind, name=name, tenant=tenant, meter=meter)
-    with meter.stage("decode", note="preview"):
-        frames = load(data, settings, name=name).frames
-    pictures: dict[int, dict[str, Any]] = {}
-    for index in range(min(len(frames), MAX_PREVIEWS)):
-        with meter.stage("decode", note="preview"):  # the page is decoded here, when taken from `frames`
-            preview = jpeg_preview(frames[index], PREVIEW_SIDE, PREVIEW_QUALITY)
-        pictures[index] = preview_json(preview)
+    previews = PagePreviews(meter)
+    found = read_document(data, analyzer, kind=kind, name=name, tenant=tenant, meter=meter, on_page=previews.take)
     body = found.to_dict()
-    for page in body["pages"]:
-        shown = pictures.get((page["page"] or 1) - 1)  # a photo's page is None: its one picture
-        if shown is not None:
-            page["preview"] = shown
-    body["previews_omitted"] = sum("preview" not in page for page in body["pages"])
+    previews.attach(body)
     return body, found
