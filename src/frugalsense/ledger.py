@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from frugalsense.budget import current_limits
+from frugalsense.priority import lower_priority
 
 __all__ = ["Clock", "CostReceipt", "Meter", "StageCost"]
 
@@ -173,18 +174,17 @@ class Meter:
 
         if self.cancelled is not None and self.cancelled.is_set():
             raise CancelledError("the client went away; the work was stopped")
-        if self.large_cpu_s is not None and self.receipt.cpu_seconds > self.large_cpu_s:
-            from frugalsense.priority import lower_priority
-
+        if self.large_cpu_s is None and self.cpu_budget_s is None:
+            return
+        spent = self.receipt.cpu_seconds
+        if self.large_cpu_s is not None and spent > self.large_cpu_s:
             lower_priority()
-        if self.cpu_budget_s is not None:
-            spent = self.receipt.cpu_seconds
-            if spent > self.cpu_budget_s:
-                raise BudgetExceededError(
-                    f"the request spent {spent:.3f} CPU-s, over its budget of {self.cpu_budget_s:g} CPU-s "
-                    "(FRUGALSENSE_MAX_REQUEST_CPU_SECONDS); send fewer pages, a shorter recording or fewer "
-                    "features, or raise the budget"
-                )
+        if self.cpu_budget_s is not None and spent > self.cpu_budget_s:
+            raise BudgetExceededError(
+                f"the request spent {spent:.3f} CPU-s, over its budget of {self.cpu_budget_s:g} CPU-s "
+                "(FRUGALSENSE_MAX_REQUEST_CPU_SECONDS); send fewer pages, a shorter recording or fewer "
+                "features, or raise the budget"
+            )
 
     def record(self, cost: StageCost, *, covered_thread_s: float) -> None:
         """Add a stage measured elsewhere (e.g. a batch's share); `covered_thread_s` is this thread's CPU in it."""

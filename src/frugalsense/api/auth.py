@@ -13,6 +13,7 @@ Sessions are in the database, so they are looked up in the metadata pool too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -32,11 +33,12 @@ class Principal:
     role: str
 
 
-def _presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The API key a request's headers carry (``Authorization: Bearer`` first, then ``X-API-Key``), if any."""
+    header = headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
 
 
 def _unauthorized(detail: str) -> ApiError:
@@ -45,7 +47,7 @@ def _unauthorized(detail: str) -> ApiError:
 
 async def authenticate(request: Request) -> Principal:
     """FastAPI dependency: the caller's principal, or 401 (429 for an address that keeps failing)."""
-    key = _presented_key(request)
+    key = presented_key(request.headers)
     if key is None and request.cookies.get("fs_session"):
         return await _from_session(request, request.cookies["fs_session"])
     if key is None:

@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from frugalsense.api.auth import presented_key
 from frugalsense.api.problems import ApiError, problem
 from frugalsense.budget import MemoryBudget, RequestLimits, request_limits
 from frugalsense.errors import InputTooLargeError
@@ -130,7 +132,7 @@ class TurnAway:
             await refusal(scope, receive, send)
             return
         guard: AuthFailures | None = getattr(scope["app"].state, "auth_failures", None)
-        if guard is not None and path.startswith("/v1/") and _has_key(scope):
+        if guard is not None and path.startswith("/v1/") and presented_key(Headers(scope=scope)) is not None:
             client = scope.get("client")
             try:
                 guard.check(client[0] if client else "unknown")
@@ -140,13 +142,6 @@ class TurnAway:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def _has_key(scope: Scope) -> bool:
-    for name, value in scope.get("headers") or ():
-        if name == b"x-api-key" or (name == b"authorization" and value[:7].lower() == b"bearer "):
-            return True
-    return False
 
 
 class BodyTooLarge(InputTooLargeError):
