@@ -208,6 +208,11 @@ def test_uploads_past_the_memory_budget_are_refused_before_their_body_is_read(
         # The second one declares as much and sends none of it: it is refused from its headers alone (how soon:
         # bench/edge_latency.py --only admission).
         refused = _raw_request(server.port, head)
+        # ... at the edge, before routing and the key check (a burst of them costs a header each): a wrong key
+        # gets the same 503, and an upload that fits still gets its 401
+        unknown_key = _raw_request(server.port, head.replace(server.admin_key.encode(), b"fs_not_a_key"))
+        fits = head.replace(f"Content-Length: {size}".encode(), b"Content-Length: 1000")
+        unknown_small = _raw_request(server.port, fits.replace(server.admin_key.encode(), b"fs_not_a_key"))
         small = httpx.post(
             f"{server.url}/v1/collections", headers=_auth(server.admin_key), json={"name": "still served"}
         )
@@ -217,6 +222,8 @@ def test_uploads_past_the_memory_budget_are_refused_before_their_body_is_read(
     status_line = refused.split(b"\r\n", 1)[0]
     assert b" 503 " in status_line, refused[:300]
     assert b"retry-after" in refused.lower() and b"FRUGALSENSE_MEMORY_BUDGET_BYTES" in refused
+    assert b" 503 " in unknown_key.split(b"\r\n", 1)[0], unknown_key[:300]
+    assert b" 401 " in unknown_small.split(b"\r\n", 1)[0], unknown_small[:300]
     assert small.status_code == 201
 
 

@@ -83,6 +83,11 @@ class MemoryBudget:
             self._add(size, owner)
             return True
 
+    def would_fit(self, size: int) -> bool:
+        """Whether `try_reserve(size)` for a new owner would admit a body now (a check, nothing reserved)."""
+        with self._freed:
+            return self._fits(size, None)
+
     def reserve(self, size: int, owner: object, timeout_s: float) -> bool:
         """Working memory for `owner`: waits up to `timeout_s` for room; False if none came in time."""
         deadline = time.monotonic() + timeout_s

@@ -9,6 +9,13 @@ decodes the long strings a megabyte at a time, so the lock changes hands between
 >>> parsed = loads(body)
 >>> parsed == json.loads(body), len(parsed["image"])
 (True, 1200000)
+
+Named top-level fields can be left as they were sent (`RawString`: the literal's bytes, not a `str`): a base64
+file is then decoded straight from the body, and the 48 MiB string `json.loads` would build is never made.
+
+>>> raw = loads(body, raw_keys=("image",))["image"]
+>>> len(raw), bytes(raw.view()[:8])
+(1200000, b'QUFBQUFB')
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from __future__ import annotations
 import codecs
 import json
 import secrets
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["loads"]
+__all__ = ["RawString", "loads"]
 
 #: bodies up to this size parse in one call (a few milliseconds)
 SMALL = 1 << 20
@@ -32,13 +41,36 @@ PIECE = 1 << 20
 _QUOTE, _BACKSLASH = b'"', b"\\"
 
 
-def loads(raw: bytes | bytearray) -> Any:
-    """`json.loads(raw)`, decoding long strings in pieces; raises what `json.loads` raises."""
+@dataclass(frozen=True, eq=False)
+class RawString:
+    """A long string literal of a body, not decoded: its bytes between the quotes (no escapes among them).
+
+    It refers to the body's buffer: use it before the body is let go. Nothing checks that the bytes are UTF-8
+    text; whoever reads them checks them against what they must be (a base64 alphabet, say).
+    """
+
+    body: bytes | bytearray
+    start: int
+    end: int
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def view(self) -> memoryview:
+        return memoryview(self.body)[self.start : self.end]
+
+
+def loads(raw: bytes | bytearray, *, raw_keys: Collection[str] = ()) -> Any:
+    """`json.loads(raw)`, decoding long strings in pieces; raises what `json.loads` raises.
+
+    A top-level field named in `raw_keys` whose value is a long literal without escapes comes back as a
+    `RawString` instead of a `str`.
+    """
     if len(raw) <= SMALL or json.detect_encoding(bytes(raw[:4])) != "utf-8":
         return json.loads(raw)
     tag = "\x00" + secrets.token_hex(8) + ":"  # a NUL cannot occur raw in a JSON string: no collision
     skeleton, done = bytearray(), 0
-    longs: list[str] = []
+    spans: list[tuple[int, int]] = []
     start = raw.find(_QUOTE)
     while start >= 0:
         end = _closing_quote(raw, start)
@@ -46,14 +78,26 @@ def loads(raw: bytes | bytearray) -> Any:
             break  # unterminated: json.loads says where
         if end - start - 1 > LONG and raw.find(_BACKSLASH, start + 1, end) < 0:
             skeleton += raw[done:start]
-            skeleton += json.dumps(f"{tag}{len(longs)}").encode()
-            longs.append(_decode(raw, start + 1, end))
+            skeleton += json.dumps(f"{tag}{len(spans)}").encode()
+            spans.append((start + 1, end))
             done = end + 1
         start = raw.find(_QUOTE, end + 1)
-    if not longs:
+    if not spans:
         return json.loads(raw)
     skeleton += raw[done:]
-    return _put_back(json.loads(skeleton), tag, longs)
+    parsed = json.loads(skeleton)
+
+    def long_string(value: str) -> str | None:
+        return _decode(raw, *spans[int(value[len(tag) :])]) if value.startswith(tag) else None
+
+    if isinstance(parsed, dict) and raw_keys:
+        kept = {
+            key: RawString(raw, *spans[int(value[len(tag) :])])
+            for key, value in parsed.items()
+            if key in raw_keys and isinstance(value, str) and value.startswith(tag)
+        }
+        return {key: kept[key] if key in kept else _put_back(value, long_string) for key, value in parsed.items()}
+    return _put_back(parsed, long_string)
 
 
 def _closing_quote(raw: bytes | bytearray, start: int) -> int:
@@ -85,12 +129,14 @@ def _decode(raw: bytes | bytearray, start: int, end: int) -> str:
     return "".join(pieces)
 
 
-def _put_back(value: Any, tag: str, longs: list[str]) -> Any:
-    """The parsed skeleton with every placeholder replaced by its long string."""
+def _put_back(value: Any, long_string: Callable[[str], str | None]) -> Any:
+    """The parsed skeleton with every placeholder replaced by its long string (`long_string` of a placeholder;
+    None for any other string)."""
     if isinstance(value, str):
-        return longs[int(value[len(tag) :])] if value.startswith(tag) else value
+        found = long_string(value)
+        return value if found is None else found
     if isinstance(value, list):
-        return [_put_back(v, tag, longs) for v in value]
+        return [_put_back(v, long_string) for v in value]
     if isinstance(value, dict):
-        return {_put_back(k, tag, longs): _put_back(v, tag, longs) for k, v in value.items()}
+        return {_put_back(k, long_string): _put_back(v, long_string) for k, v in value.items()}
     return value

@@ -61,6 +61,21 @@ class BodySizeLimit:
             return self.max_bytes
         return min(self.max_bytes, SMALL_BODY_BYTES)
 
+    async def _memory_for(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """An upload the memory budget cannot take now is refused here (503), before the key check, routing and
+        its body: a burst of large uploads then costs the event loop a header each. The route's own reservation
+        (`work.admitted`) stays the check that counts; this one only answers sooner what it would answer."""
+        if scope.get("method") not in ("POST", "PUT"):
+            return True
+        budget: MemoryBudget | None = getattr(scope["app"].state, "memory", None)
+        if budget is None or budget.would_fit(body_reservation(Headers(scope=scope), self.max_bytes)):
+            return True
+        refusal = memory_refusal(budget)
+        answer = problem(refusal.status, refusal.code, refusal.detail, instance=scope.get("path", "")[:200])
+        answer.headers.update(refusal.headers)
+        await answer(scope, receive, send)
+        return False
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -82,6 +97,8 @@ class BodySizeLimit:
                     return
             except ValueError:
                 pass
+        if limit == self.max_bytes and not await self._memory_for(scope, receive, send):
+            return
         received = 0
 
         async def limited_receive() -> Message:
@@ -230,6 +247,31 @@ class AuthFailures:
 
 def overloaded(detail: str, retry_after: int = 1) -> ApiError:
     return ApiError(503, "overloaded", detail, {"Retry-After": str(retry_after)})
+
+
+#: bytes held per byte of body while it is parsed: a JSON body is kept as bytes, as a parsed string and as the
+#: decoded file; a multipart file is spooled, then read
+_HELD_PER_BODY_BYTE = {"application/json": 3, "multipart/form-data": 2}
+
+
+def body_reservation(headers: Headers, max_upload_bytes: int) -> int:
+    """Bytes to reserve for a request's body: from Content-Length, or the upload limit when it streams."""
+    declared = headers.get("content-length")
+    try:
+        size = min(int(declared), max_upload_bytes) if declared is not None else max_upload_bytes
+    except ValueError:
+        size = max_upload_bytes
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    return max(0, size) * _HELD_PER_BODY_BYTE.get(media, 1)
+
+
+def memory_refusal(budget: MemoryBudget) -> ApiError:
+    """503 for a body the memory budget cannot take now."""
+    return overloaded(
+        f"the server holds {budget.held / 2**20:.0f} MiB of uploads, near its budget of "
+        f"{budget.limit / 2**20:.0f} MiB (FRUGALSENSE_MEMORY_BUDGET_BYTES); retry shortly",
+        retry_after=2,
+    )
 
 
 class FairSlots:

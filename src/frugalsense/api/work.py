@@ -13,32 +13,15 @@ from typing import TypeVar
 from fastapi import Depends, Request
 
 from frugalsense.api.auth import Principal, authenticate
-from frugalsense.api.limits import WorkPools, overloaded, watch_disconnect
+from frugalsense.api.limits import WorkPools, body_reservation, memory_refusal, watch_disconnect
 from frugalsense.budget import MemoryBudget, RequestLimits, give_back_memory
-from frugalsense.settings import Settings
 
-__all__ = ["admitted", "body_reservation", "infer", "metadata"]
+__all__ = ["admitted", "infer", "metadata"]
 
 _T = TypeVar("_T")
 
-#: bytes held per byte of body while it is parsed: a JSON body is kept as bytes, as a parsed string and as the
-#: decoded file; a multipart file is spooled, then read
-_HELD_PER_BODY_BYTE = {"application/json": 3, "multipart/form-data": 2}
-
 #: after a request that reserved this much, freed memory is handed back to the system
 _TRIM_AFTER_BYTES = 16 * 1024 * 1024
-
-
-def body_reservation(request: Request) -> int:
-    """Bytes to reserve for a request's body: from Content-Length, or the upload limit when it streams."""
-    settings: Settings = request.app.state.settings
-    declared = request.headers.get("content-length")
-    try:
-        size = min(int(declared), settings.max_upload_bytes) if declared is not None else settings.max_upload_bytes
-    except ValueError:
-        size = settings.max_upload_bytes
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return max(0, size) * _HELD_PER_BODY_BYTE.get(media, 1)
 
 
 async def admitted(request: Request, principal: Principal = Depends(authenticate)) -> AsyncIterator[Principal]:
@@ -48,13 +31,9 @@ async def admitted(request: Request, principal: Principal = Depends(authenticate
     """
     budget: MemoryBudget = request.app.state.memory
     limits = request_limits_of(request)
-    size = body_reservation(request)
+    size = body_reservation(request.headers, request.app.state.settings.max_upload_bytes)
     if not budget.try_reserve(size, limits):
-        raise overloaded(
-            f"the server holds {budget.held / 2**20:.0f} MiB of uploads, near its budget of "
-            f"{budget.limit / 2**20:.0f} MiB (FRUGALSENSE_MEMORY_BUDGET_BYTES); retry shortly",
-            retry_after=2,
-        )
+        raise memory_refusal(budget)
     try:
         yield principal
     finally:
