@@ -124,3 +124,31 @@ def test_dlib_second_opinion_agrees_on_identity(analyzer: Analyzer, eval_dir: Pa
     diff = cosine(vec(pair_diff["file_x"]), vec(pair_diff["file_y"]))
     assert same > diff
     assert same > 0.9  # dlib's distance threshold 0.6 on unit vectors is cosine 0.82
+
+
+def test_detection_runs_in_several_threads_at_once_with_the_same_answers(
+    analyzer: Analyzer, eval_dir: Path
+) -> None:
+    """YuNet keeps its input size as state: each thread has its own detector, so a large picture's detection in
+    one request never holds up another request's photo (seen in bench/abuse.py: a page's two passes, 0.1 s each
+    under one shared lock, tripled another tenant's identify time), and threads still get what one thread gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from frugalsense.models.faces import YuNetDetector
+
+    detector = analyzer.zoo.get("yunet-int8")
+    assert isinstance(detector, YuNetDetector)
+    photos = sorted((eval_dir / "faces-detect").rglob("*.jpg"))[:8]
+    assert len(photos) == 8
+    frames = [load(p.read_bytes(), analyzer.settings).frames[0].bgr() for p in photos]
+    alone = [detector.detect_at(bgr, 640) for bgr in frames]
+    used: set[int] = set()
+
+    def detect(i: int) -> list:  # type: ignore[type-arg]
+        used.add(id(detector._det._detector()))  # the runtime's detector for this thread
+        return detector.detect_at(frames[i % len(frames)], 640)
+
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(detect, range(4 * len(frames))))
+    assert [[f.box for f in faces] for faces in together] == [[f.box for f in faces] for faces in alone] * 4
+    assert len(used) > 1

@@ -124,3 +124,30 @@ def test_padding_inside_a_long_field_is_refused() -> None:
     cut = len(good) // 2 // 4 * 4
     with pytest.raises(InvalidRequestError, match="padding"):
         _b64(good[:cut] + "QQ==" + good[cut:], "file")
+
+
+def test_file_fields_can_stay_raw_and_decode_straight_from_the_body() -> None:
+    """A base64 file named in `raw_keys` is never made a `str`: it decodes from the body's bytes to the same data,
+    is refused as strictly when damaged, and every other field parses as `json.loads` parses it."""
+    data = os.urandom(3 * jsonbody.SMALL + 5)
+    text = base64.b64encode(data).decode()
+    raw = bytearray(json.dumps({"file": text, "name": "a.jpg", "other": _big_text(), "n": [1, 2]}).encode())
+    parsed = jsonbody.loads(raw, raw_keys=("file",))
+    assert isinstance(parsed["file"], jsonbody.RawString) and len(parsed["file"]) == len(text)
+    assert {k: v for k, v in parsed.items() if k != "file"} == {
+        k: v for k, v in json.loads(raw).items() if k != "file"
+    }
+    assert _b64(parsed["file"], "file") == data
+    raw.clear()  # nothing decoded from it is still tied to the buffer
+    for damaged in (text[:-1] + "!", text[:1000] + "=" + text[1001:], text[:-3]):
+        kept = jsonbody.loads(json.dumps({"file": damaged}).encode(), raw_keys=("file",))["file"]
+        assert isinstance(kept, jsonbody.RawString)
+        with pytest.raises(InvalidRequestError):
+            _b64(kept, "file")
+
+
+def test_short_or_escaped_file_fields_stay_strings() -> None:
+    escaped = json.dumps({"file": "QUFB\\/" + "A" * (2 * jsonbody.LONG), "pad": _big_text()}).encode()
+    assert isinstance(jsonbody.loads(escaped, raw_keys=("file",))["file"], str)
+    small = json.dumps({"file": "QUFB", "pad": _big_text()}).encode()
+    assert jsonbody.loads(small, raw_keys=("file",))["file"] == "QUFB"

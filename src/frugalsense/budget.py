@@ -59,18 +59,23 @@ class MemoryBudget:
     by what requests already under way still need). Small pictures (an eighth of the budget or less: a phone
     photo) never wait either: at most a worker's worth each, they cannot add up, and a huge page held by one
     tenant must not hold up every other tenant's photos. A request may always start when nobody else holds
-    memory, or nothing larger than the budget could ever run. Thread-safe.
+    memory, or nothing larger than the budget could ever run. Bodies are admitted against the bodies held, not
+    against pictures being worked on: those are bounded by the workers, and one tenant's page larger than the
+    whole budget must not turn every other tenant's upload away while it is read. Thread-safe.
 
     >>> budget = MemoryBudget(100)
     >>> budget.try_reserve(60), budget.try_reserve(60), budget.held
     (True, False, 60)
     >>> budget.release(60); budget.held
     0
+    >>> page = object(); budget.reserve(150, page, 0), budget.try_reserve(60), budget.held  # a page over it
+    (True, True, 210)
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
+        self.working = 0  # of `held`: pictures and models being worked on
         self._by_owner: dict[int, int] = {}  # everything an owner holds, bodies included
         self._working: dict[int, int] = {}  # what an owner holds for its work
         self._freed = threading.Condition()
@@ -78,7 +83,7 @@ class MemoryBudget:
     def try_reserve(self, size: int, owner: object = None) -> bool:
         """Admit a body of `size` bytes now, or refuse it (never waits)."""
         with self._freed:
-            if not self._fits(size, owner):
+            if not self._body_fits(size, owner):
                 return False
             self._add(size, owner)
             return True
@@ -86,7 +91,7 @@ class MemoryBudget:
     def would_fit(self, size: int) -> bool:
         """Whether `try_reserve(size)` for a new owner would admit a body now (a check, nothing reserved)."""
         with self._freed:
-            return self._fits(size, None)
+            return self._body_fits(size, None)
 
     def reserve(self, size: int, owner: object, timeout_s: float) -> bool:
         """Working memory for `owner`: waits up to `timeout_s` for room; False if none came in time."""
@@ -100,7 +105,13 @@ class MemoryBudget:
                 self._freed.wait(left)
             self._add(size, owner)
             self._working[id(owner)] = self._working.get(id(owner), 0) + size
+            self.working += size
             return True
+
+    def _body_fits(self, size: int, owner: object) -> bool:
+        mine = self._by_owner.get(id(owner), 0) - self._working.get(id(owner), 0) if owner is not None else 0
+        bodies = self.held - self.working
+        return bodies - mine <= 0 or bodies + size <= self.limit
 
     def _fits(self, size: int, owner: object) -> bool:
         mine = self._by_owner.get(id(owner), 0) if owner is not None else 0
@@ -118,6 +129,8 @@ class MemoryBudget:
                 _take_away(self._by_owner, id(owner), size)
                 if working:
                     _take_away(self._working, id(owner), size)
+            if working:
+                self.working = max(0, self.working - size)
             self._freed.notify_all()
 
 

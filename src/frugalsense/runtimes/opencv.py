@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,17 +50,33 @@ class OpenCVSession:
 
 
 class OpenCVFaceDetector:
-    """YuNet through `cv2.FaceDetectorYN`: rows of x, y, w, h, five (x, y) landmarks, score."""
+    """YuNet through `cv2.FaceDetectorYN`: rows of x, y, w, h, five (x, y) landmarks, score. Thread-safe.
+
+    A detector keeps its input size as state, so each thread gets its own (the int8 network is 0.1 MB): one
+    request's detection on a large picture never holds up another request's photo.
+    """
 
     def __init__(self, path: Path, *, score_threshold: float, nms_threshold: float = 0.3, threads: int = 1):
         cv2 = _cv2(threads)
         self._cv2: Any = cv2
-        self._det = cv2.FaceDetectorYN.create(_require(path), "", (320, 320), score_threshold, nms_threshold, 5000)
+        self._args = (_require(path), "", (320, 320), score_threshold, nms_threshold, 5000)
+        self._own = threading.local()
+        self._own.det = self._create()  # the model is checked (and read) now, not on a worker's first photo
+
+    def _create(self) -> Any:
+        return self._cv2.FaceDetectorYN.create(*self._args)
+
+    def _detector(self) -> Any:
+        det = getattr(self._own, "det", None)
+        if det is None:
+            det = self._own.det = self._create()
+        return det
 
     def detect(self, bgr: Array) -> Array:
         height, width = bgr.shape[:2]
-        self._det.setInputSize((int(width), int(height)))
-        _, faces = self._det.detect(bgr)
+        det = self._detector()
+        det.setInputSize((int(width), int(height)))
+        _, faces = det.detect(bgr)
         return np.zeros((0, 15), np.float32) if faces is None else np.asarray(faces, np.float32)
 
     def detect_at(self, bgr: Array, max_side: int) -> Array:
