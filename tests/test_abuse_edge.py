@@ -229,7 +229,11 @@ def test_uploads_past_the_memory_budget_are_refused_before_their_body_is_read(
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[Server]:
-    env = {"FRUGALSENSE_RATE_PER_KEY": "0", "FRUGALSENSE_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024)}
+    env = {
+        "FRUGALSENSE_RATE_PER_KEY": "0",
+        "FRUGALSENSE_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
+        "FRUGALSENSE_REFUSAL_DELAY_S": "0",  # made-up methods are answered at once here (the tarpit: below)
+    }
     server = Server(tmp_path_factory.mktemp("edge"), model_dir, env=env).start()
     yield server
     server.kill()
@@ -298,23 +302,46 @@ def test_made_up_methods_do_not_grow_the_metrics(edge: Server) -> None:
 
 def test_failed_key_checks_are_rate_limited_per_address(tmp_path: Path, model_dir: Path) -> None:
     """Finding 16: invalid keys were never limited, and each one took the store's lock."""
-    env = {"FRUGALSENSE_AUTH_FAILURES_PER_MINUTE": "10"}
+    env = {"FRUGALSENSE_AUTH_FAILURES_PER_MINUTE": "2", "FRUGALSENSE_REFUSAL_DELAY_S": "0.3"}
     server = Server(tmp_path / "data", model_dir, env=env).start()
     try:
         statuses = [
             httpx.get(f"{server.url}/v1/collections", headers=_auth(f"fs_guess{n:04d}_0000")).status_code
-            for n in range(30)
+            for n in range(12)
         ]
+        asked = time.monotonic()
         refused = httpx.get(f"{server.url}/v1/collections", headers=_auth("fs_guess_again_0000"))
+        held_back = time.monotonic() - asked
+        # While refusals are held back (a tarpit for floods), everyone else is answered at once.
+        others: list[object] = []
+        flood = [
+            _in_background(
+                lambda: [
+                    httpx.get(f"{server.url}/v1/collections", headers=_auth("fs_flood_0000")).status_code
+                    for _ in range(5)
+                ],
+                others,
+            )
+            for _ in range(4)
+        ]
+        time.sleep(0.1)
+        served = time.monotonic()
+        health_during = httpx.get(f"{server.url}/healthz")
+        served = time.monotonic() - served
+        for thread in flood:
+            thread.join(timeout=30)
         # A locked-out address is turned away before routing, whatever the path; requests without a key and
         # other addresses' are not (the server sees only 127.0.0.1 here, so only the first half is shown).
         elsewhere = httpx.get(f"{server.url}/v1/no-such-route", headers=_auth("fs_guess_more_0000"))
         health = httpx.get(f"{server.url}/healthz")
     finally:
         server.kill()
-    assert statuses[:10] == [401] * 10
-    assert set(statuses[10:]) == {429}, statuses
+    assert statuses[:2] == [401] * 2  # 2 a minute, forgiven one every 30 s: the rest of the test is quicker
+    assert set(statuses[2:]) == {429}, statuses
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert held_back >= 0.3, held_back
+    assert health_during.status_code == 200 and served < 0.25, served
+    assert [s for statuses_ in others[::2] for s in statuses_] == [429] * 20  # type: ignore[attr-defined]
     assert json.loads(refused.content)["code"] == "rate_limited"
     assert elsewhere.status_code == 429 and json.loads(elsewhere.content)["code"] == "rate_limited"
     assert health.status_code == 200

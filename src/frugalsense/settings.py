@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     auth_failures_per_minute: float = Field(
         default=30.0, ge=0, description="failed API-key checks per client address per minute before 429 (0: off)"
     )
+    refusal_delay_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=30,
+        description="how long the answer to a locked-out address or an unknown method is held back (0: at once)",
+    )
 
     # -- what callers may store --
     max_name_chars: int = Field(default=200, ge=1, description="longest person, collection or item name")

@@ -132,7 +132,10 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 class TurnAway:
     """Refuses, before routing, what can only be refused: a method no route has (405), and a request with an API
     key from an address locked out by `AuthFailures` (429, as `authenticate` would answer after the whole
-    routing and dependency machinery). A flood of either then costs the event loop as little as it can."""
+    routing and dependency machinery). Either answer is held back `Settings.refusal_delay_s` (a tarpit): a flood
+    of guesses or junk from one address then gets a few answers a second per connection (and an address holds at
+    most `max_connections_per_address`), instead of as many as the event loop can write, every other tenant's
+    request waiting its turn behind them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -142,13 +145,15 @@ class TurnAway:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        state = scope["app"].state
         if scope.get("method") not in KNOWN_METHODS:
             allowed = ", ".join(sorted(KNOWN_METHODS))
             refusal = problem(405, "method_not_allowed", f"use one of {allowed}", instance=path[:200])
             refusal.headers["Allow"] = allowed
+            await _held_back(state)
             await refusal(scope, receive, send)
             return
-        guard: AuthFailures | None = getattr(scope["app"].state, "auth_failures", None)
+        guard: AuthFailures | None = getattr(state, "auth_failures", None)
         if guard is not None and path.startswith("/v1/") and presented_key(Headers(scope=scope)) is not None:
             client = scope.get("client")
             try:
@@ -156,9 +161,16 @@ class TurnAway:
             except ApiError as exc:
                 refusal = problem(exc.status, exc.code, exc.detail, instance=path[:200])
                 refusal.headers.update(exc.headers or {})
+                await _held_back(state)
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+async def _held_back(state: Any) -> None:
+    settings: Settings | None = getattr(state, "settings", None)
+    if settings is not None and settings.refusal_delay_s > 0:
+        await asyncio.sleep(settings.refusal_delay_s)
 
 
 class BodyTooLarge(InputTooLargeError):
