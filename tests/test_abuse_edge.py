@@ -302,12 +302,12 @@ def test_made_up_methods_do_not_grow_the_metrics(edge: Server) -> None:
 
 def test_failed_key_checks_are_rate_limited_per_address(tmp_path: Path, model_dir: Path) -> None:
     """Finding 16: invalid keys were never limited, and each one took the store's lock."""
-    env = {"FRUGALSENSE_AUTH_FAILURES_PER_MINUTE": "2", "FRUGALSENSE_REFUSAL_DELAY_S": "0.3"}
+    env = {"FRUGALSENSE_AUTH_FAILURES_PER_MINUTE": "2", "FRUGALSENSE_REFUSAL_DELAY_S": "1"}
     server = Server(tmp_path / "data", model_dir, env=env).start()
     try:
         statuses = [
             httpx.get(f"{server.url}/v1/collections", headers=_auth(f"fs_guess{n:04d}_0000")).status_code
-            for n in range(12)
+            for n in range(6)
         ]
         asked = time.monotonic()
         refused = httpx.get(f"{server.url}/v1/collections", headers=_auth("fs_guess_again_0000"))
@@ -339,8 +339,8 @@ def test_failed_key_checks_are_rate_limited_per_address(tmp_path: Path, model_di
     assert statuses[:2] == [401] * 2  # 2 a minute, forgiven one every 30 s: the rest of the test is quicker
     assert set(statuses[2:]) == {429}, statuses
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
-    assert held_back >= 0.3, held_back
-    assert health_during.status_code == 200 and served < 0.25, served
+    assert held_back >= 1, held_back
+    assert health_during.status_code == 200 and served < 0.5, served  # not behind the held-back refusals
     assert [s for statuses_ in others[::2] for s in statuses_] == [429] * 20  # type: ignore[attr-defined]
     assert json.loads(refused.content)["code"] == "rate_limited"
     assert elsewhere.status_code == 429 and json.loads(elsewhere.content)["code"] == "rate_limited"
