@@ -22,9 +22,10 @@ def test_a_large_erasure_goes_in_chunks_while_another_tenant_works(
     settings: Settings, eval_dir: Path, what: str
 ) -> None:
     photo = eval_dir / "faces-deepface" / "images" / "img1.jpg"
+    settings = settings.model_copy(update={"erase_chunk_faces": 1000})
     store = SQLiteStore.open(settings)
     gallery = FaceGallery(store, Analyzer(settings))
-    gallery.erase_chunk = 1000
+    assert gallery.erase_chunk == 1000  # FRUGALSENSE_ERASE_CHUNK_FACES
     big = store.create_tenant("big").id
     crowd = gallery.create_collection(big, "crowd").id
     regular = gallery.create_person(big, crowd, "Regular")

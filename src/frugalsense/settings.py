@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     max_name_chars: int = Field(default=200, ge=1, description="longest person, collection or item name")
     max_source_chars: int = Field(default=1024, ge=1, description="longest `source` key of an indexed item")
     max_metadata_bytes: int = Field(default=16 * 1024, ge=2, description="largest metadata object, as JSON")
+    erase_chunk_faces: int = Field(
+        default=150,
+        ge=1,
+        le=10_000,
+        description="faces deleted per transaction in a large erasure (other requests run between chunks)",
+    )
     max_json_depth: int = Field(default=32, ge=2, description="deepest nesting accepted in any JSON body")
     keep_face_crops: bool = Field(
         default=True, description="store a small JPEG of each stored face next to its embedding (DATA_DIR/crops)"

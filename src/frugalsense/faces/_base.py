@@ -24,7 +24,7 @@ from frugalsense.media.types import Frame, Source
 from frugalsense.results import Box, Face
 from frugalsense.store.base import FaceRecord, NewFace, Store
 from frugalsense.store.files import private_folder, private_replace
-from frugalsense.store.sqlite import ERASE_CHUNK, new_id
+from frugalsense.store.sqlite import new_id
 
 if TYPE_CHECKING:
     from frugalsense.analyze import Analyzer
@@ -70,7 +70,7 @@ class GalleryBase:
         if self.crops_dir.is_dir():
             private_folder(self.crops_dir)  # an older version left it readable by others
         #: faces deleted per transaction when a collection is erased (the locks are free between chunks)
-        self.erase_chunk = ERASE_CHUNK
+        self.erase_chunk = self.settings.erase_chunk_faces
         #: how many times each tenant's face index was loaded from the store (once, unless its faces changed
         #: in another process)
         self.index_loads: Counter[str] = Counter()
