@@ -8,6 +8,7 @@ reads them back into words, so SQLite's query syntax stops at this module.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from frugalsense.errors import NotFoundError
 from frugalsense.store._tables import LIVE_FACE, LIVE_PERSON, new_id, now
-from frugalsense.store.erasure import record_refs
+from frugalsense.store.erasure import result_refs
 from frugalsense.store.items import FaceLink, Filters, Item, NewItem, StoredVectors, WriteOutcome
 from frugalsense.store.postgres_db import PgConn, PgDatabase
 from frugalsense.store.validation import read_json
@@ -48,13 +49,15 @@ class PostgresSearchStore(PgDatabase):
     def put_item(self, tenant_id: str, new: NewItem) -> WriteOutcome:
         self.limits.source(new.source)
         with self._write() as conn:
-            return _insert(conn, tenant_id, new)
+            return _write_items(conn, tenant_id, [new])[0]
 
     def put_items(self, tenant_id: str, items: Sequence[NewItem]) -> list[WriteOutcome]:
+        """Many `put_item`s in one transaction, each table written with one statement (a COPY from 64 rows) per
+        run of distinct sources: the same rows and outcomes as one `put_item` after another."""
         for new in items:
             self.limits.source(new.source)
         with self._write() as conn:
-            return [_insert(conn, tenant_id, new) for new in items]
+            return _write_items(conn, tenant_id, items)
 
     def delete_item(self, tenant_id: str, item_id: str) -> WriteOutcome:
         with self._write() as conn:
@@ -336,69 +339,142 @@ def _stored(rows: Sequence[Any], version: int) -> StoredVectors:
     )
 
 
-def _insert(conn: PgConn, tenant_id: str, new: NewItem) -> WriteOutcome:
-    """Write one item inside the caller's transaction."""
-    item_id = new_id("item", 16)
-    before = _version(conn, tenant_id, new.encoder)
-    old = conn.execute(
-        "SELECT id, rowid FROM items WHERE tenant_id = ? AND source = ?", (tenant_id, new.source)
+def _write_items(conn: PgConn, tenant_id: str, items: Sequence[NewItem]) -> list[WriteOutcome]:
+    """Write items in order inside the caller's transaction. The tenant's search_state rows are locked first, so
+    the versions each outcome reports, worked out here as one write after another would see them, are the
+    database's: no other writer can move them before this transaction ends. (A row another writer creates
+    meanwhile, for an encoder new to the tenant, is not locked: then the versions reported fall behind the
+    database's, and the vector cache reloads instead of missing a change.)"""
+    state = {
+        r[0]: int(r[1])
+        for r in conn.execute(
+            "SELECT encoder, version FROM search_state WHERE tenant_id = ? ORDER BY encoder FOR UPDATE",
+            (tenant_id,),
+        ).fetchall()
+    }
+    out: list[WriteOutcome] = []
+    run: dict[str, NewItem] = {}
+    for new in items:
+        if new.source in run:  # a second write of one source replaces the first: after it is stored
+            out += _write_run(conn, tenant_id, list(run.values()), state)
+            run = {}
+        run[new.source] = new
+    if run:
+        out += _write_run(conn, tenant_id, list(run.values()), state)
+    return out
+
+
+def _write_run(conn: PgConn, tenant_id: str, run: list[NewItem], state: dict[str, int]) -> list[WriteOutcome]:
+    """Items of distinct sources: the records they replace deleted, then one write per table."""
+    old = {
+        r["source"]: r
+        for r in conn.execute(
+            "SELECT source, id, rowid FROM items WHERE tenant_id = ? AND source = ANY(?)",
+            (tenant_id, [new.source for new in run]),
+        ).fetchall()
+    }
+    faces: dict[str, list[str]] = {}
+    encoders: dict[str, list[str]] = {}  # of the replaced items' vectors, whose deletion bumps their versions
+    if old:
+        ids = [r["id"] for r in old.values()]
+        for r in conn.execute(
+            "SELECT item_id, face_id FROM item_faces WHERE tenant_id = ? AND item_id = ANY(?) ORDER BY rowid",
+            (tenant_id, ids),
+        ).fetchall():
+            faces.setdefault(r[0], []).append(r[1])
+        for r in conn.execute(
+            "SELECT item_id, encoder FROM item_vectors WHERE tenant_id = ? AND item_id = ANY(?)", (tenant_id, ids)
+        ).fetchall():
+            encoders.setdefault(r[0], []).append(r[1])
+        conn.execute("DELETE FROM items WHERE tenant_id = ? AND id = ANY(?)", (tenant_id, ids))
+    # The serial numbers the rows would have drawn one insert at a time, drawn at once so COPY can carry them.
+    rowids, vector_rows = conn.execute(
+        "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('items', 'rowid')) FROM generate_series(1, ?)),"
+        " ARRAY(SELECT nextval(pg_get_serial_sequence('item_vectors', 'row')) FROM generate_series(1, ?))",
+        (len(run), sum(len(new.vectors) for new in run)),
     ).fetchone()
-    replaced_faces = _delete(conn, tenant_id, old["id"]) if old is not None else []
-    rowid = int(
-        conn.execute(
-            "INSERT INTO items (id, tenant_id, source, sha256, modality, mime, byte_size, pages, duration_s,"
-            " captured_at, indexed_at, nsfw, flagged, phash, encoder, result)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid",
+    rowids, vector_rows = sorted(rowids), sorted(vector_rows)
+    item_ids = [new_id("item", 16) for _ in run]
+    written = list(zip(run, item_ids, rowids, strict=True))
+    conn.executemany(
+        "INSERT INTO items (rowid, id, tenant_id, source, sha256, modality, mime, byte_size, pages, duration_s,"
+        " captured_at, indexed_at, nsfw, flagged, phash, encoder, result)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
             (
-                item_id,
-                tenant_id,
-                new.source,
-                new.sha256,
-                new.modality,
-                new.mime,
-                new.byte_size,
-                new.pages,
-                new.duration_s,
-                new.captured_at,
-                now(),
-                new.nsfw,
-                int(new.flagged),
-                _signed(new.phash),
-                new.encoder,
-                json.dumps(new.result, ensure_ascii=False),
-            ),
-        ).fetchone()[0]
+                *(rowid, item_id, tenant_id, new.source, new.sha256, new.modality, new.mime, new.byte_size),
+                *(new.pages, new.duration_s, new.captured_at, now(), new.nsfw, int(new.flagged)),
+                *(_signed(new.phash), new.encoder, json.dumps(new.result, ensure_ascii=False)),
+            )
+            for new, item_id, rowid in written
+        ],
     )
-    record_refs(conn, tenant_id, item_id, new.result)  # type: ignore[arg-type]
+    # the persons and faces each result names, for their erasure (erasure.record_refs, one statement for all)
+    conn.executemany(
+        "INSERT INTO item_refs (tenant_id, ref, item_id) VALUES (?, ?, ?)",
+        [(tenant_id, ref, item_id) for new, item_id, _ in written for ref in sorted(result_refs(new.result))],
+    )
     conn.executemany(
         "INSERT INTO item_labels (tenant_id, item_id, name, score) VALUES (?, ?, ?, ?)",
-        [(tenant_id, item_id, name, score) for name, score in new.labels.items()],
+        [(tenant_id, item_id, name, score) for new, item_id, _ in written for name, score in new.labels.items()],
     )
     conn.executemany(
-        "INSERT OR IGNORE INTO item_faces (tenant_id, item_id, face_id, page) VALUES (?, ?, ?, ?)",
-        [(tenant_id, item_id, face_id, page) for face_id, page in new.faces],
+        "INSERT INTO item_faces (tenant_id, item_id, face_id, page) VALUES (?, ?, ?, ?)",
+        [
+            (tenant_id, item_id, face, page)
+            for new, item_id, _ in written
+            for face, page in _first_pages(new.faces)
+        ],
     )
-    rows = []
-    for part, vector in new.vectors:
-        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
-        cur = conn.execute(
-            "INSERT INTO item_vectors (tenant_id, item_id, encoder, part, vector) VALUES (?, ?, ?, ?, ?)"
-            " RETURNING row",
-            (tenant_id, item_id, new.encoder, part, blob),
-        )
-        rows.append(int(cur.fetchone()[0]))
-    conn.execute(
+    vectors = [(new, item_id, part, vector) for new, item_id, _ in written for part, vector in new.vectors]
+    conn.executemany(
+        "INSERT INTO item_vectors (row, tenant_id, item_id, encoder, part, vector) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (row, tenant_id, item_id, new.encoder, part, np.ascontiguousarray(vector, dtype="<f4").tobytes())
+            for row, (new, item_id, part, vector) in zip(vector_rows, vectors, strict=True)
+        ],
+    )
+    conn.executemany(
         "INSERT INTO item_text (rowid, tenant_id, text, transcript, labels, grams) VALUES (?, ?, ?, ?, ?, ?)",
-        (rowid, tenant_id, new.text, new.transcript, " ".join(new.labels), "".join(new.text.lower().split())),
+        [
+            (rowid, tenant_id, new.text, new.transcript, " ".join(new.labels), "".join(new.text.lower().split()))
+            for new, _, rowid in written
+        ],
     )
-    conn.execute(
-        "INSERT INTO search_state (tenant_id, encoder, version) VALUES (?, ?, 1)"
-        " ON CONFLICT (tenant_id, encoder) DO UPDATE SET version = search_state.version + 1",
-        (tenant_id, new.encoder),
+    added = Counter(new.encoder for new in run)
+    conn.executemany(
+        "INSERT INTO search_state (tenant_id, encoder, version) VALUES (?, ?, ?) ON CONFLICT (tenant_id, encoder)"
+        " DO UPDATE SET version = search_state.version + excluded.version",
+        [(tenant_id, encoder, n) for encoder, n in sorted(added.items())],
     )
-    after = _version(conn, tenant_id, new.encoder)
-    item = _item(conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE rowid = ?", (rowid,)).fetchone())
-    return WriteOutcome(item, replaced_faces, int(old["rowid"]) if old else None, before, after, rows)
+    stored = {
+        int(r["rowid"]): _item(r)
+        for r in conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE rowid = ANY(?)", (rowids,)).fetchall()
+    }
+    out: list[WriteOutcome] = []
+    rows = iter(vector_rows)
+    for new, _, rowid in written:
+        before = state.get(new.encoder, 0)
+        prior = old.get(new.source)
+        for encoder in encoders.get(prior["id"], []) if prior is not None else []:
+            if encoder in state:  # the delete trigger bumps a version only where its row exists
+                state[encoder] += 1
+        state[new.encoder] = state.get(new.encoder, 0) + 1
+        mine = [next(rows) for _ in new.vectors]
+        if prior is None:
+            out.append(WriteOutcome(stored[rowid], [], None, before, state[new.encoder], mine))
+        else:
+            gone = faces.get(prior["id"], [])
+            out.append(WriteOutcome(stored[rowid], gone, int(prior["rowid"]), before, state[new.encoder], mine))
+    return out
+
+
+def _first_pages(faces: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Each face once, at its first page, in order: what ``INSERT OR IGNORE`` kept of the links one at a time."""
+    first: dict[str, int] = {}
+    for face_id, page in faces:
+        first.setdefault(face_id, page)
+    return list(first.items())
 
 
 def _version(conn: PgConn, tenant_id: str, encoder: str) -> int:
