@@ -74,14 +74,24 @@ class GalleryBase:
         #: how many times each tenant's face index was loaded from the store (once, unless its faces changed
         #: in another process)
         self.index_loads: Counter[str] = Counter()
-        # One lock orders every write with its index update, so a concurrent delete cannot resurrect a face.
-        self._lock = threading.RLock()
+        # A lock per tenant orders every write with its index update, so a concurrent delete cannot resurrect a
+        # face; no tenant waits for another's (a 20,000-face erasure goes on beside other tenants' identify).
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
         self._indexes: dict[str, VectorIndex] = {}
+
+    def _lock(self, tenant_id: str) -> threading.RLock:
+        """The tenant's lock (made on first use)."""
+        with self._locks_guard:
+            lock = self._locks.get(tenant_id)
+            if lock is None:
+                lock = self._locks[tenant_id] = threading.RLock()
+            return lock
 
     def _index(self, tenant_id: str) -> VectorIndex:
         """The tenant's index, loaded on first use and again only when its faces changed in another process
         (its face version moved without this gallery): other tenants' writes never reload it."""
-        with self._lock:
+        with self._lock(tenant_id):
             version = self.store.face_version(tenant_id)
             index = self._indexes.get(tenant_id)
             if index is None or index.version != version:

@@ -152,13 +152,13 @@ class Clustering(GalleryBase):
         go on meanwhile), and the new clusters written under it again, only to faces still unknown and still in
         the cluster they were in when read: a face named, re-clustered or erased meanwhile keeps what happened.
         """
-        with self._lock:
+        with self._lock(tenant_id):
             ids, vectors, previous = self._index(tenant_id).unknown_faces()
         ids, vectors, previous = ids[-RECLUSTER_MAX:], vectors[-RECLUSTER_MAX:], previous[-RECLUSTER_MAX:]
         labels = average_linkage(vectors, self.profile.identify_threshold)
         names = reuse_cluster_ids(labels.tolist(), previous, lambda: new_id("clu"))
         moves = {f: (old, c) for f, c, old in zip(ids, names, previous, strict=True) if c != old}
-        with self._lock:
+        with self._lock(tenant_id):
             now_ids, _, now_clusters = self._index(tenant_id).unknown_faces()
             now = dict(zip(now_ids, now_clusters, strict=True))
             changes = {f: c for f, (old, c) in moves.items() if f in now and now[f] == old}
@@ -172,7 +172,7 @@ class Clustering(GalleryBase):
 
     def promote_cluster(self, tenant_id: str, cluster_id: str, collection_id: str, name: str) -> Person:
         """Name a cluster: a new person in ``collection_id`` whose enrolled faces are the cluster's faces."""
-        with self._lock:
+        with self._lock(tenant_id):
             person = self.store.promote_cluster(tenant_id, cluster_id, collection_id, name)
             index = self._changed(tenant_id) or self._index(tenant_id)
             for record in self.store.list_faces(tenant_id, person_id=person.id):

@@ -32,7 +32,7 @@ class Corrections(GalleryBase):
         # Enrolled by a correction: dlib's embedding from the stored crop, so the person can climb the
         # identification ladder like one enrolled from a picture (worked out before taking the lock).
         second = self._second_from_crop(tenant_id, face_id) if is_person is not None else None
-        with self._lock:
+        with self._lock(tenant_id):
             if is_not_person is not None:
                 corrections.append(self.store.correct_face(tenant_id, face_id, is_not_person, "is_not"))
             if is_person is not None:

@@ -27,7 +27,7 @@ class Erasure(GalleryBase):
         ``progress`` is told what went so far after each chunk. A crash part-way leaves the collection hidden;
         deleting it again (or the next start) finishes the erasure.
         """
-        with self._lock:
+        with self._lock(tenant_id):
             self.store.begin_collection_erasure(tenant_id, collection_id)
             index = self._changed(tenant_id)
             if index is not None:
@@ -40,7 +40,7 @@ class Erasure(GalleryBase):
         """The chunks of a begun collection erasure, each under the lock, none held in between."""
         erased = Erased()
         while not erased.collections:
-            with self._lock:
+            with self._lock(tenant_id):
                 try:
                     chunk = self.store.erase_collection_chunk(
                         tenant_id, collection_id, self.erase_chunk, lambda ids: self._unlink_crops(tenant_id, ids)
@@ -58,14 +58,14 @@ class Erasure(GalleryBase):
     def delete_person(self, tenant_id: str, person_id: str) -> Erased:
         """Erase a person: their enrolled faces, the sightings identified as them, embeddings, crops and
         corrections. Sightings never attributed to them cannot be told apart from strangers and stay."""
-        with self._lock:
+        with self._lock(tenant_id):
             self.store.get_person(tenant_id, person_id)
             doomed = self.store.list_faces(tenant_id, person_id=person_id)
             self._unlink_crops(tenant_id, [f.id for f in doomed])
             return self._after_erase(tenant_id, self.store.delete_person(tenant_id, person_id))
 
     def delete_face(self, tenant_id: str, face_id: str) -> Erased:
-        with self._lock:
+        with self._lock(tenant_id):
             self.store.get_face(tenant_id, face_id)
             self._unlink_crops(tenant_id, [face_id])
             return self._after_erase(tenant_id, self.store.delete_face(tenant_id, face_id))
@@ -77,7 +77,7 @@ class Erasure(GalleryBase):
         self.store.get_tenant(tenant_id)
         erased = Erased()
         while True:
-            with self._lock:
+            with self._lock(tenant_id):
                 chunk = self.store.erase_tenant_faces(
                     tenant_id, self.erase_chunk, lambda ids: self._unlink_crops(tenant_id, ids)
                 )
@@ -89,7 +89,7 @@ class Erasure(GalleryBase):
             if progress is not None:
                 progress(erased)
             time.sleep(0.001)  # let a thread waiting for the lock take it before the next chunk
-        with self._lock:
+        with self._lock(tenant_id):
             shutil.rmtree(self._tenant_crops(tenant_id), ignore_errors=True)
             erased = erased.plus(self.store.delete_tenant(tenant_id))
             shutil.rmtree(self._tenant_crops(tenant_id), ignore_errors=True)

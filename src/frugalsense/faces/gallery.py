@@ -115,7 +115,7 @@ class FaceGallery(Identification, Comparison, Corrections, Clustering, Erasure):
         crop = self._encode_crop(frame, face.box)
         # dlib's embedding too, so that probes in the identification ladder's band can climb to it later
         second = self._second_embedding(frame, face, meter) if self.identify_ladder is not None else None
-        with meter.stage("store"), self._lock:
+        with meter.stage("store"), self._lock(tenant_id):
             record = self._insert(tenant_id, new, crop)
             if second is not None:
                 self.store.add_face_embedding(tenant_id, record.id, SECOND_MODEL, second)

@@ -171,7 +171,7 @@ class Identification(GalleryBase):
                 for (kept, up), (_, excluded) in zip(climbed, scored, strict=True)
             ]
         if keep and faces:
-            with meter.stage("store", items=len(faces)), self._lock:
+            with meter.stage("store", items=len(faces)), self._lock(tenant_id):
                 used_clusters: list[str] = []
                 for face, (decision, candidates, excluded, up) in zip(faces, decisions, strict=True):
                     assert face.embedding is not None
