@@ -1,18 +1,10 @@
-"""One SQLite connection behind a lock for writes, and a read-only one per thread for reads: the plumbing every
-table-owning class of the database file shares.
-
-In write-ahead-log mode readers never wait for a writer: a read sees the last commit. A large erasure's chunk
-transactions then no longer hold up another tenant's identify, which only reads (bench/abuse.py,
-delete-collection). A thread inside a write (holding the lock) reads through the writing connection, so it sees
-its own changes.
-"""
+"""One SQLite connection behind a lock: the plumbing every table-owning class of the database file shares."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,11 +34,7 @@ class Database:
             private_file(Path(self.path))
             for suffix in ("-wal", "-shm"):
                 make_private(Path(self.path + suffix))
-        self._busy_timeout_ms = int(busy_timeout_ms)
         self._lock = threading.RLock()
-        self._own = threading.local()  # this thread's reading connection
-        self._readers: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
-        self._readers_lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         for pragma in (
@@ -65,32 +53,8 @@ class Database:
             self.migrated = apply_migrations(self._conn)
 
     def close(self) -> None:
-        with self._readers_lock:
-            readers, self._readers = list(self._readers.values()), {}
-        for _, conn in readers:
-            conn.close()
         with self._lock:
             self._conn.close()
-
-    def _reader(self) -> sqlite3.Connection | None:
-        """This thread's reading connection (None for an in-memory database, which has one connection only)."""
-        if self.path == ":memory:":
-            return None
-        conn: sqlite3.Connection | None = getattr(self._own, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            conn.execute("PRAGMA query_only = ON")
-            self._own.conn = conn
-            with self._readers_lock:
-                for ident, (thread, old) in list(self._readers.items()):
-                    alive = thread()
-                    if alive is None or not alive.is_alive():  # a worker thread that ended: its reader goes too
-                        old.close()
-                        del self._readers[ident]
-                self._readers[threading.get_ident()] = (weakref.ref(threading.current_thread()), conn)
-        return conn
 
     def checkpoint(self) -> bool:
         """Fold the write-ahead log into the database file and empty it, so page images holding erased bytes
@@ -119,8 +83,5 @@ class Database:
             self._conn.execute("COMMIT")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        reader = None if self._lock._is_owned() else self._reader()  # type: ignore[attr-defined]
-        if reader is None:
-            with self._lock:
-                return self._conn.execute(sql, params).fetchall()
-        return reader.execute(sql, params).fetchall()
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
