@@ -75,7 +75,6 @@ class MemoryBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
-        self.working = 0  # of `held`: pictures and models being worked on
         self._by_owner: dict[int, int] = {}  # everything an owner holds, bodies included
         self._working: dict[int, int] = {}  # what an owner holds for its work
         self._freed = threading.Condition()
@@ -105,12 +104,11 @@ class MemoryBudget:
                 self._freed.wait(left)
             self._add(size, owner)
             self._working[id(owner)] = self._working.get(id(owner), 0) + size
-            self.working += size
             return True
 
     def _body_fits(self, size: int, owner: object) -> bool:
         mine = self._by_owner.get(id(owner), 0) - self._working.get(id(owner), 0) if owner is not None else 0
-        bodies = self.held - self.working
+        bodies = self.held - sum(self._working.values())  # the rest is pictures and models being worked on
         return bodies - mine <= 0 or bodies + size <= self.limit
 
     def _fits(self, size: int, owner: object) -> bool:
@@ -129,8 +127,6 @@ class MemoryBudget:
                 _take_away(self._by_owner, id(owner), size)
                 if working:
                     _take_away(self._working, id(owner), size)
-            if working:
-                self.working = max(0, self.working - size)
             self._freed.notify_all()
 
 

@@ -70,10 +70,7 @@ class BodySizeLimit:
         budget: MemoryBudget | None = getattr(scope["app"].state, "memory", None)
         if budget is None or budget.would_fit(body_reservation(Headers(scope=scope), self.max_bytes)):
             return True
-        refusal = memory_refusal(budget)
-        answer = problem(refusal.status, refusal.code, refusal.detail, instance=scope.get("path", "")[:200])
-        answer.headers.update(refusal.headers)
-        await answer(scope, receive, send)
+        await memory_refusal(budget).response(scope.get("path", "")[:200])(scope, receive, send)
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -159,10 +156,8 @@ class TurnAway:
             try:
                 guard.check(client[0] if client else "unknown")
             except ApiError as exc:
-                refusal = problem(exc.status, exc.code, exc.detail, instance=path[:200])
-                refusal.headers.update(exc.headers or {})
                 await _held_back(state)
-                await refusal(scope, receive, send)
+                await exc.response(path[:200])(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -59,6 +59,12 @@ class ApiError(Exception):
         super().__init__(detail)
         self.status, self.code, self.detail, self.headers = status, code, detail, headers or {}
 
+    def response(self, instance: str) -> JSONResponse:
+        """This error as a problem+json answer, its headers (Retry-After, say) on it."""
+        answer = problem(self.status, self.code, self.detail, instance=instance)
+        answer.headers.update(self.headers)
+        return answer
+
 
 def problem(status: int, code: str, detail: str, *, instance: str = "", **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {
@@ -91,9 +97,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _edge(request: Request, exc: ApiError) -> JSONResponse:
-        response = problem(exc.status, exc.code, exc.detail, instance=request.url.path)
-        response.headers.update(exc.headers)
-        return response
+        return exc.response(request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

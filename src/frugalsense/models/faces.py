@@ -51,7 +51,7 @@ class YuNetDetector(Model[Frame, list[Face]]):
         reference="WIDER Face val AP easy/medium/hard 0.884/0.866/0.753 (fp32, OpenCV Zoo model card)",
         description="face boxes, 5 landmarks and a score",
     )
-    thread_safe = True  # the runtime runs one detection at a time and shrinks pictures outside that lock
+    thread_safe = True  # the runtime gives each thread its own detector (FaceDetectorYN keeps its input size)
     # On faces-detect 0.6 to 0.8 all find 43 of 43 labelled faces; 0.6 adds a false alarm, 0.9 loses 7 faces.
     score_threshold = 0.7
     scales: tuple[int, ...] = (640, 1280)
